@@ -1,0 +1,169 @@
+// Package kernels holds the CPU compute kernels the engine's cpu backend calls
+// on plain slices: f32 GEMM, quantized (MLX affine) and half-precision
+// matrix products, and dtype conversions. It knows nothing about arrays or
+// graphs. Every exported function has a pure-Go path; faster assembly paths
+// are chosen at run time where the CPU has them. All matrices are row-major.
+package kernels
+
+import (
+	"runtime"
+	"sync"
+)
+
+// HalfKind says how a []uint16 holds floats.
+type HalfKind uint8
+
+const (
+	BF16 HalfKind = iota // bfloat16: the top half of a float32
+	F16                  // IEEE 754 binary16
+)
+
+// Parallel splits [0, n) into about one contiguous chunk per core and runs fn
+// on each chunk concurrently; it returns when all are done. Chunks are at
+// least grain long (grain < 1 counts as 1).
+func Parallel(n, grain int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if grain < 1 {
+		grain = 1
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if maxW := (n + grain - 1) / grain; workers > maxW {
+		workers = maxW
+	}
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	chunk := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}
+
+// Sgemm computes C = op(A)·op(B) (+ C when accumulate), with op(A) [M, K],
+// op(B) [K, N] and C [M, N]. A is stored [M, K] with row stride lda, or
+// [K, M] when transA; B is stored [K, N] with row stride ldb, or [N, K] when
+// transB; C has row stride ldc.
+func Sgemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, accumulate bool) {
+	Parallel(M, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := C[i*ldc : i*ldc+N]
+			if !accumulate {
+				clear(row)
+			}
+			for p := 0; p < K; p++ {
+				var a float32
+				if transA {
+					a = A[p*lda+i]
+				} else {
+					a = A[i*lda+p]
+				}
+				if a == 0 {
+					continue
+				}
+				if transB {
+					for j := range row {
+						row[j] += a * B[j*ldb+p]
+					}
+				} else {
+					b := B[p*ldb : p*ldb+N]
+					for j := range row {
+						row[j] += a * b[j]
+					}
+				}
+			}
+		}
+	})
+}
+
+// QWeight is an MLX affine-quantized weight W [N, K] (N outputs, K inputs):
+// W[n, k] = scale[n, k/G]·q[n, k] + bias[n, k/G], q packed LSB-first into
+// uint32 words, a row of K·Bits/32 words per output.
+type QWeight struct {
+	N, K      int
+	Bits      int // 2, 3, 4, 5, 6 or 8
+	GroupSize int // 32, 64 or 128
+	W         []uint32
+	// Scales and biases [N, K/GroupSize]: either as halves (Kind says which)
+	// or, when ScalesF32 is non-nil, as float32.
+	Scales, Biases       []uint16
+	Kind                 HalfKind
+	ScalesF32, BiasesF32 []float32
+}
+
+// scaleBias returns the scale and bias of group g of row n.
+func (q *QWeight) scaleBias(n, g int) (float32, float32) {
+	i := n*(q.K/q.GroupSize) + g
+	if q.ScalesF32 != nil {
+		return q.ScalesF32[i], q.BiasesF32[i]
+	}
+	return HalfToF32(q.Scales[i], q.Kind), HalfToF32(q.Biases[i], q.Kind)
+}
+
+// unpack returns the k-th q value of row n.
+func (q *QWeight) unpack(n, k int) uint32 {
+	words := q.K * q.Bits / 32
+	row := q.W[n*words : (n+1)*words]
+	bit := k * q.Bits
+	w, off := bit/32, uint(bit%32)
+	v := row[w] >> off
+	if int(off)+q.Bits > 32 {
+		v |= row[w+1] << (32 - off)
+	}
+	return v & (1<<uint(q.Bits) - 1)
+}
+
+// DequantizeRow writes row n of W into dst [K].
+func (q *QWeight) DequantizeRow(n int, dst []float32) {
+	for g := 0; g < q.K/q.GroupSize; g++ {
+		s, b := q.scaleBias(n, g)
+		for k := g * q.GroupSize; k < (g+1)*q.GroupSize; k++ {
+			dst[k] = s*float32(q.unpack(n, k)) + b
+		}
+	}
+}
+
+// QMatmul computes Y [M, N] = X [M, K] · Wᵀ for a quantized W [N, K].
+func QMatmul(Y, X []float32, M int, q *QWeight) {
+	Parallel(q.N, 16, func(lo, hi int) {
+		row := make([]float32, q.K)
+		for n := lo; n < hi; n++ {
+			q.DequantizeRow(n, row)
+			for m := 0; m < M; m++ {
+				x := X[m*q.K : (m+1)*q.K]
+				var s float32
+				for k, w := range row {
+					s += w * x[k]
+				}
+				Y[m*q.N+n] = s
+			}
+		}
+	})
+}
+
+// HGemm computes Y [M, N] = X [M, K] · Wᵀ for a half-precision W [N, K].
+func HGemm(Y, X []float32, M, N, K int, W []uint16, kind HalfKind) {
+	Parallel(N, 16, func(lo, hi int) {
+		row := make([]float32, K)
+		for n := lo; n < hi; n++ {
+			HalfToF32Slice(row, W[n*K:(n+1)*K], kind)
+			for m := 0; m < M; m++ {
+				x := X[m*K : (m+1)*K]
+				var s float32
+				for k, w := range row {
+					s += w * x[k]
+				}
+				Y[m*N+n] = s
+			}
+		}
+	})
+}
