@@ -97,9 +97,9 @@ func TestMergeDefaultsAndErrors(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for body, want := range map[string]string{
-		"a: [1,":                     "c.yaml",
-		"- 1\n- 2\n":                 "expected a mapping",
-		"lora_parameters: 3\n":       "lora_parameters must be a mapping",
+		"a: [1,":                      "c.yaml",
+		"- 1\n- 2\n":                  "expected a mapping",
+		"lora_parameters: 3\n":        "lora_parameters must be a mapping",
 		"lr_schedule: {name: nope}\n": "unknown name",
 	} {
 		p := writeFile(t, dir, "c.yaml", body)
