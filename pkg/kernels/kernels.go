@@ -49,42 +49,6 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// Sgemm computes C = op(A)·op(B) (+ C when accumulate), with op(A) [M, K],
-// op(B) [K, N] and C [M, N]. A is stored [M, K] with row stride lda, or
-// [K, M] when transA; B is stored [K, N] with row stride ldb, or [N, K] when
-// transB; C has row stride ldc.
-func Sgemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, accumulate bool) {
-	Parallel(M, 1, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			row := C[i*ldc : i*ldc+N]
-			if !accumulate {
-				clear(row)
-			}
-			for p := 0; p < K; p++ {
-				var a float32
-				if transA {
-					a = A[p*lda+i]
-				} else {
-					a = A[i*lda+p]
-				}
-				if a == 0 {
-					continue
-				}
-				if transB {
-					for j := range row {
-						row[j] += a * B[j*ldb+p]
-					}
-				} else {
-					b := B[p*ldb : p*ldb+N]
-					for j := range row {
-						row[j] += a * b[j]
-					}
-				}
-			}
-		}
-	})
-}
-
 // QWeight is an MLX affine-quantized weight W [N, K] (N outputs, K inputs):
 // W[n, k] = scale[n, k/G]·q[n, k] + bias[n, k/G], q packed LSB-first into
 // uint32 words, a row of K·Bits/32 words per output.

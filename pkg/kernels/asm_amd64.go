@@ -1,0 +1,37 @@
+//go:build amd64
+
+package kernels
+
+//go:noescape
+func sgemmKernelAVX512(kc int, a, b, c *float32, ldc int, add bool)
+
+//go:noescape
+func sgemmKernelAVX2(kc int, a, b, c *float32, ldc int, add bool)
+
+var (
+	avx512Kernel = gemmKernel{name: "avx512-6x32", mr: 6, nr: 32, fn: sgemmKernelAVX512}
+	avx2Kernel   = gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, fn: sgemmKernelAVX2}
+)
+
+// bestGemmKernel returns the widest micro-kernel this CPU runs.
+func bestGemmKernel() *gemmKernel {
+	switch {
+	case hasAVX512:
+		return &avx512Kernel
+	case hasAVX2:
+		return &avx2Kernel
+	}
+	return &goKernel
+}
+
+// gemmKernels lists every micro-kernel this CPU can run, for tests.
+func gemmKernels() []*gemmKernel {
+	ks := []*gemmKernel{&goKernel}
+	if hasAVX2 {
+		ks = append(ks, &avx2Kernel)
+	}
+	if hasAVX512 {
+		ks = append(ks, &avx512Kernel)
+	}
+	return ks
+}
