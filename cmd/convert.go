@@ -1,13 +1,100 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"context"
 
-func newConvertCmd(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	"github.com/spf13/cobra"
+)
+
+// ConvertOptions holds `mlxgo convert` flags, named and defaulted as mlx_lm.convert.
+type ConvertOptions struct {
+	HFPath          string
+	MLXPath         string
+	Quantize        bool
+	QGroupSize      int // 0: the mode's default (affine 64)
+	QBits           int // 0: the mode's default (affine 4)
+	QMode           string
+	QuantPredicate  string
+	Dtype           string
+	UploadRepo      string
+	Dequantize      bool
+	TrustRemoteCode bool
+}
+
+// quantRecipes are mlx_lm's --quant-predicate choices.
+var quantRecipes = []string{"mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"}
+
+func newConvertCmd(f *Factory) *cobra.Command { return newConvertCmdWith(f, runConvert) }
+
+func newConvertCmdWith(f *Factory, runF func(context.Context, *Factory, *ConvertOptions) error) *cobra.Command {
+	o := &ConvertOptions{}
+	c := &cobra.Command{
 		Use:   "convert",
 		Short: "Convert a Hugging Face checkpoint to MLX format, optionally quantized",
+		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return errNotImplemented("convert", "#5")
+			if o.HFPath == "" {
+				return flagError("--hf-path is required (a local folder or a Hugging Face repo id)")
+			}
+			if o.Quantize && o.Dequantize {
+				return flagError("-q/--quantize and -d/--dequantize cannot be used together")
+			}
+			if o.QMode != "affine" {
+				return flagError("--q-mode %q is not supported yet; only affine (mxfp4, nvfp4 and mxfp8 are planned)", o.QMode)
+			}
+			if o.Quantize {
+				if o.QBits == 0 {
+					o.QBits = 4
+				}
+				if o.QGroupSize == 0 {
+					o.QGroupSize = 64
+				}
+				if err := checkBits("--q-bits", o.QBits); err != nil {
+					return err
+				}
+				if err := checkGroup("--q-group-size", o.QGroupSize); err != nil {
+					return err
+				}
+			}
+			if o.QuantPredicate != "" && !contains(quantRecipes, o.QuantPredicate) {
+				return flagError("--quant-predicate %q: expected one of %v", o.QuantPredicate, quantRecipes)
+			}
+			if o.QuantPredicate != "" && !o.Quantize {
+				return flagError("--quant-predicate needs -q/--quantize")
+			}
+			switch o.Dtype {
+			case "", "float16", "bfloat16", "float32":
+			default:
+				return flagError("--dtype %q: expected float16, bfloat16 or float32", o.Dtype)
+			}
+			return runF(c.Context(), f, o)
 		},
 	}
+	fs := c.Flags()
+	fs.StringVar(&o.HFPath, "hf-path", "", "Path to the Hugging Face model (local folder or repo id)")
+	fs.StringVar(&o.HFPath, "model", "", "Alias of --hf-path")
+	fs.StringVar(&o.MLXPath, "mlx-path", "mlx_model", "Path to save the MLX model")
+	fs.BoolVarP(&o.Quantize, "quantize", "q", false, "Generate a quantized model")
+	fs.IntVar(&o.QGroupSize, "q-group-size", 0, "Group size for quantization (default 64 for affine)")
+	fs.IntVar(&o.QBits, "q-bits", 0, "Bits per weight for quantization (default 4 for affine)")
+	fs.StringVar(&o.QMode, "q-mode", "affine", "The quantization mode")
+	fs.StringVar(&o.QuantPredicate, "quant-predicate", "", "Mixed-bit quantization recipe: mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6")
+	fs.StringVar(&o.Dtype, "dtype", "", "Type to save the non-quantized parameters (float16, bfloat16, float32; default: the model's torch_dtype)")
+	fs.StringVar(&o.UploadRepo, "upload-repo", "", "The Hugging Face repo to upload the model to")
+	fs.BoolVarP(&o.Dequantize, "dequantize", "d", false, "Dequantize a quantized model")
+	fs.BoolVar(&o.TrustRemoteCode, "trust-remote-code", false, "Accepted for compatibility; mlxgo runs no model code from repos")
+	return c
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func runConvert(ctx context.Context, f *Factory, o *ConvertOptions) error {
+	return errNotImplemented("convert", "#5")
 }

@@ -1,13 +1,245 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
 
-func newGenerateCmd(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	"github.com/spf13/cobra"
+
+	"github.com/mlxgo/mlxgo/pkg/sample"
+)
+
+// DefaultModel is mlx_lm's default for generate and chat.
+const DefaultModel = "mlx-community/Llama-3.2-3B-Instruct-4bit"
+
+// SamplingOptions are the sampler and logits-processor settings shared by
+// generate and chat.
+type SamplingOptions struct {
+	Temp, TopP, MinP             float64
+	TopK, MinTokensToKeep        int
+	XTCProbability, XTCThreshold float64
+	Seed                         *uint64
+	RepetitionPenalty            float64
+	RepetitionContextSize        int
+	PresencePenalty              float64
+	FrequencyPenalty             float64
+	LogitBias                    map[int]float32
+	logitBiasJSON                string
+	seed                         int64
+}
+
+// Sampler builds the sampler these options describe.
+func (o *SamplingOptions) Sampler(xtcSpecial []int) (*sample.Sampler, error) {
+	return sample.New(sample.Options{
+		Temp: o.Temp, TopP: o.TopP, MinP: o.MinP, MinTokensToKeep: o.MinTokensToKeep, TopK: o.TopK,
+		XTCProbability: o.XTCProbability, XTCThreshold: o.XTCThreshold, XTCSpecialTokens: xtcSpecial, Seed: o.Seed,
+	})
+}
+
+// Processors builds the logits processors these options describe.
+func (o *SamplingOptions) Processors() ([]sample.Processor, error) {
+	return sample.NewProcessors(sample.ProcessorOptions{
+		LogitBias: o.LogitBias, RepetitionPenalty: o.RepetitionPenalty, RepetitionContextSize: o.RepetitionContextSize,
+		PresencePenalty: o.PresencePenalty, FrequencyPenalty: o.FrequencyPenalty,
+	})
+}
+
+func addSamplingFlags(c *cobra.Command, o *SamplingOptions, full bool) {
+	fs := c.Flags()
+	fs.Float64Var(&o.Temp, "temp", 0, "Sampling temperature (0 is greedy)")
+	fs.Float64Var(&o.TopP, "top-p", 1, "Sampling top-p")
+	fs.Float64Var(&o.XTCProbability, "xtc-probability", 0, "Probability of XTC sampling to happen each next token")
+	fs.Float64Var(&o.XTCThreshold, "xtc-threshold", 0.1, "Thresold the probs of each next token candidate to be sampled by XTC")
+	if !full {
+		return
+	}
+	fs.Float64Var(&o.MinP, "min-p", 0, "Sampling min-p")
+	fs.IntVar(&o.TopK, "top-k", 0, "Sampling top-k (0 turns it off)")
+	fs.IntVar(&o.MinTokensToKeep, "min-tokens-to-keep", 1, "Minimum tokens to keep for min-p sampling")
+	fs.Float64Var(&o.RepetitionPenalty, "repetition-penalty", 0, "mlxgo: CTRL repetition penalty over the last --repetition-context-size tokens (0 off)")
+	fs.IntVar(&o.RepetitionContextSize, "repetition-context-size", 20, "mlxgo: tokens the penalties look back over")
+	fs.Float64Var(&o.PresencePenalty, "presence-penalty", 0, "mlxgo: subtracted once from each recently seen token's logit")
+	fs.Float64Var(&o.FrequencyPenalty, "frequency-penalty", 0, "mlxgo: subtracted per occurrence of each recently seen token")
+	fs.StringVar(&o.logitBiasJSON, "logit-bias", "", `mlxgo: JSON object of token id to additive bias, e.g. '{"13": -100}'`)
+}
+
+// finishSampling validates and completes the sampling options after parsing.
+func finishSampling(c *cobra.Command, o *SamplingOptions, defaultSeed *int64) error {
+	if o.Temp < 0 {
+		return flagError("--temp must be >= 0, got %g", o.Temp)
+	}
+	if o.TopP < 0 || o.TopP > 1 {
+		return flagError("--top-p must be in [0, 1], got %g", o.TopP)
+	}
+	if o.MinP < 0 || o.MinP > 1 {
+		return flagError("--min-p must be in [0, 1], got %g", o.MinP)
+	}
+	if o.TopK < 0 {
+		return flagError("--top-k must be >= 0, got %d", o.TopK)
+	}
+	if o.MinTokensToKeep < 1 && c.Flags().Lookup("min-tokens-to-keep") != nil {
+		return flagError("--min-tokens-to-keep must be >= 1, got %d", o.MinTokensToKeep)
+	}
+	if o.XTCThreshold < 0 || o.XTCThreshold > 0.5 {
+		return flagError("--xtc-threshold must be in [0, 0.5], got %g", o.XTCThreshold)
+	}
+	if o.XTCProbability < 0 || o.XTCProbability > 1 {
+		return flagError("--xtc-probability must be in [0, 1], got %g", o.XTCProbability)
+	}
+	if o.RepetitionPenalty < 0 {
+		return flagError("--repetition-penalty must be >= 0, got %g", o.RepetitionPenalty)
+	}
+	if c.Flags().Changed("seed") {
+		s := uint64(o.seed)
+		o.Seed = &s
+	} else if defaultSeed != nil {
+		s := uint64(*defaultSeed)
+		o.Seed = &s
+	}
+	if o.logitBiasJSON != "" {
+		var raw map[string]float32
+		if err := json.Unmarshal([]byte(o.logitBiasJSON), &raw); err != nil {
+			return flagError("--logit-bias: expected a JSON object of token id to number: %v", err)
+		}
+		o.LogitBias = map[int]float32{}
+		for k, v := range raw {
+			id, err := strconv.Atoi(k)
+			if err != nil || id < 0 {
+				return flagError("--logit-bias: key %q is not a token id", k)
+			}
+			o.LogitBias[id] = v
+		}
+	}
+	return nil
+}
+
+// GenerateOptions holds `mlxgo generate` flags, named and defaulted as mlx_lm.generate.
+type GenerateOptions struct {
+	Model                  string
+	TrustRemoteCode        bool
+	AdapterPath            string
+	ExtraEOSTokens         []string
+	SystemPrompt           string
+	Prompt                 string
+	PrefillResponse        string
+	MaxTokens              int
+	Sampling               SamplingOptions
+	IgnoreChatTemplate     bool
+	UseDefaultChatTemplate bool
+	ChatTemplateConfig     map[string]any
+	Verbose                bool
+	MaxKVSize              int // 0: unbounded
+	PromptCacheFile        string
+	QuantizeActivations    bool
+	KVBits                 int // 0: full-precision cache
+	KVGroupSize            int
+	QuantizedKVStart       int
+	DraftModel             string
+	NumDraftTokens         int
+}
+
+func newGenerateCmd(f *Factory) *cobra.Command { return newGenerateCmdWith(f, runGenerate) }
+
+func newGenerateCmdWith(f *Factory, runF func(context.Context, *Factory, *GenerateOptions) error) *cobra.Command {
+	o := &GenerateOptions{}
+	var verbose, templateConfig string
+	c := &cobra.Command{
 		Use:   "generate",
 		Short: "Generate text from a model",
+		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return errNotImplemented("generate", "#4")
+			if err := finishSampling(c, &o.Sampling, nil); err != nil {
+				return err
+			}
+			o.Verbose = str2bool(verbose)
+			if o.Model == "" {
+				o.Model = DefaultModel
+			}
+			if o.Prompt == "-" {
+				b, err := io.ReadAll(f.In)
+				if err != nil {
+					return fmt.Errorf("--prompt -: reading stdin: %w", err)
+				}
+				o.Prompt = string(b)
+			}
+			o.Prompt = strings.NewReplacer(`\n`, "\n", `\t`, "\t").Replace(o.Prompt)
+			if templateConfig != "" {
+				if err := json.Unmarshal([]byte(templateConfig), &o.ChatTemplateConfig); err != nil {
+					return flagError("--chat-template-config: expected a JSON object: %v", err)
+				}
+			}
+			if o.MaxTokens < 0 {
+				return flagError("--max-tokens must be >= 0, got %d", o.MaxTokens)
+			}
+			if c.Flags().Changed("max-kv-size") && o.MaxKVSize < 1 {
+				return flagError("--max-kv-size must be >= 1, got %d", o.MaxKVSize)
+			}
+			if c.Flags().Changed("kv-bits") {
+				if err := checkBits("--kv-bits", o.KVBits); err != nil {
+					return err
+				}
+			}
+			if err := checkGroup("--kv-group-size", o.KVGroupSize); err != nil {
+				return err
+			}
+			if o.NumDraftTokens < 1 {
+				return flagError("--num-draft-tokens must be >= 1, got %d", o.NumDraftTokens)
+			}
+			return runF(c.Context(), f, o)
 		},
 	}
+	fs := c.Flags()
+	fs.StringVar(&o.Model, "model", "", "The path to the local model directory or Hugging Face repo (default "+DefaultModel+")")
+	fs.BoolVar(&o.TrustRemoteCode, "trust-remote-code", false, "Accepted for compatibility; mlxgo runs no model code from repos")
+	fs.StringVar(&o.AdapterPath, "adapter-path", "", "Optional path for the trained adapter weights and config")
+	fs.StringArrayVar(&o.ExtraEOSTokens, "extra-eos-token", nil, "Add tokens (strings or ids) to the EOS set; takes one or more values")
+	fs.StringVar(&o.SystemPrompt, "system-prompt", "", "System prompt to be used for the chat template")
+	fs.StringVarP(&o.Prompt, "prompt", "p", "hello", "Message to be processed by the model ('-' reads from stdin)")
+	fs.StringVar(&o.PrefillResponse, "prefill-response", "", "Prefill response to be used for the chat template")
+	fs.IntVarP(&o.MaxTokens, "max-tokens", "m", 100, "Maximum number of tokens to generate")
+	addSamplingFlags(c, &o.Sampling, true)
+	fs.Int64Var(&o.Sampling.seed, "seed", 0, "PRNG seed (default: random)")
+	fs.BoolVar(&o.IgnoreChatTemplate, "ignore-chat-template", false, "Use the raw prompt without the tokenizer's chat template")
+	fs.BoolVar(&o.UseDefaultChatTemplate, "use-default-chat-template", false, "Use the default chat template")
+	fs.StringVar(&templateConfig, "chat-template-config", "", "Additional config for apply_chat_template, as a JSON object")
+	fs.StringVar(&verbose, "verbose", "true", "Log verbose output when 'True' or 'T' or only print the response when 'False' or 'F'")
+	fs.IntVar(&o.MaxKVSize, "max-kv-size", 0, "Set the maximum key-value cache size (rotating cache)")
+	fs.StringVar(&o.PromptCacheFile, "prompt-cache-file", "", "A file containing saved KV caches to avoid recomputing them")
+	fs.BoolVar(&o.QuantizeActivations, "quantize-activations", false, "Quantize activations using the same quantization config as the weights (also -qa)")
+	fs.IntVar(&o.KVBits, "kv-bits", 0, "Number of bits for KV cache quantization (default: no quantization)")
+	fs.IntVar(&o.KVGroupSize, "kv-group-size", 64, "Group size for KV cache quantization")
+	fs.IntVar(&o.QuantizedKVStart, "quantized-kv-start", 5000, "When --kv-bits is set, start quantizing the KV cache from this step onwards")
+	fs.StringVar(&o.DraftModel, "draft-model", "", "A model to be used for speculative decoding")
+	fs.IntVar(&o.NumDraftTokens, "num-draft-tokens", 3, "Number of tokens to draft when using speculative decoding")
+	return c
+}
+
+// str2bool is mlx_lm's: anything but "false"/"f" (any case) is true.
+func str2bool(s string) bool {
+	l := strings.ToLower(s)
+	return l != "false" && l != "f"
+}
+
+func checkBits(flag string, bits int) error {
+	switch bits {
+	case 2, 3, 4, 5, 6, 8:
+		return nil
+	}
+	return flagError("%s must be one of 2, 3, 4, 5, 6, 8; got %d", flag, bits)
+}
+
+func checkGroup(flag string, g int) error {
+	switch g {
+	case 32, 64, 128:
+		return nil
+	}
+	return flagError("%s must be one of 32, 64, 128; got %d", flag, g)
+}
+
+func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
+	return errNotImplemented("generate", "#4")
 }

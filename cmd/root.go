@@ -83,7 +83,7 @@ func Execute() int {
 
 func run(ctx context.Context, f *Factory, args []string) int {
 	root := NewRootCmd(f)
-	root.SetArgs(args)
+	root.SetArgs(normalizeArgs(args))
 	c, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
