@@ -35,3 +35,14 @@ func gemmKernels() []*gemmKernel {
 	}
 	return ks
 }
+
+//go:noescape
+func readSumAVX2(p *float32, n int) float32
+
+// readSum sums x (len a multiple of 64): the read-bandwidth probe.
+func readSum(x []float32) float32 {
+	if hasAVX2 && len(x) > 0 {
+		return readSumAVX2(&x[0], len(x))
+	}
+	return readSumGo(x)
+}

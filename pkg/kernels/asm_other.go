@@ -7,3 +7,6 @@ func bestGemmKernel() *gemmKernel { return &goKernel }
 
 // gemmKernels lists every micro-kernel this CPU can run, for tests.
 func gemmKernels() []*gemmKernel { return []*gemmKernel{&goKernel} }
+
+// readSum sums x (len a multiple of 64): the read-bandwidth probe.
+func readSum(x []float32) float32 { return readSumGo(x) }

@@ -96,24 +96,6 @@ func (q *QWeight) DequantizeRow(n int, dst []float32) {
 	}
 }
 
-// QMatmul computes Y [M, N] = X [M, K] · Wᵀ for a quantized W [N, K].
-func QMatmul(Y, X []float32, M int, q *QWeight) {
-	Parallel(q.N, 16, func(lo, hi int) {
-		row := make([]float32, q.K)
-		for n := lo; n < hi; n++ {
-			q.DequantizeRow(n, row)
-			for m := 0; m < M; m++ {
-				x := X[m*q.K : (m+1)*q.K]
-				var s float32
-				for k, w := range row {
-					s += w * x[k]
-				}
-				Y[m*q.N+n] = s
-			}
-		}
-	})
-}
-
 // HGemm computes Y [M, N] = X [M, K] · Wᵀ for a half-precision W [N, K].
 func HGemm(Y, X []float32, M, N, K int, W []uint16, kind HalfKind) {
 	Parallel(N, 16, func(lo, hi int) {

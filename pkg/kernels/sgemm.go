@@ -264,3 +264,20 @@ func packA6(pan, A []float32, off, lda, kc int) {
 		d[3], d[4], d[5] = r3[p], r4[p], r5[p]
 	}
 }
+
+// readSumGo sums x with eight partial sums.
+func readSumGo(x []float32) float32 {
+	var s [8]float32
+	for i := 0; i+8 <= len(x); i += 8 {
+		v := x[i : i+8 : i+8]
+		s[0] += v[0]
+		s[1] += v[1]
+		s[2] += v[2]
+		s[3] += v[3]
+		s[4] += v[4]
+		s[5] += v[5]
+		s[6] += v[6]
+		s[7] += v[7]
+	}
+	return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]
+}

@@ -1,0 +1,290 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// Validate checks that the packed words, scales and biases have the sizes
+// N, K, Bits and GroupSize call for.
+func (q *QWeight) Validate() error {
+	switch q.Bits {
+	case 2, 3, 4, 5, 6, 8:
+	default:
+		return fmt.Errorf("kernels: quantized weight: bits %d, want 2, 3, 4, 5, 6 or 8", q.Bits)
+	}
+	switch q.GroupSize {
+	case 32, 64, 128:
+	default:
+		return fmt.Errorf("kernels: quantized weight: group size %d, want 32, 64 or 128", q.GroupSize)
+	}
+	if q.N < 0 || q.K <= 0 || q.K%q.GroupSize != 0 || (q.K*q.Bits)%32 != 0 {
+		return fmt.Errorf("kernels: quantized weight: shape [%d, %d] does not fit group size %d and %d-bit words", q.N, q.K, q.GroupSize, q.Bits)
+	}
+	if want := q.N * q.K * q.Bits / 32; len(q.W) < want {
+		return fmt.Errorf("kernels: quantized weight: %d packed words, want %d for [%d, %d] at %d bits", len(q.W), want, q.N, q.K, q.Bits)
+	}
+	ng := q.N * (q.K / q.GroupSize)
+	if q.ScalesF32 != nil {
+		if len(q.ScalesF32) < ng || len(q.BiasesF32) < ng {
+			return fmt.Errorf("kernels: quantized weight: %d f32 scales and %d biases, want %d", len(q.ScalesF32), len(q.BiasesF32), ng)
+		}
+		return nil
+	}
+	if len(q.Scales) < ng || len(q.Biases) < ng {
+		return fmt.Errorf("kernels: quantized weight: %d scales and %d biases, want %d", len(q.Scales), len(q.Biases), ng)
+	}
+	if q.Kind != BF16 && q.Kind != F16 {
+		return fmt.Errorf("kernels: quantized weight: half kind %d, want BF16 or F16", q.Kind)
+	}
+	return nil
+}
+
+// scalesRow widens the scales and biases of row n into s and b [K/G].
+func (q *QWeight) scalesRow(n int, s, b []float32) {
+	ng := q.K / q.GroupSize
+	if q.ScalesF32 != nil {
+		copy(s, q.ScalesF32[n*ng:(n+1)*ng])
+		copy(b, q.BiasesF32[n*ng:(n+1)*ng])
+		return
+	}
+	HalfToF32Slice(s, q.Scales[n*ng:(n+1)*ng], q.Kind)
+	HalfToF32Slice(b, q.Biases[n*ng:(n+1)*ng], q.Kind)
+}
+
+// unpackRow writes the q values of row n into dst [K] as float32.
+func (q *QWeight) unpackRow(n int, dst []float32) {
+	words := q.K * q.Bits / 32
+	row := q.W[n*words : (n+1)*words]
+	dst = dst[:q.K]
+	switch q.Bits {
+	case 4:
+		for i, w := range row {
+			d := dst[i*8 : i*8+8 : i*8+8]
+			d[0], d[1], d[2], d[3] = float32(w&15), float32(w>>4&15), float32(w>>8&15), float32(w>>12&15)
+			d[4], d[5], d[6], d[7] = float32(w>>16&15), float32(w>>20&15), float32(w>>24&15), float32(w>>28)
+		}
+	case 8:
+		for i, w := range row {
+			d := dst[i*4 : i*4+4 : i*4+4]
+			d[0], d[1], d[2], d[3] = float32(w&255), float32(w>>8&255), float32(w>>16&255), float32(w>>24)
+		}
+	default:
+		// LSB-first bit stream through a 64-bit buffer.
+		bits := uint(q.Bits)
+		mask := uint64(1)<<bits - 1
+		var buf uint64
+		var nb uint
+		wi := 0
+		for k := range dst {
+			if nb < bits {
+				buf |= uint64(row[wi]) << nb
+				wi++
+				nb += 32
+			}
+			dst[k] = float32(buf & mask)
+			buf >>= bits
+			nb -= bits
+		}
+	}
+}
+
+// dequantRowFast writes row n of W into dst [K]; s and b are scratch [K/G].
+func (q *QWeight) dequantRowFast(n int, dst, s, b []float32) {
+	q.unpackRow(n, dst)
+	q.scalesRow(n, s, b)
+	G := q.GroupSize
+	for g := range s {
+		sg, bg := s[g], b[g]
+		d := dst[g*G : g*G+G]
+		for k, v := range d {
+			d[k] = sg*v + bg
+		}
+	}
+}
+
+// qmatmulRef is the reference: dequantize each row, f32 dot products.
+func qmatmulRef(Y, X []float32, M int, q *QWeight) {
+	Parallel(q.N, 16, func(lo, hi int) {
+		row := make([]float32, q.K)
+		for n := lo; n < hi; n++ {
+			q.DequantizeRow(n, row)
+			for m := 0; m < M; m++ {
+				x := X[m*q.K : (m+1)*q.K]
+				var s float32
+				for k, w := range row {
+					s += w * x[k]
+				}
+				Y[m*q.N+n] = s
+			}
+		}
+	})
+}
+
+// dot4 is an f32 dot product with four partial sums.
+func dot4(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	k := 0
+	for ; k+4 <= len(a); k += 4 {
+		s0 += a[k] * b[k]
+		s1 += a[k+1] * b[k+1]
+		s2 += a[k+2] * b[k+2]
+		s3 += a[k+3] * b[k+3]
+	}
+	for ; k < len(a); k++ {
+		s0 += a[k] * b[k]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// qmatmulGo is the portable path for small M: dequantize a row at a time
+// (bit-width specialised), dot it with every activation row.
+func qmatmulGo(Y, X []float32, M int, q *QWeight) {
+	Parallel(q.N, 16, func(lo, hi int) {
+		ng := q.K / q.GroupSize
+		row := make([]float32, q.K)
+		s, b := make([]float32, ng), make([]float32, ng)
+		for n := lo; n < hi; n++ {
+			q.dequantRowFast(n, row, s, b)
+			for m := 0; m < M; m++ {
+				Y[m*q.N+n] = dot4(row, X[m*q.K:(m+1)*q.K])
+			}
+		}
+	})
+}
+
+// qmatmulGemm is the path for many activation rows (prompt processing):
+// dequantize blocks of weight rows to f32, then Sgemm against them.
+func qmatmulGemm(Y, X []float32, M int, q *QWeight) {
+	nb := max(64, min(q.N, (1<<20)/q.K))
+	buf := make([]float32, nb*q.K)
+	for n0 := 0; n0 < q.N; n0 += nb {
+		rows := min(nb, q.N-n0)
+		Parallel(rows, 8, func(lo, hi int) {
+			ng := q.K / q.GroupSize
+			s, b := make([]float32, ng), make([]float32, ng)
+			for r := lo; r < hi; r++ {
+				q.dequantRowFast(n0+r, buf[r*q.K:(r+1)*q.K], s, b)
+			}
+		})
+		// Y[:, n0:n0+rows] = X · buf[:rows]ᵀ
+		Sgemm(false, true, M, rows, q.K, X, q.K, buf, q.K, Y[n0:], q.N, false)
+	}
+}
+
+// qmatmulGemmMinM is the number of activation rows from which QMatmul
+// dequantizes into an f32 GEMM rather than running GEMVs.
+const qmatmulGemmMinM = 32
+
+// QMatmul computes Y [M, N] = X [M, K] · Wᵀ for a quantized W [N, K]. For
+// few rows (decoding) on CPUs with AVX-512 VNNI and 4- or 8-bit weights
+// with K a multiple of 128, it quantizes each activation row to int8 in
+// blocks of 32 (scale max|x|/127) and uses integer dot products; this
+// differs from the f32 result by at most Σ_k |scale|·q_k·dx/2 (see
+// qgemv_test.go). Otherwise it dequantizes in f32. q must pass Validate.
+func QMatmul(Y, X []float32, M int, q *QWeight) {
+	if M <= 0 || q.N <= 0 {
+		return
+	}
+	if M >= qmatmulGemmMinM {
+		qmatmulGemm(Y, X, M, q)
+		return
+	}
+	if qgemvFast(Y, X, M, q) {
+		return
+	}
+	qmatmulGo(Y, X, M, q)
+}
+
+// qact is an activation row prepared for the int8 kernels.
+type qact struct {
+	xq   []int8    // K int8s, chunk layout per bit width (see prepAct)
+	dxl  []float32 // per 128-chunk lane multipliers: 16 (4-bit) or 32 (8-bit)
+	sumx []float32 // Σx per weight group [K/G]
+	dx   []float32 // per 32-block scale
+	bsum []float32 // per 32-block Σx
+}
+
+// prepAct quantizes x [K] (K a multiple of 128) to int8 in blocks of 32
+// with dx = max|x|/127, and lays it out for the bits-wide kernel:
+//
+//   - 4-bit: per 128-chunk, the 64 even elements then the 64 odd ones (the
+//     low and high nibbles of the chunk's 64 weight bytes); lane l of the
+//     integer dot covers elements 8l..8l+7, block l/4.
+//   - 8-bit: natural order; lane l of the first (second) 64 covers
+//     elements 4l..4l+3 (64+4l..), block l/8 (2+l/8).
+func prepAct(x []float32, bits, G int, a *qact) {
+	K := len(x)
+	nb := K / 32
+	lanes := 16
+	if bits == 8 {
+		lanes = 32
+	}
+	a.xq = grow(a.xq, K)
+	a.dx = grow(a.dx, nb)
+	a.bsum = grow(a.bsum, nb)
+	a.dxl = grow(a.dxl, K/128*lanes)
+	a.sumx = grow(a.sumx, K/G)
+	quantAct(x, bits, a.xq, a.dx, a.bsum)
+	clear(a.sumx)
+	for b, s := range a.bsum {
+		a.sumx[b*32/G] += s
+	}
+	for c := 0; c < K/128; c++ {
+		dx := a.dx[c*4 : c*4+4 : c*4+4]
+		l := a.dxl[c*lanes : (c+1)*lanes]
+		if bits == 4 {
+			for i := 0; i < 16; i++ {
+				l[i] = dx[i/4]
+			}
+		} else {
+			for i := 0; i < 16; i++ {
+				l[i] = dx[i/8]
+				l[16+i] = dx[2+i/8]
+			}
+		}
+	}
+}
+
+// grow returns s resized to n, reusing its array when large enough.
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// quantActGo is the portable quantizer behind prepAct: per block of 32,
+// dx = max|x|/127, xi = round-to-even(x·(127/max)), Σx; xq laid out as
+// prepAct says.
+func quantActGo(x []float32, bits int, xq []int8, dx, bsum []float32) {
+	var blk [32]int8
+	for b := range dx {
+		xs := x[b*32 : b*32+32 : b*32+32]
+		var mx, sum float32
+		for _, v := range xs {
+			mx = max(mx, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
+			sum += v
+		}
+		bsum[b] = sum
+		dx[b] = mx / 127
+		inv := float32(0)
+		if mx > 0 {
+			inv = 127 / mx
+		}
+		for i, v := range xs {
+			blk[i] = int8(math.RoundToEven(float64(v * inv)))
+		}
+		c, off := b/4, (b%4)*32 // chunk, offset of this block in it
+		dst := xq[c*128 : c*128+128]
+		if bits == 4 {
+			for i := 0; i < 32; i += 2 {
+				dst[(off+i)/2] = blk[i]
+				dst[64+(off+i)/2] = blk[i+1]
+			}
+		} else {
+			copy(dst[off:off+32], blk[:])
+		}
+	}
+}

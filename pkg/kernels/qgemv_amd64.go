@@ -1,0 +1,72 @@
+//go:build amd64
+
+package kernels
+
+import "unsafe"
+
+//go:noescape
+func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32)
+
+//go:noescape
+func quantActAVX512(x *float32, nblk int, bits int, xq *int8, dx, bsum *float32)
+
+// quantAct quantizes activations for the int8 kernels (see prepAct).
+func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
+	if hasAVX512 && len(dx) > 0 && len(dx)%4 == 0 {
+		quantActAVX512(&x[0], len(dx), bits, &xq[0], &dx[0], &bsum[0])
+		return
+	}
+	quantActGo(x, bits, xq, dx, bsum)
+}
+
+// qgemvFast runs QMatmul on the AVX-512 VNNI int8 kernel when the CPU and
+// the weight's format allow; it reports whether it did.
+func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
+	if !hasVNNI || (q.Bits != 4 && q.Bits != 8) || q.K%128 != 0 {
+		return false
+	}
+	K, N, G := q.K, q.N, q.GroupSize
+	ng := K / G
+	acts := make([]qact, M)
+	for m := range acts {
+		prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
+	}
+	var idx [32]int32
+	for l := 0; l < 16; l++ {
+		if q.Bits == 4 {
+			idx[l] = int32(8 * l / G)
+		} else {
+			idx[l] = int32(4 * l / G)
+			idx[16+l] = int32((64 + 4*l) / G)
+		}
+	}
+	kind, esz := int(q.Kind), 2
+	var sp, bp unsafe.Pointer
+	if q.ScalesF32 != nil {
+		kind, esz = 2, 4
+		sp, bp = unsafe.Pointer(unsafe.SliceData(q.ScalesF32)), unsafe.Pointer(unsafe.SliceData(q.BiasesF32))
+	} else {
+		sp, bp = unsafe.Pointer(unsafe.SliceData(q.Scales)), unsafe.Pointer(unsafe.SliceData(q.Biases))
+	}
+	wstride := K * q.Bits / 8
+	sbstride := ng * esz
+	wp := unsafe.Pointer(unsafe.SliceData(q.W))
+	smask, sstep, bmask := 1<<(128/G)-1, 128/G*esz, 1<<(ng%16)-1
+	// Blocks of rows small enough to stay in L2 while every activation row
+	// passes over them.
+	const blockBytes = 256 << 10
+	rowsPerBlock := max(8, blockBytes/wstride)
+	Parallel(N, 32, func(lo, hi int) {
+		for n0 := lo; n0 < hi; n0 += rowsPerBlock {
+			rows := min(rowsPerBlock, hi-n0)
+			for m := range acts {
+				a := &acts[m]
+				qgemvVNNI(q.Bits, rows, unsafe.Add(wp, n0*wstride), wstride,
+					unsafe.Add(sp, n0*sbstride), unsafe.Add(bp, n0*sbstride), sbstride, kind,
+					unsafe.Pointer(&a.xq[0]), unsafe.Pointer(&a.dxl[0]), unsafe.Pointer(&a.sumx[0]),
+					K/128, ng, unsafe.Pointer(&idx[0]), smask, sstep, bmask, &Y[m*N+n0])
+			}
+		}
+	})
+	return true
+}

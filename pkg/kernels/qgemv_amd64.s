@@ -1,0 +1,314 @@
+#include "textflag.h"
+
+// Quantized GEMV on int8 activations, AVX-512 VNNI. See qgemv.go for the
+// data layouts. Per 128-weight chunk the integer dot products land in 16
+// int32 lanes; each lane is scaled by its activation block's dx (dxl) and by
+// its weight group's scale, gathered per lane with VPERMPS. The bias term
+// Σ_g bias[g]·Σx[g] is a plain f32 dot product after the chunks.
+
+// Scale loads: 128/G scales of this chunk at DI, masked by K1, widened into
+// Z4 as f32.
+#define LS_BF16 VMOVDQU16.Z (DI), K1, Y4; VPMOVZXWD Y4, Z4; VPSLLD $16, Z4, Z4
+#define LS_F16 VMOVDQU16.Z (DI), K1, Y4; VCVTPH2PS Y4, Z4
+#define LS_F32 VMOVUPS.Z (DI), K1, Z4
+
+// Bias loads: 16 biases at DI under mask register M into Z5 as f32.
+#define LB_BF16(M) VMOVDQU16.Z (DI), M, Y5; VPMOVZXWD Y5, Z5; VPSLLD $16, Z5, Z5
+#define LB_F16(M) VMOVDQU16.Z (DI), M, Y5; VCVTPH2PS Y5, Z5
+#define LB_F32(M) VMOVUPS.Z (DI), M, Z5
+
+// 4-bit chunk: 64 bytes of packed weights at SI (low nibbles are the even
+// elements, high nibbles the odd ones); activations at AX: 64 even then 64
+// odd int8s; 16 lane multipliers at BX.
+#define CHUNK4(LS) \
+	VMOVDQU64 (SI), Z1; \
+	VPSRLW $4, Z1, Z2; \
+	VPANDD Z31, Z1, Z1; \
+	VPANDD Z31, Z2, Z2; \
+	VPXORD Z3, Z3, Z3; \
+	VPDPBUSD (AX), Z1, Z3; \
+	VPDPBUSD 64(AX), Z2, Z3; \
+	VCVTDQ2PS Z3, Z3; \
+	VMULPS (BX), Z3, Z3; \
+	LS; \
+	VPERMPS Z4, Z30, Z4; \
+	VFMADD231PS Z4, Z3, Z0; \
+	ADDQ $64, SI; \
+	ADDQ $128, AX; \
+	ADDQ $64, BX; \
+	ADDQ R13, DI
+
+// 8-bit chunk: 128 weight bytes at SI, 128 int8 activations at AX, 32 lane
+// multipliers at BX (16 per half); Z30/Z29 pick each half's scale lanes.
+#define CHUNK8(LS) \
+	VMOVDQU64 (SI), Z1; \
+	VMOVDQU64 64(SI), Z2; \
+	VPXORD Z3, Z3, Z3; \
+	VPXORD Z6, Z6, Z6; \
+	VPDPBUSD (AX), Z1, Z3; \
+	VPDPBUSD 64(AX), Z2, Z6; \
+	VCVTDQ2PS Z3, Z3; \
+	VCVTDQ2PS Z6, Z6; \
+	VMULPS (BX), Z3, Z3; \
+	VMULPS 64(BX), Z6, Z6; \
+	LS; \
+	VPERMPS Z4, Z30, Z7; \
+	VPERMPS Z4, Z29, Z8; \
+	VFMADD231PS Z7, Z3, Z0; \
+	VFMADD231PS Z8, Z6, Z16; \
+	ADDQ $128, SI; \
+	ADDQ $128, AX; \
+	ADDQ $128, BX; \
+	ADDQ R13, DI
+
+// Bias loop over the row's groups: biases at DI, Σx at AX, 16 at a time,
+// then the masked tail (K2).
+#define BIAS(LB, ESZ, lloop, ltail) \
+	MOVQ ngroups+96(FP), CX; \
+	SHRQ $4, CX; \
+	JZ   ltail; \
+lloop: \
+	LB(K3); \
+	VFMADD231PS (AX), Z5, Z0; \
+	ADDQ $(16*ESZ), DI; \
+	ADDQ $64, AX; \
+	DECQ CX; \
+	JNZ  lloop; \
+ltail: \
+	LB(K2); \
+	VMOVUPS.Z (AX), K2, Z6; \
+	VFMADD231PS Z6, Z5, Z0
+
+// Horizontal sum of Z0 into (R12), then advance to the next row.
+#define STOREROW \
+	VADDPS Z16, Z0, Z0; \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS Y1, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VPERMILPS $0x4e, X0, X1; \
+	VADDPS X1, X0, X0; \
+	VPERMILPS $0xb1, X0, X1; \
+	VADDSS X1, X0, X0; \
+	VMOVSS X0, (R12); \
+	ADDQ $4, R12; \
+	ADDQ wstride+24(FP), R9; \
+	ADDQ sbstride+48(FP), R10; \
+	ADDQ sbstride+48(FP), R11
+
+// Row prologue: chunk pointers and accumulators.
+#define ROWSTART \
+	MOVQ R9, SI; \
+	MOVQ R10, DI; \
+	MOVQ xq+64(FP), AX; \
+	MOVQ dxl+72(FP), BX; \
+	MOVQ nchunk+88(FP), CX; \
+	VPXORD Z0, Z0, Z0; \
+	VPXORD Z16, Z16, Z16
+
+// Bias prologue.
+#define BIASSTART \
+	MOVQ R11, DI; \
+	MOVQ sumx+80(FP), AX
+
+// func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32)
+TEXT ·qgemvVNNI(SB), NOSPLIT, $0-144
+	MOVQ rows+8(FP), R8
+	TESTQ R8, R8
+	JZ   done
+	MOVQ w+16(FP), R9
+	MOVQ s+32(FP), R10
+	MOVQ b+40(FP), R11
+	MOVQ y+136(FP), R12
+	MOVQ sstep+120(FP), R13
+	MOVL $0x0f0f0f0f, DX
+	VPBROADCASTD DX, Z31
+	MOVQ idx+104(FP), DX
+	VMOVDQU32 (DX), Z30
+	VMOVDQU32 64(DX), Z29
+	MOVQ smask+112(FP), DX
+	KMOVW DX, K1
+	MOVQ bmask+128(FP), DX
+	KMOVW DX, K2
+	MOVL $0xffff, DX
+	KMOVW DX, K3
+	MOVQ kind+56(FP), DX
+	MOVQ bits+0(FP), CX
+	CMPQ CX, $8
+	JEQ  bits8
+	CMPQ DX, $1
+	JEQ  r4f16
+	JGT  r4f32
+
+r4bf16:
+	ROWSTART
+c4bf16:
+	CHUNK4(LS_BF16)
+	DECQ CX
+	JNZ  c4bf16
+	BIASSTART
+	BIAS(LB_BF16, 2, b4bf16l, b4bf16t)
+	STOREROW
+	DECQ R8
+	JNZ  r4bf16
+	JMP  done
+
+r4f16:
+	ROWSTART
+c4f16:
+	CHUNK4(LS_F16)
+	DECQ CX
+	JNZ  c4f16
+	BIASSTART
+	BIAS(LB_F16, 2, b4f16l, b4f16t)
+	STOREROW
+	DECQ R8
+	JNZ  r4f16
+	JMP  done
+
+r4f32:
+	ROWSTART
+c4f32:
+	CHUNK4(LS_F32)
+	DECQ CX
+	JNZ  c4f32
+	BIASSTART
+	BIAS(LB_F32, 4, b4f32l, b4f32t)
+	STOREROW
+	DECQ R8
+	JNZ  r4f32
+	JMP  done
+
+bits8:
+	CMPQ DX, $1
+	JEQ  r8f16
+	JGT  r8f32
+
+r8bf16:
+	ROWSTART
+c8bf16:
+	CHUNK8(LS_BF16)
+	DECQ CX
+	JNZ  c8bf16
+	BIASSTART
+	BIAS(LB_BF16, 2, b8bf16l, b8bf16t)
+	STOREROW
+	DECQ R8
+	JNZ  r8bf16
+	JMP  done
+
+r8f16:
+	ROWSTART
+c8f16:
+	CHUNK8(LS_F16)
+	DECQ CX
+	JNZ  c8f16
+	BIASSTART
+	BIAS(LB_F16, 2, b8f16l, b8f16t)
+	STOREROW
+	DECQ R8
+	JNZ  r8f16
+	JMP  done
+
+r8f32:
+	ROWSTART
+c8f32:
+	CHUNK8(LS_F32)
+	DECQ CX
+	JNZ  c8f32
+	BIASSTART
+	BIAS(LB_F32, 4, b8f32l, b8f32t)
+	STOREROW
+	DECQ R8
+	JNZ  r8f32
+
+done:
+	VZEROUPPER
+	RET
+
+// Horizontal max (OP=VMAXPS) or sum (VADDPS) of Z register R (destroyed,
+// temp T) into the low lane of X register R.
+#define HRED(OP, R, RY, RX, T, TY, TX) \
+	VEXTRACTF64X4 $1, R, TY; \
+	OP TY, RY, RY; \
+	VEXTRACTF128 $1, RY, TX; \
+	OP TX, RX, RX; \
+	VPERMILPS $0x4e, RX, TX; \
+	OP TX, RX, RX; \
+	VPERMILPS $0xb1, RX, TX; \
+	OP TX, RX, RX
+
+// func quantActAVX512(x *float32, nblk int, bits int, xq *int8, dx, bsum *float32)
+// Quantizes nblk blocks of 32 floats to int8 with dx = max|x|/127 and
+// xi = round-to-even(x·127/max), storing dx and Σx per block. The int8s go
+// in natural order (bits 8) or, per 128-chunk, even elements then odd
+// elements (bits 4; nblk a multiple of 4).
+TEXT ·quantActAVX512(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ nblk+8(FP), CX
+	MOVQ bits+16(FP), R8
+	MOVQ xq+24(FP), DI
+	MOVQ dx+32(FP), R9
+	MOVQ bsum+40(FP), R10
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z31
+	MOVL $0x42fe0000, AX // 127.0
+	VPBROADCASTD AX, Z30
+	XORQ DX, DX // block index within the 128-chunk
+	TESTQ CX, CX
+	JZ   qadone
+
+qaloop:
+	VMOVUPS (SI), Z1
+	VMOVUPS 64(SI), Z2
+	VANDPS Z31, Z1, Z3
+	VANDPS Z31, Z2, Z4
+	VMAXPS Z4, Z3, Z3
+	HRED(VMAXPS, Z3, Y3, X3, Z4, Y4, X4)
+	VBROADCASTSS X3, Z3
+	VDIVPS Z30, Z3, Z5 // max/127
+	VMOVSS X5, (R9)
+	VXORPS Z6, Z6, Z6
+	VCMPPS $4, Z6, Z3, K1 // max != 0
+	VDIVPS.Z Z3, Z30, K1, Z5 // 127/max, 0 where max = 0
+	VADDPS Z2, Z1, Z6
+	HRED(VADDPS, Z6, Y6, X6, Z7, Y7, X7)
+	VMOVSS X6, (R10)
+	VMULPS Z5, Z1, Z1
+	VMULPS Z5, Z2, Z2
+	VCVTPS2DQ Z1, Z1
+	VCVTPS2DQ Z2, Z2
+	VPMOVSDB Z1, X1
+	VPMOVSDB Z2, X2
+	CMPQ R8, $8
+	JNE  qa4
+	VMOVDQU X1, (DI)
+	VMOVDQU X2, 16(DI)
+	ADDQ $32, DI
+	JMP  qanext
+
+qa4:
+	VINSERTI128 $1, X2, Y1, Y1
+	VPMOVWB Y1, X3
+	VPSRLW $8, Y1, Y1
+	VPMOVWB Y1, X4
+	MOVQ DX, AX
+	SHLQ $4, AX
+	VMOVDQU X3, (DI)(AX*1)
+	VMOVDQU X4, 64(DI)(AX*1)
+	INCQ DX
+	CMPQ DX, $4
+	JNE  qanext
+	XORQ DX, DX
+	ADDQ $128, DI
+
+qanext:
+	ADDQ $128, SI
+	ADDQ $4, R9
+	ADDQ $4, R10
+	DECQ CX
+	JNZ  qaloop
+
+qadone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package kernels
+
+// qgemvFast has no assembly outside amd64.
+func qgemvFast(Y, X []float32, M int, q *QWeight) bool { return false }
+
+// quantAct quantizes activations for the int8 kernels (see prepAct).
+func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
+	quantActGo(x, bits, xq, dx, bsum)
+}
