@@ -39,10 +39,28 @@ func gemmKernels() []*gemmKernel {
 //go:noescape
 func readSumAVX2(p *float32, n int) float32
 
-// readSum sums x (len a multiple of 64): the read-bandwidth probe.
+//go:noescape
+func readSumAVX512(p *float32, n int) float32
+
+// readSum sums x (len a multiple of 128): the read-bandwidth probe.
 func readSum(x []float32) float32 {
+	if hasAVX512 && len(x) > 0 {
+		return readSumAVX512(&x[0], len(x))
+	}
 	if hasAVX2 && len(x) > 0 {
 		return readSumAVX2(&x[0], len(x))
 	}
 	return readSumGo(x)
+}
+
+// readSums lists every read-bandwidth probe this CPU runs.
+func readSums() []func([]float32) float32 {
+	fs := []func([]float32) float32{readSumGo}
+	if hasAVX2 {
+		fs = append(fs, func(x []float32) float32 { return readSumAVX2(&x[0], len(x)) })
+	}
+	if hasAVX512 {
+		fs = append(fs, func(x []float32) float32 { return readSumAVX512(&x[0], len(x)) })
+	}
+	return fs
 }

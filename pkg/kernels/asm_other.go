@@ -8,5 +8,8 @@ func bestGemmKernel() *gemmKernel { return &goKernel }
 // gemmKernels lists every micro-kernel this CPU can run, for tests.
 func gemmKernels() []*gemmKernel { return []*gemmKernel{&goKernel} }
 
-// readSum sums x (len a multiple of 64): the read-bandwidth probe.
+// readSum sums x (len a multiple of 128): the read-bandwidth probe.
 func readSum(x []float32) float32 { return readSumGo(x) }
+
+// readSums lists every read-bandwidth probe this CPU runs.
+func readSums() []func([]float32) float32 { return []func([]float32) float32{readSumGo} }

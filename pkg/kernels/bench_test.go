@@ -55,19 +55,22 @@ var (
 )
 
 // streamRead measures read bandwidth the STREAM way: both cores sum their
-// half of a 512 MiB array; the best of five passes counts.
+// half of a 512 MiB array with 256-bit and with 512-bit loads; the best of
+// five passes each counts. It runs once per test binary.
 func streamRead() float64 {
 	streamOnce.Do(func() {
 		streamBuf = make([]float32, streamBytes/4)
 		for i := range streamBuf {
 			streamBuf[i] = 1
 		}
-		for range 5 {
-			t0 := time.Now()
-			Parallel(len(streamBuf)/64, 1<<14, func(lo, hi int) {
-				sink = readSum(streamBuf[lo*64 : hi*64])
-			})
-			streamGBs = max(streamGBs, streamBytes/time.Since(t0).Seconds()/1e9)
+		for _, sum := range readSums() {
+			for range 5 {
+				t0 := time.Now()
+				Parallel(len(streamBuf)/128, 1<<13, func(lo, hi int) {
+					sink = sum(streamBuf[lo*128 : hi*128])
+				})
+				streamGBs = max(streamGBs, streamBytes/time.Since(t0).Seconds()/1e9)
+			}
 		}
 		streamBuf = nil
 	})
@@ -79,7 +82,10 @@ var sink float32
 // BenchmarkStreamRead reports the read-bandwidth ceiling the GEMV
 // benchmarks compare against.
 func BenchmarkStreamRead(b *testing.B) {
-	b.ReportMetric(streamRead(), "GB/s")
+	bw := streamRead()
+	for b.Loop() {
+	}
+	b.ReportMetric(bw, "GB/s")
 }
 
 // BenchmarkQGemv reports effective weight bandwidth (packed weights plus
@@ -105,5 +111,95 @@ func BenchmarkQGemv(b *testing.B) {
 				b.ReportMetric(gbs/bw, "x_stream")
 			})
 		}
+	}
+}
+
+// BenchmarkHGemv reports effective weight bandwidth of HGemm with M = 1
+// (bf16 and f16 weights) and its ratio to the read bandwidth.
+func BenchmarkHGemv(b *testing.B) {
+	bw := streamRead()
+	for _, kind := range []HalfKind{BF16, F16} {
+		for _, sh := range [][2]int{{4096, 4096}, {151936, 896}} {
+			N, K := sh[0], sh[1]
+			r := rand.New(rand.NewPCG(2, 3))
+			W := make([]uint16, N*K)
+			F32ToHalfSlice(W, randF32(r, N*K), kind)
+			x, y := randF32(r, K), make([]float32, N)
+			b.Run(fmt.Sprintf("%s/%dx%d", kindName(kind), N, K), func(b *testing.B) {
+				for b.Loop() {
+					HGemm(y, x, 1, N, K, W, kind)
+				}
+				gbs := float64(2*N*K) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+				b.ReportMetric(gbs, "GB/s")
+				b.ReportMetric(gbs/bw, "x_stream")
+			})
+		}
+	}
+}
+
+func kindName(k HalfKind) string {
+	if k == BF16 {
+		return "bf16"
+	}
+	return "f16"
+}
+
+// BenchmarkPrefill reports GFLOP/s of the M > 1 paths (prompt processing,
+// 512 tokens through a 4096×4096 weight): QMatmul 4-bit and 8-bit, HGemm
+// bf16, and Sgemm with a transposed f32 weight for comparison.
+func BenchmarkPrefill(b *testing.B) {
+	const M, N, K = 512, 4096, 4096
+	r := rand.New(rand.NewPCG(4, 5))
+	X, Y := randF32(r, M*K), make([]float32, M*N)
+	flops := 2.0 * M * N * K
+	report := func(b *testing.B) {
+		b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	}
+	for _, bits := range []int{4, 8} {
+		q := randQWeight(r, N, K, bits, 64, "bf16")
+		b.Run(fmt.Sprintf("q%d/%dx%dx%d", bits, M, N, K), func(b *testing.B) {
+			for b.Loop() {
+				QMatmul(Y, X, M, q)
+			}
+			report(b)
+		})
+	}
+	W := make([]uint16, N*K)
+	Wf := randF32(r, N*K)
+	F32ToHalfSlice(W, Wf, BF16)
+	b.Run(fmt.Sprintf("bf16/%dx%dx%d", M, N, K), func(b *testing.B) {
+		for b.Loop() {
+			HGemm(Y, X, M, N, K, W, BF16)
+		}
+		report(b)
+	})
+	b.Run(fmt.Sprintf("f32-transB/%dx%dx%d", M, N, K), func(b *testing.B) {
+		for b.Loop() {
+			Sgemm(false, true, M, N, K, X, K, Wf, K, Y, N, false)
+		}
+		report(b)
+	})
+}
+
+// BenchmarkConvert reports GB/s (bytes read plus written) of the slice
+// conversions on 16 Mi elements.
+func BenchmarkConvert(b *testing.B) {
+	const n = 16 << 20
+	r := rand.New(rand.NewPCG(6, 7))
+	f := randF32(r, n)
+	h := make([]uint16, n)
+	for _, kind := range []HalfKind{BF16, F16} {
+		b.Run("f32-to-"+kindName(kind), func(b *testing.B) {
+			for b.Loop() {
+				F32ToHalfSlice(h, f, kind)
+			}
+			b.ReportMetric(6*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+		b.Run(kindName(kind)+"-to-f32", func(b *testing.B) {
+			for b.Loop() {
+				HalfToF32Slice(f, h, kind)
+			}
+			b.ReportMetric(6*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
 	}
 }

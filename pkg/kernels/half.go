@@ -82,8 +82,32 @@ func HalfToF32(h uint16, kind HalfKind) float32 {
 	return F16ToF32(h)
 }
 
-// HalfToF32Slice widens src into dst (len(dst) >= len(src)).
+// convGrain is the slice length from which conversions split over cores.
+const convGrain = 1 << 16
+
+// HalfToF32Slice widens src into dst (len(dst) >= len(src)): AVX-512 where
+// the CPU has it, parallel for long slices.
 func HalfToF32Slice(dst []float32, src []uint16, kind HalfKind) {
+	if len(src) < 2*convGrain {
+		halfToF32(dst, src, kind)
+		return
+	}
+	Parallel(len(src), convGrain, func(lo, hi int) { halfToF32(dst[lo:hi], src[lo:hi], kind) })
+}
+
+// F32ToHalfSlice narrows src into dst with round-to-nearest-even, exactly
+// as F32ToBF16 / F32ToF16 do (NaN payloads may differ; they stay NaN).
+func F32ToHalfSlice(dst []uint16, src []float32, kind HalfKind) {
+	if len(src) < 2*convGrain {
+		f32ToHalf(dst, src, kind)
+		return
+	}
+	Parallel(len(src), convGrain, func(lo, hi int) { f32ToHalf(dst[lo:hi], src[lo:hi], kind) })
+}
+
+// halfToF32Go is the portable widening loop.
+func halfToF32Go(dst []float32, src []uint16, kind HalfKind) {
+	dst = dst[:len(src)]
 	if kind == BF16 {
 		for i, h := range src {
 			dst[i] = math.Float32frombits(uint32(h) << 16)
@@ -95,8 +119,9 @@ func HalfToF32Slice(dst []float32, src []uint16, kind HalfKind) {
 	}
 }
 
-// F32ToHalfSlice narrows src into dst with round-to-nearest-even.
-func F32ToHalfSlice(dst []uint16, src []float32, kind HalfKind) {
+// f32ToHalfGo is the portable narrowing loop.
+func f32ToHalfGo(dst []uint16, src []float32, kind HalfKind) {
+	dst = dst[:len(src)]
 	if kind == BF16 {
 		for i, f := range src {
 			dst[i] = F32ToBF16(f)

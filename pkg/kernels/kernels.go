@@ -96,20 +96,3 @@ func (q *QWeight) DequantizeRow(n int, dst []float32) {
 	}
 }
 
-// HGemm computes Y [M, N] = X [M, K] · Wᵀ for a half-precision W [N, K].
-func HGemm(Y, X []float32, M, N, K int, W []uint16, kind HalfKind) {
-	Parallel(N, 16, func(lo, hi int) {
-		row := make([]float32, K)
-		for n := lo; n < hi; n++ {
-			HalfToF32Slice(row, W[n*K:(n+1)*K], kind)
-			for m := 0; m < M; m++ {
-				x := X[m*K : (m+1)*K]
-				var s float32
-				for k, w := range row {
-					s += w * x[k]
-				}
-				Y[m*N+n] = s
-			}
-		}
-	})
-}
