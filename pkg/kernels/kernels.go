@@ -95,4 +95,3 @@ func (q *QWeight) DequantizeRow(n int, dst []float32) {
 		}
 	}
 }
-
