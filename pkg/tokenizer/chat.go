@@ -1,0 +1,569 @@
+package tokenizer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"path/filepath"
+
+	"github.com/ardanlabs/jinja"
+)
+
+// Message is one chat turn, for callers that build conversations in Go.
+// Richer messages (tool_calls, content lists) are passed as JSON.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// MessagesJSON encodes messages for ApplyChatTemplate.
+func MessagesJSON(msgs []Message) json.RawMessage {
+	b, _ := json.Marshal(msgs) // cannot fail: strings only
+	return b
+}
+
+// ChatOptions are apply_chat_template's arguments.
+type ChatOptions struct {
+	// Tools is a JSON list of tool schemas; nil renders tools=None.
+	Tools json.RawMessage
+	// Documents is a JSON list of documents; nil renders documents=None.
+	Documents            json.RawMessage
+	AddGenerationPrompt  bool
+	ContinueFinalMessage bool
+	// TemplateName picks a named template ("tool_use", ...). Empty: the
+	// default, or "tool_use" when Tools is set and the file has one.
+	TemplateName string
+	// Kwargs are extra template variables (enable_thinking, date_string,
+	// ...), each a JSON value.
+	Kwargs map[string]json.RawMessage
+	// Now is strftime_now's clock; nil means time.Now.
+	Now func() time.Time
+}
+
+var compiled sync.Map // template source -> *jinja.Template
+
+func (t *Tokenizer) selectTemplate(opts *ChatOptions) (string, string, error) {
+	ts := t.cfg.templates
+	where := t.cfg.templateFile
+	if len(ts) == 0 {
+		return "", "", fmt.Errorf("tokenizer: %s: no chat template (tokenizer_config.json has no chat_template and there is no chat_template.jinja)", filepath.Dir(t.path))
+	}
+	if s, ok := ts[""]; ok && len(ts) == 1 {
+		if opts.TemplateName != "" {
+			return "", "", fmt.Errorf("tokenizer: %s: template %q requested but the file has a single unnamed template", where, opts.TemplateName)
+		}
+		return s, where, nil
+	}
+	name := opts.TemplateName
+	switch {
+	case name != "":
+		if _, ok := ts[name]; !ok {
+			return "", "", fmt.Errorf("tokenizer: %s: no template named %q (have %s)", where, name, strings.Join(templateNames(ts), ", "))
+		}
+	case opts.Tools != nil && ts["tool_use"] != "":
+		name = "tool_use"
+	case ts["default"] != "":
+		name = "default"
+	case ts[""] != "":
+		name = ""
+	default:
+		return "", "", fmt.Errorf("tokenizer: %s: several chat templates (%s) and none is named \"default\"; pick one", where, strings.Join(templateNames(ts), ", "))
+	}
+	return ts[name], fmt.Sprintf("%s[%q]", where, name), nil
+}
+
+func templateNames(ts map[string]string) []string {
+	var n []string
+	for k := range ts {
+		n = append(n, strconv.Quote(k))
+	}
+	sort.Strings(n)
+	return n
+}
+
+// ApplyChatTemplate renders messages (a JSON list of message objects, key
+// order kept) with the model's chat template as transformers'
+// apply_chat_template(tokenize=False) does.
+func (t *Tokenizer) ApplyChatTemplate(messages json.RawMessage, opts ChatOptions) (string, error) {
+	src, where, err := t.selectTemplate(&opts)
+	if err != nil {
+		return "", err
+	}
+	return RenderChatTemplate(src, where, messages, t.specialTokenVars(), opts)
+}
+
+func (t *Tokenizer) specialTokenVars() map[string]jinja.Value {
+	vars := map[string]jinja.Value{}
+	for k, v := range map[string]string{"bos_token": t.cfg.bos, "eos_token": t.cfg.eos, "unk_token": t.cfg.unk, "pad_token": t.cfg.pad} {
+		if v != "" {
+			vars[k] = jinja.NewString(v)
+		}
+	}
+	if len(t.cfg.additional) > 0 {
+		items := make([]jinja.Value, len(t.cfg.additional))
+		for i, s := range t.cfg.additional {
+			items[i] = jinja.NewString(s)
+		}
+		vars["additional_special_tokens"] = jinja.NewList(items)
+	}
+	return vars
+}
+
+// RenderChatTemplate renders template source src (where names it in errors)
+// with transformers' variables: messages, tools, documents,
+// add_generation_prompt, the special tokens in vars, and opts.Kwargs.
+func RenderChatTemplate(src, where string, messages json.RawMessage, vars map[string]jinja.Value, opts ChatOptions) (string, error) {
+	if opts.ContinueFinalMessage && opts.AddGenerationPrompt {
+		return "", errors.New("tokenizer: continue_final_message and add_generation_prompt are not compatible: use continue_final_message to continue the final message, add_generation_prompt to start a new assistant message")
+	}
+	msgs, err := JSONToValue(messages)
+	if err != nil {
+		return "", fmt.Errorf("tokenizer: messages: %w", err)
+	}
+	if !msgs.IsList() {
+		return "", errors.New("tokenizer: messages: want a JSON list of message objects")
+	}
+	tmpl, err := compileTemplate(src)
+	if err != nil {
+		return "", fmt.Errorf("tokenizer: %s: %w", where, err)
+	}
+	data := map[string]jinja.Value{}
+	for k, v := range vars {
+		data[k] = v
+	}
+	data["messages"] = msgs
+	data["tools"] = jinja.None()
+	data["documents"] = jinja.None()
+	if opts.Tools != nil {
+		if data["tools"], err = JSONToValue(opts.Tools); err != nil {
+			return "", fmt.Errorf("tokenizer: tools: %w", err)
+		}
+	}
+	if opts.Documents != nil {
+		if data["documents"], err = JSONToValue(opts.Documents); err != nil {
+			return "", fmt.Errorf("tokenizer: documents: %w", err)
+		}
+	}
+	data["add_generation_prompt"] = jinja.NewBool(opts.AddGenerationPrompt)
+	for k, raw := range opts.Kwargs {
+		v, err := JSONToValue(raw)
+		if err != nil {
+			return "", fmt.Errorf("tokenizer: template argument %s: %w", k, err)
+		}
+		data[k] = v
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	data["strftime_now"] = jinja.NewCallable("strftime_now", func(args []jinja.Value, _ map[string]jinja.Value) (jinja.Value, error) {
+		if len(args) != 1 || !args[0].IsString() {
+			return jinja.Undefined(), errors.New("strftime_now: want one format string")
+		}
+		return jinja.NewString(strftime(now(), args[0].AsString())), nil
+	})
+	data[tojsonIndentFunc] = jinja.NewCallable(tojsonIndentFunc, func(args []jinja.Value, kw map[string]jinja.Value) (jinja.Value, error) {
+		if len(args) != 2 || !args[1].IsInt() {
+			return jinja.Undefined(), errors.New("tojson: bad indent")
+		}
+		var sb strings.Builder
+		if err := pyJSON(&sb, args[0], int(args[1].AsInt()), 0); err != nil {
+			return jinja.Undefined(), err
+		}
+		return jinja.NewString(sb.String()), nil
+	})
+	out, err := tmpl.RenderValues(data)
+	if err != nil {
+		return "", fmt.Errorf("tokenizer: %s: render: %w", where, err)
+	}
+	if opts.ContinueFinalMessage {
+		return continueFinal(out, msgs)
+	}
+	return out, nil
+}
+
+// continueFinal cuts the render right after the final message's content, as
+// transformers does for continue_final_message.
+func continueFinal(out string, msgs jinja.Value) (string, error) {
+	l := msgs.AsList()
+	if l.Len() == 0 {
+		return "", errors.New("tokenizer: continue_final_message needs at least one message")
+	}
+	last := l.Get(l.Len() - 1)
+	if !last.IsDict() {
+		return "", errors.New("tokenizer: continue_final_message: the final message is not an object")
+	}
+	c, _ := last.AsDict().Get("content")
+	var final string
+	switch {
+	case c.IsString():
+		final = c.AsString()
+	case c.IsList():
+		found := false
+		for i := c.AsList().Len() - 1; i >= 0 && !found; i-- {
+			if b := c.AsList().Get(i); b.IsDict() {
+				if txt, ok := b.AsDict().Get("text"); ok && txt.IsString() {
+					final, found = txt.AsString(), true
+				}
+			}
+		}
+		if !found {
+			return "", errors.New("tokenizer: continue_final_message is set but the final message has no text content")
+		}
+	default:
+		return "", errors.New("tokenizer: continue_final_message: the final message has no string content")
+	}
+	stripped := strings.TrimSpace(final)
+	loc := strings.LastIndex(out, stripped)
+	if loc < 0 {
+		return "", errors.New("tokenizer: continue_final_message is set but the final message does not appear in the chat after applying the chat template (the template changes it)")
+	}
+	lead := strings.TrimLeft(final, " \t\n\r\v\f")
+	if end := loc + len(lead); end <= len(out) && out[loc:end] == final {
+		return out[:end], nil
+	}
+	return out[:loc+len(stripped)], nil
+}
+
+const tojsonIndentFunc = "mlxgo_tojson_indent"
+
+var tojsonIndentRe = regexp.MustCompile(`\|\s*tojson\s*\(\s*indent\s*=\s*(\d+)\s*\)`)
+
+// rewriteTojsonIndent turns `X | tojson(indent=N)` into a call of our own
+// Python-compatible encoder: ardanlabs/jinja v1.8.0's indented tojson sorts
+// keys and escapes <, > and &, which transformers' does not.
+func rewriteTojsonIndent(src string) string {
+	locs := tojsonIndentRe.FindAllStringSubmatchIndex(src, -1)
+	for k := len(locs) - 1; k >= 0; k-- {
+		m := locs[k]
+		start := operandStart(src, m[0])
+		if start < 0 {
+			continue
+		}
+		operand := strings.TrimSpace(src[start:m[0]])
+		src = src[:start] + tojsonIndentFunc + "(" + operand + ", " + src[m[2]:m[3]] + ")" + src[m[1]:]
+	}
+	return src
+}
+
+// operandStart scans back from the filter's '|' over one primary expression
+// (a name with attributes, subscripts and calls, or a bracketed literal).
+func operandStart(src string, pipe int) int {
+	i := pipe - 1
+	for i >= 0 && (src[i] == ' ' || src[i] == '\t') {
+		i--
+	}
+	end := i
+	for i >= 0 {
+		c := src[i]
+		switch {
+		case c == ')' || c == ']' || c == '}':
+			open := map[byte]byte{')': '(', ']': '[', '}': '{'}[c]
+			depth := 0
+			for ; i >= 0; i-- {
+				if src[i] == c {
+					depth++
+				} else if src[i] == open {
+					depth--
+					if depth == 0 {
+						break
+					}
+				}
+			}
+			if i < 0 {
+				return -1
+			}
+			i--
+		case c == '_' || c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'):
+			i--
+		default:
+			if i == end {
+				return -1
+			}
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func compileTemplate(src string) (*jinja.Template, error) {
+	if v, ok := compiled.Load(src); ok {
+		return v.(*jinja.Template), nil
+	}
+	tmpl, err := jinja.Compile(rewriteTojsonIndent(src))
+	if err != nil {
+		return nil, err
+	}
+	compiled.Store(src, tmpl)
+	return tmpl, nil
+}
+
+// JSONToValue decodes JSON into a template value, keeping object key order.
+func JSONToValue(data []byte) (jinja.Value, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	v, err := decodeValue(dec)
+	if err != nil {
+		return jinja.Undefined(), err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return jinja.Undefined(), errors.New("trailing data after the JSON value")
+	}
+	return v, nil
+}
+
+func decodeValue(dec *json.Decoder) (jinja.Value, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return jinja.Undefined(), err
+	}
+	switch x := tok.(type) {
+	case json.Delim:
+		switch x {
+		case '[':
+			var items []jinja.Value
+			for dec.More() {
+				v, err := decodeValue(dec)
+				if err != nil {
+					return jinja.Undefined(), err
+				}
+				items = append(items, v)
+			}
+			_, err := dec.Token()
+			return jinja.NewList(items), err
+		case '{':
+			d := jinja.NewDict()
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return jinja.Undefined(), err
+				}
+				v, err := decodeValue(dec)
+				if err != nil {
+					return jinja.Undefined(), err
+				}
+				d.AsDict().Set(kt.(string), v)
+			}
+			_, err := dec.Token()
+			return d, err
+		}
+	case string:
+		return jinja.NewString(x), nil
+	case bool:
+		return jinja.NewBool(x), nil
+	case nil:
+		return jinja.None(), nil
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return jinja.NewInt(i), nil
+		}
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil {
+			return jinja.Undefined(), err
+		}
+		return jinja.NewFloat(f), nil
+	}
+	return jinja.Undefined(), fmt.Errorf("unexpected JSON token %v", tok)
+}
+
+// pyJSON writes v as Python's json.dumps(v, ensure_ascii=False, indent=n).
+func pyJSON(sb *strings.Builder, v jinja.Value, indent, level int) error {
+	nl := func(l int) {
+		sb.WriteByte('\n')
+		sb.WriteString(strings.Repeat(" ", indent*l))
+	}
+	switch {
+	case v.IsNone() || v.IsUndefined():
+		sb.WriteString("null")
+	case v.IsBool():
+		if v.AsBool() {
+			sb.WriteString("true")
+		} else {
+			sb.WriteString("false")
+		}
+	case v.IsInt():
+		sb.WriteString(strconv.FormatInt(v.AsInt(), 10))
+	case v.IsFloat():
+		sb.WriteString(pyFloat(v.AsFloat()))
+	case v.IsString():
+		pyString(sb, v.AsString())
+	case v.IsList():
+		items := v.AsList().Items
+		if len(items) == 0 {
+			sb.WriteString("[]")
+			return nil
+		}
+		sb.WriteByte('[')
+		for i, it := range items {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			nl(level + 1)
+			if err := pyJSON(sb, it, indent, level+1); err != nil {
+				return err
+			}
+		}
+		nl(level)
+		sb.WriteByte(']')
+	case v.IsDict():
+		d := v.AsDict()
+		if d.Len() == 0 {
+			sb.WriteString("{}")
+			return nil
+		}
+		sb.WriteByte('{')
+		for i, k := range d.Keys {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			nl(level + 1)
+			pyString(sb, k)
+			sb.WriteString(": ")
+			if err := pyJSON(sb, d.Data[k], indent, level+1); err != nil {
+				return err
+			}
+		}
+		nl(level)
+		sb.WriteByte('}')
+	default:
+		return fmt.Errorf("tojson: cannot encode %s", v.String())
+	}
+	return nil
+}
+
+// pyFloat formats like Python's float repr.
+func pyFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64)
+	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
+	if exp < -4 || exp >= 16 {
+		return e
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.ContainsAny(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+func pyString(sb *strings.Builder, s string) {
+	sb.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			sb.WriteString(`\"`)
+		case '\\':
+			sb.WriteString(`\\`)
+		case '\n':
+			sb.WriteString(`\n`)
+		case '\r':
+			sb.WriteString(`\r`)
+		case '\t':
+			sb.WriteString(`\t`)
+		case '\b':
+			sb.WriteString(`\b`)
+		case '\f':
+			sb.WriteString(`\f`)
+		default:
+			if r < 0x20 {
+				fmt.Fprintf(sb, `\u%04x`, r)
+			} else {
+				sb.WriteRune(r)
+			}
+		}
+	}
+	sb.WriteByte('"')
+}
+
+// strftime implements the Python strftime directives chat templates use.
+func strftime(t time.Time, f string) string {
+	var sb strings.Builder
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' || i+1 == len(f) {
+			sb.WriteByte(f[i])
+			continue
+		}
+		i++
+		c := f[i]
+		pad := true
+		if c == '-' && i+1 < len(f) {
+			pad = false
+			i++
+			c = f[i]
+		}
+		num := func(n, w int) {
+			if pad {
+				fmt.Fprintf(&sb, "%0*d", w, n)
+			} else {
+				fmt.Fprintf(&sb, "%d", n)
+			}
+		}
+		switch c {
+		case 'Y':
+			fmt.Fprintf(&sb, "%d", t.Year())
+		case 'y':
+			num(t.Year()%100, 2)
+		case 'm':
+			num(int(t.Month()), 2)
+		case 'd':
+			num(t.Day(), 2)
+		case 'e':
+			fmt.Fprintf(&sb, "%2d", t.Day())
+		case 'H':
+			num(t.Hour(), 2)
+		case 'I':
+			h := t.Hour() % 12
+			if h == 0 {
+				h = 12
+			}
+			num(h, 2)
+		case 'M':
+			num(t.Minute(), 2)
+		case 'S':
+			num(t.Second(), 2)
+		case 'p':
+			if t.Hour() < 12 {
+				sb.WriteString("AM")
+			} else {
+				sb.WriteString("PM")
+			}
+		case 'B':
+			sb.WriteString(t.Month().String())
+		case 'b', 'h':
+			sb.WriteString(t.Month().String()[:3])
+		case 'A':
+			sb.WriteString(t.Weekday().String())
+		case 'a':
+			sb.WriteString(t.Weekday().String()[:3])
+		case 'j':
+			num(t.YearDay(), 3)
+		case 'Z':
+			sb.WriteString(t.Format("MST"))
+		case 'z':
+			sb.WriteString(t.Format("-0700"))
+		case '%':
+			sb.WriteByte('%')
+		default:
+			sb.WriteByte('%')
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
+}
