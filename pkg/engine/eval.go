@@ -1,0 +1,259 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/mlxgo/mlxgo/pkg/engine/backend"
+	"github.com/mlxgo/mlxgo/pkg/engine/cpu"
+)
+
+// primitive is what an unevaluated array computes from its inputs.
+type primitive interface {
+	name() string
+	// eval gives out its data (a new buffer or a view of an input's).
+	eval(out *Array, in []*Array) error
+	// vjp returns one cotangent per input (nil: no gradient) given the
+	// cotangent of out.
+	vjp(out *Array, in []*Array, cot *Array) []*Array
+}
+
+var (
+	// evalMu serialises Eval and the buffer bookkeeping.
+	evalMu         sync.Mutex
+	defaultBackend backend.Backend = cpu.New()
+)
+
+// DefaultBackend returns the backend new arrays are computed on.
+func DefaultBackend() backend.Backend {
+	evalMu.Lock()
+	defer evalMu.Unlock()
+	return defaultBackend
+}
+
+// SetDefaultBackend switches the backend for arrays created and evaluated
+// from now on. Arrays already evaluated keep their buffers on the old one.
+func SetDefaultBackend(b backend.Backend) {
+	evalMu.Lock()
+	defaultBackend = b
+	evalMu.Unlock()
+}
+
+func stats() backend.MemoryStats {
+	s, _ := defaultBackend.(backend.MemoryStats)
+	return s
+}
+
+// ActiveMemory returns the bytes of live buffers the default backend's
+// allocator handed out (memory-mapped weights used in place not counted).
+func ActiveMemory() int64 {
+	if s := stats(); s != nil {
+		return s.ActiveMemory()
+	}
+	return 0
+}
+
+// PeakMemory returns the allocator's high-water mark since the last reset;
+// mlx_lm prints it as "Peak memory".
+func PeakMemory() int64 {
+	if s := stats(); s != nil {
+		return s.PeakMemory()
+	}
+	return 0
+}
+
+// ResetPeakMemory sets the peak to the current active memory.
+func ResetPeakMemory() {
+	if s := stats(); s != nil {
+		s.ResetPeakMemory()
+	}
+}
+
+// CacheMemory returns the bytes the allocator keeps for reuse.
+func CacheMemory() int64 {
+	if s := stats(); s != nil {
+		return s.CacheMemory()
+	}
+	return 0
+}
+
+// ClearCache gives the allocator's pooled buffers back to the system.
+func ClearCache() {
+	if s := stats(); s != nil {
+		s.ClearCache()
+	}
+}
+
+// Eval computes the given arrays and everything they need that is not yet
+// evaluated, each node once. Intermediate buffers are released as soon as
+// their last consumer in this evaluation has run; an intermediate that is
+// released goes back to being unevaluated (it keeps its inputs and is
+// recomputed if asked for later), so evaluate together what you need
+// together. The arrays passed keep their data and drop their graph.
+func Eval(arrays ...*Array) error {
+	evalMu.Lock()
+	defer evalMu.Unlock()
+	return evalLocked(arrays)
+}
+
+func evalLocked(arrays []*Array) error {
+	if err := firstErr(arrays...); err != nil {
+		return err
+	}
+	// Iterative post-order DFS over unevaluated nodes.
+	order := make([]*Array, 0, 64)
+	state := map[*Array]uint8{} // 1 visiting, 2 done
+	type frame struct {
+		a *Array
+		i int
+	}
+	for _, root := range arrays {
+		if root.st != nil || state[root] != 0 {
+			continue
+		}
+		stack := []frame{{root, 0}}
+		state[root] = 1
+		for len(stack) > 0 {
+			f := &stack[len(stack)-1]
+			if f.i < len(f.a.inputs) {
+				in := f.a.inputs[f.i]
+				f.i++
+				if in.err != nil {
+					return in.err
+				}
+				if in.st == nil && state[in] == 0 {
+					state[in] = 1
+					stack = append(stack, frame{in, 0})
+				}
+				continue
+			}
+			state[f.a] = 2
+			order = append(order, f.a)
+			stack = stack[:len(stack)-1]
+		}
+	}
+	consumers := make(map[*Array]int, len(order))
+	for _, n := range order {
+		if n.prim == nil {
+			return fmt.Errorf("engine: array %v has neither data nor a primitive", n.shape)
+		}
+		for _, in := range n.inputs {
+			if state[in] == 2 {
+				consumers[in]++
+			}
+		}
+	}
+	isOut := make(map[*Array]bool, len(arrays))
+	for _, a := range arrays {
+		isOut[a] = true
+	}
+	for _, n := range order {
+		if err := n.prim.eval(n, n.inputs); err != nil {
+			return fmt.Errorf("engine: %s%v: %w", n.prim.name(), n.shape, err)
+		}
+		for _, in := range n.inputs {
+			if state[in] != 2 {
+				continue
+			}
+			consumers[in]--
+			if consumers[in] == 0 && !isOut[in] {
+				in.releaseData()
+			}
+		}
+	}
+	for _, a := range arrays {
+		if a.st != nil {
+			a.prim, a.inputs = nil, nil
+		}
+	}
+	return nil
+}
+
+// releaseData drops an intermediate's buffer reference; the buffer goes
+// back to the pool when no evaluated array views it.
+func (a *Array) releaseData() {
+	st := a.st
+	a.st, a.strides, a.offset = nil, nil, 0
+	st.refs--
+	if st.refs == 0 {
+		st.raw.release()
+	}
+}
+
+// setView makes out an evaluated view of in's buffer.
+func setView(out, in *Array, strides []int, offset int) {
+	out.st = in.st
+	out.st.refs++
+	out.strides = strides
+	out.offset = offset
+}
+
+// alloc gives out a fresh contiguous buffer.
+func alloc(out *Array) error {
+	b := defaultBackend
+	buf, err := b.Alloc(out.NBytes())
+	if err != nil {
+		return err
+	}
+	out.st = newStorage(b, buf)
+	out.st.refs = 1
+	out.strides = backend.RowMajor(out.shape)
+	out.offset = 0
+	return nil
+}
+
+// run allocates out and runs op on the inputs' views.
+func run(op backend.Op, out *Array, in ...*Array) error {
+	if err := alloc(out); err != nil {
+		return err
+	}
+	views := make([]backend.View, len(in))
+	for i, a := range in {
+		views[i] = a.view()
+	}
+	return defaultBackend.Run(op, views, out.view())
+}
+
+// runB is run with inputs broadcast to shapes (nil: unchanged).
+func runB(op backend.Op, out *Array, in []*Array, shapes [][]int) error {
+	if err := alloc(out); err != nil {
+		return err
+	}
+	views := make([]backend.View, len(in))
+	for i, a := range in {
+		views[i] = a.view()
+		if shapes != nil && shapes[i] != nil {
+			views[i] = broadcastView(views[i], shapes[i])
+		}
+	}
+	return defaultBackend.Run(op, views, out.view())
+}
+
+// broadcastView stretches v to shape with zero strides.
+func broadcastView(v backend.View, shape []int) backend.View {
+	nd := len(shape)
+	st := make([]int, nd)
+	off := nd - len(v.Shape)
+	for i := range v.Shape {
+		if v.Shape[i] != 1 || shape[off+i] == 1 {
+			st[off+i] = v.Strides[i]
+		}
+	}
+	v.Shape, v.Strides = shape, st
+	return v
+}
+
+// fillPrim fills a new array with one value.
+type fillPrim struct{ v float64 }
+
+func (fillPrim) name() string { return "Full" }
+func (p fillPrim) eval(out *Array, _ []*Array) error {
+	if err := alloc(out); err != nil {
+		return err
+	}
+	v := out.view()
+	n := out.Size()
+	v.Shape, v.Strides = []int{n}, []int{1}
+	return defaultBackend.Run(backend.Arange{Start: p.v}, nil, v)
+}
+func (fillPrim) vjp(*Array, []*Array, *Array) []*Array { return nil }

@@ -1,0 +1,302 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/mlxgo/mlxgo/pkg/engine/backend"
+)
+
+type matmulPrim struct{}
+
+func (matmulPrim) name() string { return "Matmul" }
+func (matmulPrim) eval(out *Array, in []*Array) error {
+	return run(backend.Matmul{}, out, in[0], in[1])
+}
+func (matmulPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
+	a, b := in[0], in[1]
+	res := []*Array{nil, nil}
+	if a.dtype.IsFloat() {
+		res[0] = AsType(Matmul(g, SwapAxes(b, -1, -2)), a.dtype)
+	}
+	if b.dtype.IsFloat() {
+		res[1] = AsType(Matmul(SwapAxes(a, -1, -2), g), b.dtype)
+	}
+	return res
+}
+
+// Matmul is the matrix product a·b: [..., M, K]·[..., K, N] -> [..., M, N]
+// with batch dims broadcast; a 1-D operand is a row (a) or column (b)
+// vector, squeezed from the result as numpy does. Transposed operands
+// (views) are read in place.
+func Matmul(a, b *Array) *Array {
+	if err := firstErr(a, b); err != nil {
+		return errArray(err)
+	}
+	if len(a.shape) == 0 || len(b.shape) == 0 {
+		return Errorf("engine: Matmul of a scalar")
+	}
+	if len(a.shape) == 1 {
+		return Squeeze(Matmul(ExpandDims(a, 0), b), -2)
+	}
+	if len(b.shape) == 1 {
+		return Squeeze(Matmul(a, ExpandDims(b, 1)), -1)
+	}
+	na, nb := len(a.shape), len(b.shape)
+	M, K, K2, N := a.shape[na-2], a.shape[na-1], b.shape[nb-2], b.shape[nb-1]
+	if K != K2 {
+		return Errorf("engine: Matmul: inner dims differ: %v · %v", a.shape, b.shape)
+	}
+	batch, err := BroadcastShapes(a.shape[:na-2], b.shape[:nb-2])
+	if err != nil {
+		return Errorf("engine: Matmul: batch dims of %v and %v do not broadcast", a.shape, b.shape)
+	}
+	dt := promote(a, b)
+	a = BroadcastTo(AsType(a, dt), append(slices.Clone(batch), M, K)...)
+	b = BroadcastTo(AsType(b, dt), append(slices.Clone(batch), K, N)...)
+	return newNode(dt, append(slices.Clone(batch), M, N), matmulPrim{}, a, b)
+}
+
+// quantized
+
+func checkQuant(groupSize, bits int) error {
+	switch bits {
+	case 2, 3, 4, 5, 6, 8:
+	default:
+		return fmt.Errorf("engine: quantization bits %d not in {2,3,4,5,6,8}", bits)
+	}
+	switch groupSize {
+	case 32, 64, 128:
+	default:
+		return fmt.Errorf("engine: quantization group size %d not in {32,64,128}", groupSize)
+	}
+	return nil
+}
+
+// checkQWeight validates packed w [..., rows, cols·bits/32] with scales and
+// biases [..., rows, cols/groupSize] and returns rows, cols.
+func checkQWeight(w, scales, biases *Array, groupSize, bits int) (int, int, error) {
+	if err := checkQuant(groupSize, bits); err != nil {
+		return 0, 0, err
+	}
+	if w.dtype != Uint32 {
+		return 0, 0, fmt.Errorf("engine: quantized weight must be uint32, got %s", w.dtype)
+	}
+	if len(w.shape) < 2 {
+		return 0, 0, fmt.Errorf("engine: quantized weight must be at least 2-D, got %v", w.shape)
+	}
+	nd := len(w.shape)
+	rows, cols := w.shape[nd-2], w.shape[nd-1]*32/bits
+	want := append(slices.Clone(w.shape[:nd-1]), cols/groupSize)
+	if cols%groupSize != 0 || !slices.Equal(scales.shape, want) || !slices.Equal(biases.shape, want) {
+		return 0, 0, fmt.Errorf("engine: quantized weight %v (%d bits, group %d) needs scales and biases %v, got %v and %v",
+			w.shape, bits, groupSize, want, scales.shape, biases.shape)
+	}
+	if !scales.dtype.IsFloat() || !biases.dtype.IsFloat() {
+		return 0, 0, fmt.Errorf("engine: scales and biases must be float, got %s and %s", scales.dtype, biases.dtype)
+	}
+	return rows, cols, nil
+}
+
+type qmmPrim struct {
+	q         backend.Quant
+	transpose bool
+}
+
+func (qmmPrim) name() string { return "QuantizedMatmul" }
+func (p qmmPrim) eval(out *Array, in []*Array) error {
+	return run(backend.QuantizedMatmul{Quant: p.q, Transpose: p.transpose}, out, in...)
+}
+func (p qmmPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
+	dx := QuantizedMatmul(g, in[1], in[2], in[3], !p.transpose, p.q.GroupSize, p.q.Bits)
+	return []*Array{AsType(dx, in[0].dtype), nil, nil, nil}
+}
+
+// QuantizedMatmul multiplies x [..., K] by an MLX affine-quantized matrix:
+// with transpose, w is [N, K·bits/32] and the result x·Wᵀ is [..., N] (the
+// Linear layout); without, w is [K, N·bits/32] and the result is x·W.
+// scales and biases are [rows, cols/groupSize]; w may carry batch dims that
+// broadcast with x's. Differentiable with respect to x only.
+func QuantizedMatmul(x, w, scales, biases *Array, transpose bool, groupSize, bits int) *Array {
+	if err := firstErr(x, w, scales, biases); err != nil {
+		return errArray(err)
+	}
+	rows, cols, err := checkQWeight(w, scales, biases, groupSize, bits)
+	if err != nil {
+		return errArray(fmt.Errorf("QuantizedMatmul: %w", err))
+	}
+	K, N := cols, rows
+	if !transpose {
+		K, N = rows, cols
+	}
+	if len(x.shape) == 0 || x.shape[len(x.shape)-1] != K {
+		return Errorf("engine: QuantizedMatmul: x %v does not match weight with K=%d", x.shape, K)
+	}
+	if len(x.shape) == 1 {
+		return Squeeze(QuantizedMatmul(ExpandDims(x, 0), w, scales, biases, transpose, groupSize, bits), 0)
+	}
+	dt := x.dtype
+	if !dt.IsFloat() {
+		return Errorf("engine: QuantizedMatmul: x must be float, got %s", dt)
+	}
+	dt = promote(x, scales)
+	nx := len(x.shape)
+	M := x.shape[nx-2]
+	if len(w.shape) > 2 {
+		nw := len(w.shape)
+		batch, err := BroadcastShapes(x.shape[:nx-2], w.shape[:nw-2])
+		if err != nil {
+			return Errorf("engine: QuantizedMatmul: batch dims of x %v and w %v do not broadcast", x.shape, w.shape)
+		}
+		x = BroadcastTo(x, append(slices.Clone(batch), M, K)...)
+		w = BroadcastTo(w, append(slices.Clone(batch), w.shape[nw-2:]...)...)
+		scales = BroadcastTo(scales, append(slices.Clone(batch), scales.shape[nw-2:]...)...)
+		biases = BroadcastTo(biases, append(slices.Clone(batch), biases.shape[nw-2:]...)...)
+	}
+	shape := append(slices.Clone(x.shape[:len(x.shape)-1]), N)
+	return newNode(dt, shape, qmmPrim{backend.Quant{GroupSize: groupSize, Bits: bits}, transpose}, x, w, scales, biases)
+}
+
+type dequantPrim struct{ q backend.Quant }
+
+func (dequantPrim) name() string { return "Dequantize" }
+func (p dequantPrim) eval(out *Array, in []*Array) error {
+	return run(backend.Dequantize{Quant: p.q}, out, in...)
+}
+func (dequantPrim) vjp(*Array, []*Array, *Array) []*Array { return []*Array{nil, nil, nil} }
+
+// Dequantize unpacks MLX affine-quantized w [..., rows, cols·bits/32] to
+// scales' dtype: w = scale·q + bias per group of the last axis.
+func Dequantize(w, scales, biases *Array, groupSize, bits int) *Array {
+	if err := firstErr(w, scales, biases); err != nil {
+		return errArray(err)
+	}
+	_, cols, err := checkQWeight(w, scales, biases, groupSize, bits)
+	if err != nil {
+		return errArray(fmt.Errorf("Dequantize: %w", err))
+	}
+	shape := append(slices.Clone(w.shape[:len(w.shape)-1]), cols)
+	return newNode(scales.dtype, shape, dequantPrim{backend.Quant{GroupSize: groupSize, Bits: bits}}, w, scales, biases)
+}
+
+// gatherIndices resolves GatherMM/GatherQMM indices: nil lhs ranges over
+// a's batch, nil rhs over b's; both broadcast to the output batch shape.
+func gatherIndices(abatch, bbatch []int, lhs, rhs *Array) (*Array, *Array, []int, error) {
+	if lhs == nil {
+		lhs = Reshape(Arange(0, float64(backend.Prod(abatch)), 1, Uint32), abatch...)
+	}
+	if rhs == nil {
+		rhs = Reshape(Arange(0, float64(backend.Prod(bbatch)), 1, Uint32), bbatch...)
+	}
+	if err := firstErr(lhs, rhs); err != nil {
+		return nil, nil, nil, err
+	}
+	if lhs.dtype.IsFloat() || rhs.dtype.IsFloat() {
+		return nil, nil, nil, fmt.Errorf("engine: gather indices must be integers")
+	}
+	batch, err := BroadcastShapes(lhs.shape, rhs.shape)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return BroadcastTo(lhs, batch...), BroadcastTo(rhs, batch...), batch, nil
+}
+
+// scatterBatch adds d [batch..., M, K] into zeros [n, M, K] at the flat
+// batch indices idx, then reshapes to shape.
+func scatterBatch(d, idx *Array, n int, shape []int) *Array {
+	nd := len(d.shape)
+	mk := d.shape[nd-2] * d.shape[nd-1]
+	nb := d.Size() / max(mk, 1)
+	d2 := Reshape(d, nb, mk)
+	i2 := BroadcastTo(Reshape(idx, nb, 1), nb, mk)
+	return Reshape(ScatterAddAxis(Zeros([]int{n, mk}, d.dtype), i2, d2, 0), shape...)
+}
+
+type gatherQMMPrim struct {
+	q         backend.Quant
+	transpose bool
+}
+
+func (gatherQMMPrim) name() string { return "GatherQMM" }
+func (p gatherQMMPrim) eval(out *Array, in []*Array) error {
+	return run(backend.GatherQMM{Quant: p.q, Transpose: p.transpose}, out, in...)
+}
+func (p gatherQMMPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
+	x, w, s, b, lhs, rhs := in[0], in[1], in[2], in[3], in[4], in[5]
+	dsel := GatherQMM(g, w, s, b, nil, rhs, !p.transpose, p.q.GroupSize, p.q.Bits)
+	nx := backend.Prod(x.shape[:len(x.shape)-2])
+	dx := scatterBatch(AsType(dsel, x.dtype), lhs, nx, x.shape)
+	return []*Array{dx, nil, nil, nil, nil, nil}
+}
+
+// GatherQMM is MLX's gather_qmm, the expert matmul of quantized MoE layers:
+// for each output batch index i, x[lhs[i]] · W[rhs[i]](ᵀ), where x is
+// [..., M, K] with its batch dims flattened, w is [E, rows, cols·bits/32]
+// and lhs, rhs are integer arrays whose broadcast shape is the output's
+// batch shape. A nil lhs ranges over x's batch, a nil rhs over E.
+// Differentiable with respect to x.
+func GatherQMM(x, w, scales, biases, lhs, rhs *Array, transpose bool, groupSize, bits int) *Array {
+	if err := firstErr(x, w, scales, biases); err != nil {
+		return errArray(err)
+	}
+	rows, cols, err := checkQWeight(w, scales, biases, groupSize, bits)
+	if err != nil {
+		return errArray(fmt.Errorf("GatherQMM: %w", err))
+	}
+	if len(w.shape) != 3 || len(x.shape) < 2 {
+		return Errorf("engine: GatherQMM: need x [..., M, K] and w [E, N, K'], got %v and %v", x.shape, w.shape)
+	}
+	K, N := cols, rows
+	if !transpose {
+		K, N = rows, cols
+	}
+	nx := len(x.shape)
+	if x.shape[nx-1] != K {
+		return Errorf("engine: GatherQMM: x %v does not match weight with K=%d", x.shape, K)
+	}
+	lhs, rhs, batch, err := gatherIndices(x.shape[:nx-2], w.shape[:1], lhs, rhs)
+	if err != nil {
+		return errArray(fmt.Errorf("GatherQMM: %w", err))
+	}
+	shape := append(slices.Clone(batch), x.shape[nx-2], N)
+	return newNode(promote(x, scales), shape, gatherQMMPrim{backend.Quant{GroupSize: groupSize, Bits: bits}, transpose},
+		x, w, scales, biases, lhs, rhs)
+}
+
+type gatherMMPrim struct{}
+
+func (gatherMMPrim) name() string { return "GatherMM" }
+func (gatherMMPrim) eval(out *Array, in []*Array) error {
+	return run(backend.GatherMM{}, out, in...)
+}
+func (gatherMMPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
+	a, b, lhs, rhs := in[0], in[1], in[2], in[3]
+	na, nb := len(a.shape), len(b.shape)
+	da := GatherMM(g, SwapAxes(b, -1, -2), nil, rhs)
+	db := GatherMM(SwapAxes(a, -1, -2), g, lhs, nil)
+	return []*Array{
+		scatterBatch(AsType(da, a.dtype), lhs, backend.Prod(a.shape[:na-2]), a.shape),
+		scatterBatch(AsType(db, b.dtype), rhs, backend.Prod(b.shape[:nb-2]), b.shape),
+		nil, nil,
+	}
+}
+
+// GatherMM is MLX's gather_mm: out[i] = a[lhs[i]] · b[rhs[i]] with a
+// [..., M, K], b [..., K, N] (batch dims flattened) and integer index
+// arrays broadcast to the output batch shape (nil = range over the batch).
+func GatherMM(a, b, lhs, rhs *Array) *Array {
+	if err := firstErr(a, b); err != nil {
+		return errArray(err)
+	}
+	na, nb := len(a.shape), len(b.shape)
+	if na < 2 || nb < 2 || a.shape[na-1] != b.shape[nb-2] {
+		return Errorf("engine: GatherMM: cannot multiply %v by %v", a.shape, b.shape)
+	}
+	lhs, rhs, batch, err := gatherIndices(a.shape[:na-2], b.shape[:nb-2], lhs, rhs)
+	if err != nil {
+		return errArray(fmt.Errorf("GatherMM: %w", err))
+	}
+	dt := promote(a, b)
+	shape := append(slices.Clone(batch), a.shape[na-2], b.shape[nb-1])
+	return newNode(dt, shape, gatherMMPrim{}, AsType(a, dt), AsType(b, dt), lhs, rhs)
+}
