@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"fmt"
 	"strings"
 	"sync"
@@ -116,29 +115,57 @@ type bpeSym struct {
 	dead       bool
 }
 
+// bpeCand is a candidate merge; key orders by (rank, position) as HF does.
 type bpeCand struct {
-	rank int32
-	pos  int
-	id   int32
+	key uint64 // rank<<32 | position of the left symbol
+	id  int32  // the merged token
 }
 
+// candHeap is a binary min-heap on key, typed to avoid container/heap's
+// interface boxing on the hot path.
 type candHeap []bpeCand
 
-func (h candHeap) Len() int { return len(h) }
-func (h candHeap) Less(i, j int) bool {
-	if h[i].rank != h[j].rank {
-		return h[i].rank < h[j].rank
+func (h *candHeap) push(c bpeCand) {
+	*h = append(*h, c)
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if q[p].key <= q[i].key {
+			break
+		}
+		q[p], q[i] = q[i], q[p]
+		i = p
 	}
-	return h[i].pos < h[j].pos
 }
-func (h candHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *candHeap) Push(x any)   { *h = append(*h, x.(bpeCand)) }
-func (h *candHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *candHeap) pop() bpeCand {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && q[r].key < q[l].key {
+			m = r
+		}
+		if q[i].key <= q[m].key {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
+
+func candKey(rank int32, pos int) uint64 { return uint64(uint32(rank))<<32 | uint64(uint32(pos)) }
 
 func (m *bpeModel) tokenize(word string, out []int) []int {
 	if word == "" {
@@ -230,13 +257,13 @@ func (m *bpeModel) merge(word string, out []int) []int {
 	h := make(candHeap, 0, len(syms))
 	for k := 0; k+1 < len(syms); k++ {
 		if mi, ok := m.merges[pairKey(syms[k].id, syms[k+1].id)]; ok {
-			h = append(h, bpeCand{mi.rank, k, mi.id})
+			h.push(bpeCand{candKey(mi.rank, k), mi.id})
 		}
 	}
-	heap.Init(&h)
-	for h.Len() > 0 {
-		c := heap.Pop(&h).(bpeCand)
-		s := &syms[c.pos]
+	for len(h) > 0 {
+		c := h.pop()
+		pos := int(uint32(c.key))
+		s := &syms[pos]
 		if s.dead || s.next < 0 {
 			continue
 		}
@@ -249,16 +276,16 @@ func (m *bpeModel) merge(word string, out []int) []int {
 		nx.dead = true
 		s.next = nx.next
 		if s.next >= 0 {
-			syms[s.next].prev = c.pos
+			syms[s.next].prev = pos
 		}
 		if s.prev >= 0 {
 			if mi, ok := m.merges[pairKey(syms[s.prev].id, s.id)]; ok {
-				heap.Push(&h, bpeCand{mi.rank, s.prev, mi.id})
+				h.push(bpeCand{candKey(mi.rank, s.prev), mi.id})
 			}
 		}
 		if s.next >= 0 {
 			if mi, ok := m.merges[pairKey(s.id, syms[s.next].id)]; ok {
-				heap.Push(&h, bpeCand{mi.rank, c.pos, mi.id})
+				h.push(bpeCand{candKey(mi.rank, pos), mi.id})
 			}
 		}
 	}
