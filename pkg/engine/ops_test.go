@@ -362,7 +362,7 @@ func distinct(shape ...int) tensor {
 	n := prod(shape)
 	d := make([]float64, n)
 	for i, p := range rng.Perm(n) {
-		d[i] = -1.5 + 3*float64(p)/float64(n)
+		d[i] = float64(float32(-1.5 + 3*float64(p)/float64(n)))
 	}
 	return tensor{shape, d}
 }
