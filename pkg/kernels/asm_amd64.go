@@ -64,3 +64,30 @@ func readSums() []func([]float32) float32 {
 	}
 	return fs
 }
+
+//go:noescape
+func sgemvTAVX512(rows int, w *float32, ldw, K int, x, y *float32)
+
+//go:noescape
+func sgemvNAVX512(K, n int, a, b *float32, ldb int, y *float32)
+
+// sgemvT sets y[r] = w[r·ldw : r·ldw+K]·x for r < len(y).
+func sgemvT(y, w []float32, ldw, K int, x []float32) {
+	if hasAVX512 && len(y) > 0 && K > 0 {
+		_ = w[(len(y)-1)*ldw+K-1]
+		_ = x[K-1]
+		sgemvTAVX512(len(y), &w[0], ldw, K, &x[0], &y[0])
+		return
+	}
+	sgemvTGo(y, w, ldw, K, x)
+}
+
+// sgemvN adds Σ_p a[p]·b[p·ldb : p·ldb+len(y)] to y.
+func sgemvN(y, a, b []float32, ldb int) {
+	if hasAVX512 && len(y) > 0 && len(a) > 0 {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		sgemvNAVX512(len(a), len(y), &a[0], &b[0], ldb, &y[0])
+		return
+	}
+	sgemvNGo(y, a, b, ldb)
+}

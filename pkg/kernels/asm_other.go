@@ -13,3 +13,9 @@ func readSum(x []float32) float32 { return readSumGo(x) }
 
 // readSums lists every read-bandwidth probe this CPU runs.
 func readSums() []func([]float32) float32 { return []func([]float32) float32{readSumGo} }
+
+// sgemvT sets y[r] = w[r·ldw : r·ldw+K]·x for r < len(y).
+func sgemvT(y, w []float32, ldw, K int, x []float32) { sgemvTGo(y, w, ldw, K, x) }
+
+// sgemvN adds Σ_p a[p]·b[p·ldb : p·ldb+len(y)] to y.
+func sgemvN(y, a, b []float32, ldb int) { sgemvNGo(y, a, b, ldb) }

@@ -203,3 +203,23 @@ func BenchmarkConvert(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSgemv reports weight bandwidth of Sgemm with M = 1 (decoding
+// through an f32 weight), B stored [N, K] (transB, the Linear layout) and
+// [K, N], against the read bandwidth.
+func BenchmarkSgemv(b *testing.B) {
+	bw := streamRead()
+	const N, K = 4096, 4096
+	r := rand.New(rand.NewPCG(8, 9))
+	W, x, y := randF32(r, N*K), randF32(r, K), make([]float32, N)
+	for _, tB := range []bool{true, false} {
+		b.Run(fmt.Sprintf("transB=%v/%dx%d", tB, N, K), func(b *testing.B) {
+			for b.Loop() {
+				Sgemm(false, tB, 1, N, K, x, K, W, K, y, N, false)
+			}
+			gbs := float64(4*N*K) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+			b.ReportMetric(gbs, "GB/s")
+			b.ReportMetric(gbs/bw, "x_stream")
+		})
+	}
+}

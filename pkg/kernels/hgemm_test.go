@@ -10,7 +10,9 @@ import (
 // TestHGemm checks HGemm (GEMV path for few rows, widen+Sgemm for many)
 // against float64 on odd shapes for both half kinds. The f32 evaluation in
 // any order is within (K+2)·eps32·Σ|w·x| of the exact value.
-func TestHGemm(t *testing.T) {
+func TestHGemm(t *testing.T) { forEachLevel(t, testHGemm) }
+
+func testHGemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, kind := range []HalfKind{BF16, F16} {
 		for _, sh := range [][2]int{{1, 1}, {37, 15}, {45, 100}, {67, 515}, {3, 1024}} {
@@ -45,7 +47,9 @@ func TestHGemm(t *testing.T) {
 // ones: every half widens exactly; narrowing matches bit for bit on random,
 // subnormal, overflowing, infinite and tie values (NaNs stay NaNs), at
 // lengths that exercise the vector tails and the parallel split.
-func TestHalfSlices(t *testing.T) {
+func TestHalfSlices(t *testing.T) { forEachLevel(t, testHalfSlices) }
+
+func testHalfSlices(t *testing.T) {
 	all := make([]uint16, 1<<16)
 	for i := range all {
 		all[i] = uint16(i)

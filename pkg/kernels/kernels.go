@@ -85,13 +85,3 @@ func (q *QWeight) unpack(n, k int) uint32 {
 	}
 	return v & (1<<uint(q.Bits) - 1)
 }
-
-// DequantizeRow writes row n of W into dst [K].
-func (q *QWeight) DequantizeRow(n int, dst []float32) {
-	for g := 0; g < q.K/q.GroupSize; g++ {
-		s, b := q.scaleBias(n, g)
-		for k := g * q.GroupSize; k < (g+1)*q.GroupSize; k++ {
-			dst[k] = s*float32(q.unpack(n, k)) + b
-		}
-	}
-}

@@ -40,18 +40,6 @@ func (q *QWeight) Validate() error {
 	return nil
 }
 
-// scalesRow widens the scales and biases of row n into s and b [K/G].
-func (q *QWeight) scalesRow(n int, s, b []float32) {
-	ng := q.K / q.GroupSize
-	if q.ScalesF32 != nil {
-		copy(s, q.ScalesF32[n*ng:(n+1)*ng])
-		copy(b, q.BiasesF32[n*ng:(n+1)*ng])
-		return
-	}
-	HalfToF32Slice(s, q.Scales[n*ng:(n+1)*ng], q.Kind)
-	HalfToF32Slice(b, q.Biases[n*ng:(n+1)*ng], q.Kind)
-}
-
 // unpackRow writes the q values of row n into dst [K] as float32.
 func (q *QWeight) unpackRow(n int, dst []float32) {
 	words := q.K * q.Bits / 32
@@ -89,16 +77,38 @@ func (q *QWeight) unpackRow(n int, dst []float32) {
 	}
 }
 
-// dequantRowFast writes row n of W into dst [K]; s and b are scratch [K/G].
-func (q *QWeight) dequantRowFast(n int, dst, s, b []float32) {
+// dequantRowGo writes row n of W into dst [K] (portable path).
+func (q *QWeight) dequantRowGo(n int, dst []float32) {
 	q.unpackRow(n, dst)
-	q.scalesRow(n, s, b)
 	G := q.GroupSize
-	for g := range s {
-		sg, bg := s[g], b[g]
+	for g := 0; g < q.K/G; g++ {
+		sg, bg := q.scaleBias(n, g)
 		d := dst[g*G : g*G+G]
 		for k, v := range d {
 			d[k] = sg*v + bg
+		}
+	}
+}
+
+// dequantRows writes rows [n0, n0+rows) of W into dst [rows, K].
+func (q *QWeight) dequantRows(n0, rows int, dst []float32) {
+	if rows > 0 && dequantFast(q, n0, rows, dst[:rows*q.K]) {
+		return
+	}
+	for r := 0; r < rows; r++ {
+		q.dequantRowGo(n0+r, dst[r*q.K:(r+1)*q.K])
+	}
+}
+
+// DequantizeRow writes row n of W into dst [K].
+func (q *QWeight) DequantizeRow(n int, dst []float32) { q.dequantRows(n, 1, dst) }
+
+// dequantizeRowRef is the reference: one element at a time.
+func (q *QWeight) dequantizeRowRef(n int, dst []float32) {
+	for g := 0; g < q.K/q.GroupSize; g++ {
+		s, b := q.scaleBias(n, g)
+		for k := g * q.GroupSize; k < (g+1)*q.GroupSize; k++ {
+			dst[k] = s*float32(q.unpack(n, k)) + b
 		}
 	}
 }
@@ -108,7 +118,7 @@ func qmatmulRef(Y, X []float32, M int, q *QWeight) {
 	Parallel(q.N, 16, func(lo, hi int) {
 		row := make([]float32, q.K)
 		for n := lo; n < hi; n++ {
-			q.DequantizeRow(n, row)
+			q.dequantizeRowRef(n, row)
 			for m := 0; m < M; m++ {
 				x := X[m*q.K : (m+1)*q.K]
 				var s float32
@@ -142,11 +152,9 @@ func dot4(a, b []float32) float32 {
 // (bit-width specialised), dot it with every activation row.
 func qmatmulGo(Y, X []float32, M int, q *QWeight) {
 	Parallel(q.N, 16, func(lo, hi int) {
-		ng := q.K / q.GroupSize
 		row := make([]float32, q.K)
-		s, b := make([]float32, ng), make([]float32, ng)
 		for n := lo; n < hi; n++ {
-			q.dequantRowFast(n, row, s, b)
+			q.dequantRows(n, 1, row)
 			for m := 0; m < M; m++ {
 				Y[m*q.N+n] = dot4(row, X[m*q.K:(m+1)*q.K])
 			}
@@ -157,16 +165,12 @@ func qmatmulGo(Y, X []float32, M int, q *QWeight) {
 // qmatmulGemm is the path for many activation rows (prompt processing):
 // dequantize blocks of weight rows to f32, then Sgemm against them.
 func qmatmulGemm(Y, X []float32, M int, q *QWeight) {
-	nb := max(64, min(q.N, (1<<20)/q.K))
+	nb := max(64, min(q.N, (4<<20)/q.K))
 	buf := make([]float32, nb*q.K)
 	for n0 := 0; n0 < q.N; n0 += nb {
 		rows := min(nb, q.N-n0)
 		Parallel(rows, 8, func(lo, hi int) {
-			ng := q.K / q.GroupSize
-			s, b := make([]float32, ng), make([]float32, ng)
-			for r := lo; r < hi; r++ {
-				q.dequantRowFast(n0+r, buf[r*q.K:(r+1)*q.K], s, b)
-			}
+			q.dequantRows(n0+lo, hi-lo, buf[lo*q.K:hi*q.K])
 		})
 		// Y[:, n0:n0+rows] = X · buf[:rows]ᵀ
 		Sgemm(false, true, M, rows, q.K, X, q.K, buf, q.K, Y[n0:], q.N, false)

@@ -10,6 +10,30 @@ func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointe
 //go:noescape
 func quantActAVX512(x *float32, nblk int, bits int, xq *int8, dx, bsum *float32)
 
+//go:noescape
+func dequantAVX512(bits, rows int, w unsafe.Pointer, K int, s, b unsafe.Pointer, kind, G int, dst *float32)
+
+// dequantFast dequantizes rows [n0, n0+rows) of a 4- or 8-bit W into dst
+// with AVX-512; it reports whether it could.
+func dequantFast(q *QWeight, n0, rows int, dst []float32) bool {
+	if !hasAVX512 || (q.Bits != 4 && q.Bits != 8) {
+		return false
+	}
+	ng := q.K / q.GroupSize
+	_ = dst[rows*q.K-1]
+	_ = q.W[(n0+rows)*q.K*q.Bits/32-1]
+	kind := int(q.Kind)
+	var sp, bp unsafe.Pointer
+	if q.ScalesF32 != nil {
+		kind = 2
+		sp, bp = unsafe.Pointer(&q.ScalesF32[n0*ng]), unsafe.Pointer(&q.BiasesF32[n0*ng])
+	} else {
+		sp, bp = unsafe.Pointer(&q.Scales[n0*ng]), unsafe.Pointer(&q.Biases[n0*ng])
+	}
+	dequantAVX512(q.Bits, rows, unsafe.Pointer(&q.W[n0*q.K*q.Bits/32]), q.K, sp, bp, kind, q.GroupSize, &dst[0])
+	return true
+}
+
 // quantAct quantizes activations for the int8 kernels (see prepAct).
 func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
 	if hasAVX512 && len(dx) > 0 && len(dx)%4 == 0 {

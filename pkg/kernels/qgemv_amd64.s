@@ -312,3 +312,125 @@ qanext:
 qadone:
 	VZEROUPPER
 	RET
+
+// Load the scale (or bias) at MEM as f32, broadcast into Z register R,
+// for kind in R11 (0 bf16, 1 f16, 2 f32). Uses AX and Y register RY.
+#define BCASTSB(MEM, R, RY, L1, L2, L3) \
+	CMPQ R11, $1; \
+	JEQ  L1; \
+	JGT  L2; \
+	MOVWLZX MEM, AX; \
+	SHLL $16, AX; \
+	VPBROADCASTD AX, R; \
+	JMP  L3; \
+L1: \
+	VPBROADCASTW MEM, RY; \
+	VCVTPH2PS RY, R; \
+	JMP  L3; \
+L2: \
+	VBROADCASTSS MEM, R; \
+L3:
+
+// func dequantAVX512(bits, rows int, w unsafe.Pointer, K int, s, b unsafe.Pointer, kind, G int, dst *float32)
+// dst[r·K+k] = scale·q + bias for rows r of a 4- or 8-bit weight (K a
+// multiple of G; scales and biases [rows, K/G] of kind).
+TEXT ·dequantAVX512(SB), NOSPLIT, $0-72
+	MOVQ w+16(FP), SI
+	MOVQ s+32(FP), R8
+	MOVQ b+40(FP), R9
+	MOVQ kind+48(FP), R11
+	MOVQ dst+64(FP), DI
+	MOVQ rows+8(FP), R12
+	IMULQ K+24(FP), R12
+	MOVQ G+56(FP), R13
+	SHRQ $5, R13 // 32-weight steps per group
+	MOVQ R12, R10
+	SHRQ $5, R10 // 32-weight steps in all
+	TESTQ R10, R10
+	JZ   dqdone
+	MOVL $0x000f000f, AX
+	VPBROADCASTD AX, Y30
+	MOVL $0x0f000f00, AX
+	VPBROADCASTD AX, Y29
+	MOVQ bits+0(FP), CX
+	CMPQ CX, $8
+	JEQ  dq8
+
+dq4g:
+	BCASTSB((R8), Z28, Y28, dq4a, dq4b, dq4c)
+	BCASTSB((R9), Z27, Y27, dq4d, dq4e, dq4f)
+	MOVQ R13, CX
+
+dq4:
+	VPMOVZXBW (SI), Y1
+	VPSLLW $4, Y1, Y2
+	VPANDD Y30, Y1, Y1
+	VPANDD Y29, Y2, Y2
+	VPOR Y2, Y1, Y1
+	VPMOVZXBD X1, Z3
+	VEXTRACTI128 $1, Y1, X4
+	VPMOVZXBD X4, Z4
+	VCVTDQ2PS Z3, Z3
+	VCVTDQ2PS Z4, Z4
+	VMULPS Z28, Z3, Z3
+	VMULPS Z28, Z4, Z4
+	VADDPS Z27, Z3, Z3
+	VADDPS Z27, Z4, Z4
+	VMOVUPS Z3, (DI)
+	VMOVUPS Z4, 64(DI)
+	ADDQ $16, SI
+	ADDQ $128, DI
+	DECQ R10
+	JZ   dqdone
+	DECQ CX
+	JNZ  dq4
+	MOVQ R11, AX
+	CMPQ AX, $2
+	JEQ  dq4s4
+	ADDQ $2, R8
+	ADDQ $2, R9
+	JMP  dq4g
+
+dq4s4:
+	ADDQ $4, R8
+	ADDQ $4, R9
+	JMP  dq4g
+
+dq8:
+dq8g:
+	BCASTSB((R8), Z28, Y28, dq8a, dq8b, dq8c)
+	BCASTSB((R9), Z27, Y27, dq8d, dq8e, dq8f)
+	MOVQ R13, CX
+
+dq8l:
+	VPMOVZXBD (SI), Z3
+	VPMOVZXBD 16(SI), Z4
+	VCVTDQ2PS Z3, Z3
+	VCVTDQ2PS Z4, Z4
+	VMULPS Z28, Z3, Z3
+	VMULPS Z28, Z4, Z4
+	VADDPS Z27, Z3, Z3
+	VADDPS Z27, Z4, Z4
+	VMOVUPS Z3, (DI)
+	VMOVUPS Z4, 64(DI)
+	ADDQ $32, SI
+	ADDQ $128, DI
+	DECQ R10
+	JZ   dqdone
+	DECQ CX
+	JNZ  dq8l
+	MOVQ R11, AX
+	CMPQ AX, $2
+	JEQ  dq8s4
+	ADDQ $2, R8
+	ADDQ $2, R9
+	JMP  dq8g
+
+dq8s4:
+	ADDQ $4, R8
+	ADDQ $4, R9
+	JMP  dq8g
+
+dqdone:
+	VZEROUPPER
+	RET

@@ -9,3 +9,6 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool { return false }
 func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
 	quantActGo(x, bits, xq, dx, bsum)
 }
+
+// dequantFast has no assembly outside amd64.
+func dequantFast(q *QWeight, n0, rows int, dst []float32) bool { return false }

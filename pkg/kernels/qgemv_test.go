@@ -80,7 +80,9 @@ func qBound(q *QWeight, x []float32, n int) (exact, round, quant float64) {
 // the portable f32 path, and the dequantize+GEMM path for many rows)
 // against float64, for every bit width, group size and scale type, with
 // odd N and K both a multiple of 128 and not.
-func TestQMatmul(t *testing.T) {
+func TestQMatmul(t *testing.T) { forEachLevel(t, testQMatmul) }
+
+func testQMatmul(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, G := range []int{32, 64, 128} {
@@ -211,6 +213,39 @@ func TestQuantAct(t *testing.T) {
 		for i := 64; i < 96; i++ {
 			if bits == 8 && xq2[i] != 0 {
 				t.Fatalf("bits=8: zero block quantized to %d at %d", xq2[i], i)
+			}
+		}
+	}
+}
+
+// TestDequantize checks the fast dequantization (AVX-512 for 4/8 bits, the
+// bit-width specialised Go loops otherwise) bit for bit against the
+// one-element-at-a-time reference, for every format.
+func TestDequantize(t *testing.T) { forEachLevel(t, testDequantize) }
+
+func testDequantize(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+		for _, G := range []int{32, 64, 128} {
+			for _, kind := range []string{"bf16", "f16", "f32"} {
+				q := randQWeight(r, 5, 3*128, bits, G, kind)
+				got, want := make([]float32, 5*q.K), make([]float32, 5*q.K)
+				q.dequantRows(0, 5, got)
+				for n := 0; n < 5; n++ {
+					q.dequantizeRowRef(n, want[n*q.K:(n+1)*q.K])
+				}
+				one := make([]float32, q.K)
+				q.DequantizeRow(3, one)
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("bits=%d G=%d %s: element %d = %v, want %v", bits, G, kind, i, got[i], want[i])
+					}
+				}
+				for k := range one {
+					if one[k] != want[3*q.K+k] {
+						t.Fatalf("bits=%d G=%d %s: DequantizeRow(3)[%d] = %v, want %v", bits, G, kind, k, one[k], want[3*q.K+k])
+					}
+				}
 			}
 		}
 	}

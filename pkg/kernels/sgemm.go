@@ -1,6 +1,10 @@
 package kernels
 
-import "unsafe"
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
 
 // gemmKernel is a register-blocked micro-kernel: it computes an mr×nr block
 // of C from a packed A panel [kc][mr] and a packed B panel [kc][nr], storing
@@ -241,6 +245,10 @@ func Sgemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, 
 		}
 		return
 	}
+	if M <= sgemvMaxM {
+		sgemmFewRows(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate)
+		return
+	}
 	if M*N*K < sgemmSmall {
 		sgemmRef(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate)
 		return
@@ -280,4 +288,99 @@ func readSumGo(x []float32) float32 {
 		s[7] += v[7]
 	}
 	return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]
+}
+
+// sgemvMaxM is the number of rows of op(A) up to which Sgemm runs GEMVs
+// (decoding) instead of packing B.
+const sgemvMaxM = 4
+
+// sgemvTGo is the portable transposed GEMV.
+func sgemvTGo(y, w []float32, ldw, K int, x []float32) {
+	for r := range y {
+		y[r] = dot4(w[r*ldw:r*ldw+K], x[:K])
+	}
+}
+
+// sgemvNGo is the portable row-combination GEMV.
+func sgemvNGo(y, a, b []float32, ldb int) {
+	for p, ap := range a {
+		row := b[p*ldb : p*ldb+len(y)]
+		for j, v := range row {
+			y[j] += ap * v
+		}
+	}
+}
+
+// sgemmFewRows computes Sgemm for M <= sgemvMaxM as GEMVs over B, split
+// over cores by output columns.
+func sgemmFewRows(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, accumulate bool) {
+	// Contiguous copies of the rows of op(A).
+	xs := make([]float32, M*K)
+	for m := 0; m < M; m++ {
+		for p := 0; p < K; p++ {
+			if transA {
+				xs[m*K+p] = A[p*lda+m]
+			} else {
+				xs[m*K+p] = A[m*lda+p]
+			}
+		}
+	}
+	if transB {
+		// Blocks of B rows that stay in L2 while every row of A passes.
+		rowsPerBlock := max(8, (256<<10)/(4*K))
+		Parallel(N, 32, func(lo, hi int) {
+			var tmp []float32
+			if accumulate {
+				tmp = make([]float32, min(rowsPerBlock, hi-lo))
+			}
+			for n0 := lo; n0 < hi; n0 += rowsPerBlock {
+				rows := min(rowsPerBlock, hi-n0)
+				for m := 0; m < M; m++ {
+					y := C[m*ldc+n0 : m*ldc+n0+rows]
+					if !accumulate {
+						sgemvT(y, B[n0*ldb:], ldb, K, xs[m*K:(m+1)*K])
+						continue
+					}
+					sgemvT(tmp[:rows], B[n0*ldb:], ldb, K, xs[m*K:(m+1)*K])
+					for j, v := range tmp[:rows] {
+						y[j] += v
+					}
+				}
+			}
+		})
+		return
+	}
+	// B [K, N] is read row by row: split the K rows over the cores so each
+	// streams one contiguous range, with its own partial sums of the M
+	// output rows, added together at the end.
+	workers := min(runtime.GOMAXPROCS(0), max(1, K/64))
+	part := make([][]float32, workers)
+	per := (K + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range part {
+		p0, p1 := w*per, min(K, (w+1)*per)
+		part[w] = make([]float32, M*N)
+		if p0 >= p1 {
+			continue
+		}
+		wg.Add(1)
+		go func(y []float32, p0, p1 int) {
+			defer wg.Done()
+			for m := 0; m < M; m++ {
+				sgemvN(y[m*N:(m+1)*N], xs[m*K+p0:m*K+p1], B[p0*ldb:], ldb)
+			}
+		}(part[w], p0, p1)
+	}
+	wg.Wait()
+	for m := 0; m < M; m++ {
+		y := C[m*ldc : m*ldc+N]
+		if !accumulate {
+			clear(y)
+		}
+		for _, p := range part {
+			for j, v := range p[m*N : (m+1)*N] {
+				y[j] += v
+			}
+		}
+	}
 }

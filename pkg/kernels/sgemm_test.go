@@ -105,16 +105,33 @@ func checkGemm(t *testing.T, name string, M, N, ldc, K int, C, orig []float32, w
 }
 
 // TestSgemmPublic checks the exported entry point (small and blocked paths).
-func TestSgemmPublic(t *testing.T) {
+func TestSgemmPublic(t *testing.T) { forEachLevel(t, testSgemmPublic) }
+
+func testSgemmPublic(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, sh := range [][3]int{{2, 3, 4}, {65, 129, 257}, {300, 20, 1}} {
+	for _, sh := range [][3]int{{2, 3, 4}, {65, 129, 257}, {300, 20, 1}, {1, 1037, 515}, {3, 2100, 77}, {4, 33, 1500}} {
 		M, N, K := sh[0], sh[1], sh[2]
-		A, B := randF32(r, M*K), randF32(r, K*N)
-		C := randF32(r, M*N)
-		orig := append([]float32(nil), C...)
-		want, mag := sgemmF64(false, false, M, N, K, A, K, B, N, orig, N, true)
-		Sgemm(false, false, M, N, K, A, K, B, N, C, N, true)
-		checkGemm(t, fmt.Sprint(sh), M, N, N, K, C, orig, want, mag)
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				for _, acc := range []bool{false, true} {
+					ar, ac := M, K
+					if tA {
+						ar, ac = K, M
+					}
+					br, bc := K, N
+					if tB {
+						br, bc = N, K
+					}
+					lda, ldb, ldc := ac+1, bc+2, N+3
+					A, B := randF32(r, ar*lda), randF32(r, br*ldb)
+					C := randF32(r, M*ldc)
+					orig := append([]float32(nil), C...)
+					want, mag := sgemmF64(tA, tB, M, N, K, A, lda, B, ldb, orig, ldc, acc)
+					Sgemm(tA, tB, M, N, K, A, lda, B, ldb, C, ldc, acc)
+					checkGemm(t, fmt.Sprintf("%v/tA=%v/tB=%v/acc=%v", sh, tA, tB, acc), M, N, ldc, K, C, orig, want, mag)
+				}
+			}
+		}
 	}
 	// K = 0 clears C unless accumulating.
 	C := []float32{1, 2}

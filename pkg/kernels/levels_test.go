@@ -1,0 +1,21 @@
+package kernels
+
+import "testing"
+
+// forEachLevel runs fn once per instruction-set level this CPU has: as
+// detected, then with AVX-512 off (AVX2 paths), then with every assembly
+// path off (pure Go), so each fast path is checked against the same
+// references as its fallback on one machine.
+func forEachLevel(t *testing.T, fn func(t *testing.T)) {
+	saved512, savedVNNI, saved2 := hasAVX512, hasVNNI, hasAVX2
+	defer func() { hasAVX512, hasVNNI, hasAVX2 = saved512, savedVNNI, saved2 }()
+	t.Run("native", fn)
+	if saved512 && saved2 {
+		hasAVX512, hasVNNI = false, false
+		t.Run("avx2", fn)
+	}
+	if saved512 || saved2 {
+		hasAVX512, hasVNNI, hasAVX2 = false, false, false
+		t.Run("go", fn)
+	}
+}
