@@ -163,6 +163,24 @@ func (m *Model) Info(name string) (TensorInfo, *File, bool) {
 	return t, f, true
 }
 
+// Entry is a tensor and the file that holds it.
+type Entry struct {
+	File *File
+	TensorInfo
+}
+
+// Entries lists every tensor in storage order (file by file, then by data
+// offset), the order that reads each file front to back once.
+func (m *Model) Entries() []Entry {
+	out := make([]Entry, 0, len(m.names))
+	for _, f := range m.Files {
+		for _, t := range f.Header.Tensors {
+			out = append(out, Entry{File: f, TensorInfo: t})
+		}
+	}
+	return out
+}
+
 // Has reports whether the model holds a tensor.
 func (m *Model) Has(name string) bool { _, ok := m.where[name]; return ok }
 

@@ -254,6 +254,15 @@ func TestSharding(t *testing.T) {
 			t.Errorf("%s in %s", x.spec.Name, f.Path)
 		}
 	}
+	// Entries walk the shards front to back.
+	var order []string
+	for _, e := range m.Entries() {
+		order = append(order, filepath.Base(e.File.Path)+":"+e.Name)
+	}
+	wantOrder := []string{want[0] + ":e.weight", want[0] + ":d.weight", want[1] + ":c.weight", want[2] + ":b.weight", want[2] + ":a.weight"}
+	if !reflect.DeepEqual(order, wantOrder) {
+		t.Errorf("entries %v, want %v", order, wantOrder)
+	}
 	// Default cap is mlx_lm's 5 GiB.
 	if MaxShardSize != 5*1024*1024*1024 {
 		t.Errorf("MaxShardSize %d", MaxShardSize)
@@ -555,5 +564,43 @@ func TestSaveSingleFile(t *testing.T) {
 	}
 	if err := Save(p, []Data{{TensorSpec{Name: "x", DType: F32, Shape: []int{2}}, f32Bytes(1)}}, nil); err == nil {
 		t.Error("Save with wrong byte count succeeded")
+	}
+}
+
+func TestConcurrentWrites(t *testing.T) {
+	dir := t.TempDir()
+	var specs []TensorSpec
+	for i := 0; i < 64; i++ {
+		specs = append(specs, TensorSpec{Name: "t" + strings.Repeat("x", i%5) + string(rune('A'+i)), DType: U8, Shape: []int{i + 1}})
+	}
+	w, err := NewWriter(dir, specs, &WriterOptions{MaxShardSize: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, len(specs))
+	for _, s := range specs {
+		go func(s TensorSpec) { errs <- w.WriteTensor(s.Name, seq(s.Shape[0], byte(s.Shape[0]))) }(s)
+	}
+	for range specs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Shards()) < 3 {
+		t.Errorf("expected several shards, got %v", w.Shards())
+	}
+	m, err := OpenModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, s := range specs {
+		got, err := m.Tensor(s.Name)
+		if err != nil || !bytes.Equal(got.Bytes(), seq(s.Shape[0], byte(s.Shape[0]))) {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
 	}
 }
