@@ -182,8 +182,8 @@ func qmatmulGemm(Y, X []float32, M int, q *QWeight) {
 const qmatmulGemmMinM = 32
 
 // QMatmul computes Y [M, N] = X [M, K] · Wᵀ for a quantized W [N, K]. For
-// few rows (decoding) on CPUs with AVX-512 VNNI and 4- or 8-bit weights
-// with K a multiple of 128, it quantizes each activation row to int8 in
+// few rows (decoding) on CPUs with AVX-512 VNNI and 4- or 8-bit weights,
+// it quantizes each activation row to int8 in
 // blocks of 32 (scale max|x|/127) and uses integer dot products; this
 // differs from the f32 result by at most Σ_k |scale|·q_k·dx/2 (see
 // qgemv_test.go). Otherwise it dequantizes in f32. q must pass Validate.
@@ -210,7 +210,7 @@ type qact struct {
 	bsum []float32 // per 32-block Σx
 }
 
-// prepAct quantizes x [K] (K a multiple of 128) to int8 in blocks of 32
+// prepAct quantizes x [K] (K a multiple of 32) to int8 in blocks of 32
 // with dx = max|x|/127, and lays it out for the bits-wide kernel:
 //
 //   - 4-bit: per 128-chunk, the 64 even elements then the 64 odd ones (the
@@ -221,21 +221,24 @@ type qact struct {
 func prepAct(x []float32, bits, G int, a *qact) {
 	K := len(x)
 	nb := K / 32
+	nc := (K + 127) / 128 // chunks, the last one possibly partial
 	lanes := 16
 	if bits == 8 {
 		lanes = 32
 	}
-	a.xq = grow(a.xq, K)
-	a.dx = grow(a.dx, nb)
-	a.bsum = grow(a.bsum, nb)
-	a.dxl = grow(a.dxl, K/128*lanes)
+	a.xq = grow(a.xq, nc*128)
+	a.dx = grow(a.dx, nc*4)
+	a.bsum = grow(a.bsum, nc*4)
+	a.dxl = grow(a.dxl, nc*lanes)
 	a.sumx = grow(a.sumx, K/G)
-	quantAct(x, bits, a.xq, a.dx, a.bsum)
+	clear(a.xq[K:])
+	clear(a.dx[nb:])
+	quantAct(x, bits, a.xq, a.dx[:nb], a.bsum[:nb])
 	clear(a.sumx)
-	for b, s := range a.bsum {
+	for b, s := range a.bsum[:nb] {
 		a.sumx[b*32/G] += s
 	}
-	for c := 0; c < K/128; c++ {
+	for c := 0; c < nc; c++ {
 		dx := a.dx[c*4 : c*4+4 : c*4+4]
 		l := a.dxl[c*lanes : (c+1)*lanes]
 		if bits == 4 {

@@ -5,7 +5,7 @@ package kernels
 import "unsafe"
 
 //go:noescape
-func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32)
+func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int)
 
 //go:noescape
 func quantActAVX512(x *float32, nblk int, bits int, xq *int8, dx, bsum *float32)
@@ -36,7 +36,7 @@ func dequantFast(q *QWeight, n0, rows int, dst []float32) bool {
 
 // quantAct quantizes activations for the int8 kernels (see prepAct).
 func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
-	if hasAVX512 && len(dx) > 0 && len(dx)%4 == 0 {
+	if hasAVX512 && len(dx) > 0 {
 		quantActAVX512(&x[0], len(dx), bits, &xq[0], &dx[0], &bsum[0])
 		return
 	}
@@ -46,7 +46,7 @@ func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
 // qgemvFast runs QMatmul on the AVX-512 VNNI int8 kernel when the CPU and
 // the weight's format allow; it reports whether it did.
 func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
-	if !hasVNNI || (q.Bits != 4 && q.Bits != 8) || q.K%128 != 0 {
+	if !hasVNNI || (q.Bits != 4 && q.Bits != 8) {
 		return false
 	}
 	K, N, G := q.K, q.N, q.GroupSize
@@ -76,6 +76,15 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	sbstride := ng * esz
 	wp := unsafe.Pointer(unsafe.SliceData(q.W))
 	smask, sstep, bmask := 1<<(128/G)-1, 128/G*esz, 1<<(ng%16)-1
+	// A partial last chunk: masks for its weight bytes and scales.
+	tail := K % 128
+	var wm1, wm2, tsmask uint64
+	if tail > 0 {
+		tb := tail * q.Bits / 8
+		wm1 = lowMask(min(64, tb))
+		wm2 = lowMask(max(0, tb-64))
+		tsmask = lowMask(tail / G)
+	}
 	// Blocks of rows small enough to stay in L2 while every activation row
 	// passes over them.
 	const blockBytes = 256 << 10
@@ -88,9 +97,18 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 				qgemvVNNI(q.Bits, rows, unsafe.Add(wp, n0*wstride), wstride,
 					unsafe.Add(sp, n0*sbstride), unsafe.Add(bp, n0*sbstride), sbstride, kind,
 					unsafe.Pointer(&a.xq[0]), unsafe.Pointer(&a.dxl[0]), unsafe.Pointer(&a.sumx[0]),
-					K/128, ng, unsafe.Pointer(&idx[0]), smask, sstep, bmask, &Y[m*N+n0])
+					K/128, ng, unsafe.Pointer(&idx[0]), smask, sstep, bmask, &Y[m*N+n0],
+					tail, int(wm1), int(wm2), int(tsmask))
 			}
 		}
 	})
 	return true
+}
+
+// lowMask has the n low bits set (n <= 64).
+func lowMask(n int) uint64 {
+	if n >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<uint(n) - 1
 }

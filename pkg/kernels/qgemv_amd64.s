@@ -6,11 +6,11 @@
 // its weight group's scale, gathered per lane with VPERMPS. The bias term
 // Σ_g bias[g]·Σx[g] is a plain f32 dot product after the chunks.
 
-// Scale loads: 128/G scales of this chunk at DI, masked by K1, widened into
+// Scale loads: 128/G scales of this chunk at DI, masked by M, widened into
 // Z4 as f32.
-#define LS_BF16 VMOVDQU16.Z (DI), K1, Y4; VPMOVZXWD Y4, Z4; VPSLLD $16, Z4, Z4
-#define LS_F16 VMOVDQU16.Z (DI), K1, Y4; VCVTPH2PS Y4, Z4
-#define LS_F32 VMOVUPS.Z (DI), K1, Z4
+#define LS_BF16(M) VMOVDQU16.Z (DI), M, Y4; VPMOVZXWD Y4, Z4; VPSLLD $16, Z4, Z4
+#define LS_F16(M) VMOVDQU16.Z (DI), M, Y4; VCVTPH2PS Y4, Z4
+#define LS_F32(M) VMOVUPS.Z (DI), M, Z4
 
 // Bias loads: 16 biases at DI under mask register M into Z5 as f32.
 #define LB_BF16(M) VMOVDQU16.Z (DI), M, Y5; VPMOVZXWD Y5, Z5; VPSLLD $16, Z5, Z5
@@ -22,6 +22,15 @@
 // odd int8s; 16 lane multipliers at BX.
 #define CHUNK4(LS) \
 	VMOVDQU64 (SI), Z1; \
+	CHUNK4REST(LS, K1)
+
+// The tail chunk of a row whose K is not a multiple of 128: masked loads
+// (K4: weight bytes, K6: scales); the activations are zero-padded.
+#define CHUNK4T(LS) \
+	VMOVDQU8.Z (SI), K4, Z1; \
+	CHUNK4REST(LS, K6)
+
+#define CHUNK4REST(LS, M) \
 	VPSRLW $4, Z1, Z2; \
 	VPANDD Z31, Z1, Z1; \
 	VPANDD Z31, Z2, Z2; \
@@ -30,7 +39,7 @@
 	VPDPBUSD 64(AX), Z2, Z3; \
 	VCVTDQ2PS Z3, Z3; \
 	VMULPS (BX), Z3, Z3; \
-	LS; \
+	LS(M); \
 	VPERMPS Z4, Z30, Z4; \
 	VFMADD231PS Z4, Z3, Z0; \
 	ADDQ $64, SI; \
@@ -43,6 +52,14 @@
 #define CHUNK8(LS) \
 	VMOVDQU64 (SI), Z1; \
 	VMOVDQU64 64(SI), Z2; \
+	CHUNK8REST(LS, K1)
+
+#define CHUNK8T(LS) \
+	VMOVDQU8.Z (SI), K4, Z1; \
+	VMOVDQU8.Z 64(SI), K5, Z2; \
+	CHUNK8REST(LS, K6)
+
+#define CHUNK8REST(LS, M) \
 	VPXORD Z3, Z3, Z3; \
 	VPXORD Z6, Z6, Z6; \
 	VPDPBUSD (AX), Z1, Z3; \
@@ -51,7 +68,7 @@
 	VCVTDQ2PS Z6, Z6; \
 	VMULPS (BX), Z3, Z3; \
 	VMULPS 64(BX), Z6, Z6; \
-	LS; \
+	LS(M); \
 	VPERMPS Z4, Z30, Z7; \
 	VPERMPS Z4, Z29, Z8; \
 	VFMADD231PS Z7, Z3, Z0; \
@@ -111,8 +128,10 @@ ltail: \
 	MOVQ R11, DI; \
 	MOVQ sumx+80(FP), AX
 
-// func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32)
-TEXT ·qgemvVNNI(SB), NOSPLIT, $0-144
+// func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int)
+// nchunk counts the full 128-weight chunks of a row; tail != 0 adds one
+// partial chunk with weight-byte masks wm1, wm2 and scale mask tsmask.
+TEXT ·qgemvVNNI(SB), NOSPLIT, $0-176
 	MOVQ rows+8(FP), R8
 	TESTQ R8, R8
 	JZ   done
@@ -132,6 +151,12 @@ TEXT ·qgemvVNNI(SB), NOSPLIT, $0-144
 	KMOVW DX, K2
 	MOVL $0xffff, DX
 	KMOVW DX, K3
+	MOVQ wm1+152(FP), DX
+	KMOVQ DX, K4
+	MOVQ wm2+160(FP), DX
+	KMOVQ DX, K5
+	MOVQ tsmask+168(FP), DX
+	KMOVW DX, K6
 	MOVQ kind+56(FP), DX
 	MOVQ bits+0(FP), CX
 	CMPQ CX, $8
@@ -142,10 +167,17 @@ TEXT ·qgemvVNNI(SB), NOSPLIT, $0-144
 
 r4bf16:
 	ROWSTART
+	TESTQ CX, CX
+	JZ   t4bf16
 c4bf16:
 	CHUNK4(LS_BF16)
 	DECQ CX
 	JNZ  c4bf16
+t4bf16:
+	CMPQ tail+144(FP), $0
+	JEQ  e4bf16
+	CHUNK4T(LS_BF16)
+e4bf16:
 	BIASSTART
 	BIAS(LB_BF16, 2, b4bf16l, b4bf16t)
 	STOREROW
@@ -155,10 +187,17 @@ c4bf16:
 
 r4f16:
 	ROWSTART
+	TESTQ CX, CX
+	JZ   t4f16
 c4f16:
 	CHUNK4(LS_F16)
 	DECQ CX
 	JNZ  c4f16
+t4f16:
+	CMPQ tail+144(FP), $0
+	JEQ  e4f16
+	CHUNK4T(LS_F16)
+e4f16:
 	BIASSTART
 	BIAS(LB_F16, 2, b4f16l, b4f16t)
 	STOREROW
@@ -168,10 +207,17 @@ c4f16:
 
 r4f32:
 	ROWSTART
+	TESTQ CX, CX
+	JZ   t4f32
 c4f32:
 	CHUNK4(LS_F32)
 	DECQ CX
 	JNZ  c4f32
+t4f32:
+	CMPQ tail+144(FP), $0
+	JEQ  e4f32
+	CHUNK4T(LS_F32)
+e4f32:
 	BIASSTART
 	BIAS(LB_F32, 4, b4f32l, b4f32t)
 	STOREROW
@@ -186,10 +232,17 @@ bits8:
 
 r8bf16:
 	ROWSTART
+	TESTQ CX, CX
+	JZ   t8bf16
 c8bf16:
 	CHUNK8(LS_BF16)
 	DECQ CX
 	JNZ  c8bf16
+t8bf16:
+	CMPQ tail+144(FP), $0
+	JEQ  e8bf16
+	CHUNK8T(LS_BF16)
+e8bf16:
 	BIASSTART
 	BIAS(LB_BF16, 2, b8bf16l, b8bf16t)
 	STOREROW
@@ -199,10 +252,17 @@ c8bf16:
 
 r8f16:
 	ROWSTART
+	TESTQ CX, CX
+	JZ   t8f16
 c8f16:
 	CHUNK8(LS_F16)
 	DECQ CX
 	JNZ  c8f16
+t8f16:
+	CMPQ tail+144(FP), $0
+	JEQ  e8f16
+	CHUNK8T(LS_F16)
+e8f16:
 	BIASSTART
 	BIAS(LB_F16, 2, b8f16l, b8f16t)
 	STOREROW
@@ -212,10 +272,17 @@ c8f16:
 
 r8f32:
 	ROWSTART
+	TESTQ CX, CX
+	JZ   t8f32
 c8f32:
 	CHUNK8(LS_F32)
 	DECQ CX
 	JNZ  c8f32
+t8f32:
+	CMPQ tail+144(FP), $0
+	JEQ  e8f32
+	CHUNK8T(LS_F32)
+e8f32:
 	BIASSTART
 	BIAS(LB_F32, 4, b8f32l, b8f32t)
 	STOREROW

@@ -87,7 +87,7 @@ func testQMatmul(t *testing.T) {
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, G := range []int{32, 64, 128} {
 			for _, kind := range []string{"bf16", "f16", "f32"} {
-				for _, K := range []int{384, 3 * G} {
+				for _, K := range []int{384, 3 * G, 128 + G, 5 * 32} {
 					if K%G != 0 || (K*bits)%32 != 0 {
 						continue
 					}
@@ -101,7 +101,7 @@ func testQMatmul(t *testing.T) {
 						X := randAct(r, M, K)
 						Y := make([]float32, M*N)
 						QMatmul(Y, X, M, q)
-						int8Path := hasVNNI && (bits == 4 || bits == 8) && K%128 == 0 && M < qmatmulGemmMinM
+						int8Path := hasVNNI && (bits == 4 || bits == 8) && M < qmatmulGemmMinM
 						for m := 0; m < M; m++ {
 							for n := 0; n < N; n++ {
 								exact, round, quant := qBound(q, X[m*K:(m+1)*K], n)

@@ -123,7 +123,11 @@ func packB(dst []float32, transB bool, B []float32, ldb, p0, kc, j0, nc, nr int)
 			}
 			continue
 		}
-		for j := 0; j < w; j++ {
+		j := 0
+		for ; j+8 <= w; j += 8 {
+			pack8(pan[j:], nr, B, (j0+jp+j)*ldb+p0, ldb, kc)
+		}
+		for ; j < w; j++ {
 			src := B[(j0+jp+j)*ldb+p0 : (j0+jp+j)*ldb+p0+kc]
 			for p, v := range src {
 				pan[p*nr+j] = v
@@ -382,5 +386,23 @@ func sgemmFewRows(transA, transB bool, M, N, K int, A []float32, lda int, B []fl
 				y[j] += v
 			}
 		}
+	}
+}
+
+// pack8 interleaves eight rows of src (from off, stride ld, kc long) into
+// dst[p·stride : p·stride+8] for p < kc.
+func pack8(dst []float32, stride int, src []float32, off, ld, kc int) {
+	r0 := src[off : off+kc]
+	r1 := src[off+ld : off+ld+kc]
+	r2 := src[off+2*ld : off+2*ld+kc]
+	r3 := src[off+3*ld : off+3*ld+kc]
+	r4 := src[off+4*ld : off+4*ld+kc]
+	r5 := src[off+5*ld : off+5*ld+kc]
+	r6 := src[off+6*ld : off+6*ld+kc]
+	r7 := src[off+7*ld : off+7*ld+kc]
+	for p := range r0 {
+		d := dst[p*stride : p*stride+8 : p*stride+8]
+		d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
+		d[4], d[5], d[6], d[7] = r4[p], r5[p], r6[p], r7[p]
 	}
 }
