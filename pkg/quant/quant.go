@@ -39,7 +39,18 @@
 // MLX's Metal kernel (what mlx_lm uses on a Mac GPU) differs in two ways:
 // it rounds halves away from zero and starts its running maximum at 0, so a
 // group of all-negative values is encoded as if its max were 0. Set
-// Options.Metal to reproduce that encoder instead.
+// Options.Metal to reproduce that encoder instead (for finite input only:
+// Metal's NaN and infinity handling is not reproduced). Files from either
+// encoder decode the same way everywhere.
+//
+// # Choosing layers
+//
+// Plan reproduces mlx_lm's quantize_model: a module is quantized iff it is a
+// Linear, Embedding or SwitchLinear, its last dimension is a multiple of
+// the group size and the predicate (a mixed recipe from MixedRecipe, else
+// the model's own from ModelPredicate) does not skip it; Plan.Config is the
+// "quantization" (and "quantization_config") object of config.json with
+// the per-layer entries mlx_lm writes.
 //
 // # Packing
 //
