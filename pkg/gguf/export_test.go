@@ -170,7 +170,7 @@ func writeSPMTokenizer(t *testing.T, dir string, prepend bool) {
   "pre_tokenizer": null,
   "decoder": {"type": "Sequence", "decoders": []},
   "model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>",
-    "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "<0xFF>": 4, "▁": 5, "a": 6, "b": 7, "▁a": 8, "ab": 9, "▁ab": 10},
+    "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "<0xFF>": 4, "▁": 5, "a": 6, "b": 7, "▁a": 8, "ab": 9, "▁ab": 10, "xy": 11},
     "merges": ["▁ a", "a b", "▁a b"]}
 }`
 	tc := `{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": true, "add_eos_token": false, "chat_template": [{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}]}`

@@ -47,7 +47,7 @@ func withConfig(tn tiny, edit func(map[string]any)) []byte {
 func TestExportGemma(t *testing.T) {
 	for _, mt := range []string{"gemma", "gemma2", "gemma3_text"} {
 		t.Run(mt, func(t *testing.T) {
-			tn := tiny{modelType: mt, d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 1, vocab: 12, sandwich: mt != "gemma", qkn: mt == "gemma3_text"}
+			tn := tiny{modelType: mt, d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 1, vocab: 13, sandwich: mt != "gemma", qkn: mt == "gemma3_text"}
 			cfg := withConfig(tn, func(c map[string]any) {
 				c["sliding_window"] = 512
 				c["final_logit_softcapping"] = 30.0
@@ -127,16 +127,17 @@ func checkSPMTokenizer(t *testing.T, p parsed, prefix bool) {
 		t.Error("SentencePiece-style vocab should carry scores, not merges")
 	}
 	tokens := p.kv(t, "tokenizer.ggml.tokens").ValueArray().ValuesString()
-	if tokens[8] != "▁a" || tokens[11] != "[PAD11]" {
+	if tokens[8] != "▁a" || tokens[12] != "[PAD12]" {
 		t.Errorf("tokens %q", tokens)
 	}
 	types := p.kv(t, "tokenizer.ggml.token_type").ValueArray().ValuesInt32()
-	if fmt.Sprint(types) != "[2 3 3 6 6 1 1 1 1 1 1 5]" {
+	if fmt.Sprint(types) != "[2 3 3 6 6 1 1 1 1 1 1 1 5]" {
 		t.Errorf("token types %v, want unk=2, <s>/</s>=3, bytes=6, pad=5", types)
 	}
-	// merges "▁ a", "a b", "▁a b" form ▁a (8), ab (9), ▁ab (10): scores -1, -2, -3
+	// merges "▁ a", "a b", "▁a b" form ▁a (8), ab (9), ▁ab (10): scores -1, -2, -3;
+	// no merge forms xy (11): below every merge, -4
 	scores := p.kv(t, "tokenizer.ggml.scores").ValueArray().ValuesFloat32()
-	if fmt.Sprint(scores) != "[0 0 0 0 0 0 0 0 -1 -2 -3 -1000]" {
+	if fmt.Sprint(scores) != "[0 0 0 0 0 0 0 0 -1 -2 -3 -4 -1000]" {
 		t.Errorf("scores %v", scores)
 	}
 	if got := p.kv(t, "tokenizer.ggml.add_space_prefix").ValueBool(); got != prefix {
@@ -157,7 +158,7 @@ func checkSPMTokenizer(t *testing.T, p parsed, prefix bool) {
 
 func TestExportMistralSPM(t *testing.T) {
 	tn := llamaTiny
-	tn.modelType, tn.vocab = "mistral", 12
+	tn.modelType, tn.vocab = "mistral", 13
 	p := exportTiny(t, tn, tn.config(), tn.source(3), true, true, Q8_0)
 	if a := p.kv(t, "general.architecture").ValueString(); a != "llama" {
 		t.Errorf("mistral exports as %q, want llama (as llama.cpp's converter)", a)
@@ -378,4 +379,37 @@ func TestExportBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestExportQwen3MoE(t *testing.T) {
+	tn := tiny{modelType: "qwen3_moe", d: 32, heads: 2, kv: 1, dh: 16, ff: 64, layers: 1, vocab: 16, experts: 4, used: 2, mlxExperts: true, qkn: true}
+	in := tn.source(10)
+	src := &memSource{data: map[string][]float32{}, reads: map[string]int{}}
+	for _, st := range in.list { // MLX's qwen3_moe names: mlp.gate, mlp.switch_mlp.*
+		name := strings.Replace(st.Name, "block_sparse_moe.", "mlp.", 1)
+		src.data[name] = in.data[st.Name]
+		st.Name = name
+		src.list = append(src.list, st)
+	}
+	cfg := withConfig(tn, func(c map[string]any) {
+		delete(c, "num_local_experts")
+		c["num_experts"], c["moe_intermediate_size"] = 4, 64
+	})
+	p := exportTiny(t, tn, cfg, src, false, false, F16)
+	ts := names(p)
+	for name, dims := range map[string]string{
+		"blk.0.ffn_gate_exps.weight": "[32 64 4]", "blk.0.ffn_down_exps.weight": "[64 32 4]",
+		"blk.0.ffn_gate_inp.weight": "[32 4]", "blk.0.attn_k_norm.weight": "[16]",
+	} {
+		if got := fmt.Sprint(ts[name].Dimensions); got != dims {
+			t.Errorf("%s dims %s, want %s", name, got, dims)
+		}
+	}
+	for k, v := range map[string]uint32{"qwen3moe.expert_count": 4, "qwen3moe.expert_used_count": 2, "qwen3moe.expert_feed_forward_length": 64} {
+		if got := p.kv(t, k).ValueUint32(); got != v {
+			t.Errorf("%s = %d, want %d", k, got, v)
+		}
+	}
+	got, typ := p.values(t, "blk.0.ffn_up_exps.weight")
+	within(t, "ffn_up_exps", typ, got, src.data["model.layers.0.mlp.switch_mlp.up_proj.weight"])
 }

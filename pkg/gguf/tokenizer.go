@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // tokenizerJSON holds the parts of tokenizer.json the export reads.
@@ -38,8 +39,8 @@ type tokenizerJSON struct {
 // Byte-level BPE (Llama 3, Qwen) is written as tokenizer.ggml.model "gpt2"
 // with merges and a pre-tokenizer name; SentencePiece-style BPE with byte
 // fallback (Llama 2, Mistral, Mixtral, Gemma) as "llama" with scores. The
-// scores are -(rank of the merge that forms the token), 0 for tokens no merge
-// forms: llama.cpp's SPM tokenizer merges the highest-scoring pair first, so
+// scores are -(rank+1) of the merge that forms the token (single characters,
+// bytes and control tokens 0, other pieces no merge forms below every merge): llama.cpp's SPM tokenizer merges the highest-scoring pair first, so
 // this reproduces the BPE merge order (llama.cpp's LlamaHfVocab and mlx_lm
 // write -1000 for every token, which loses that order).
 func tokenizerKVs(dir string, c *hfConfig, spec archSpec, nVocab int) ([]KV, error) {
@@ -136,8 +137,13 @@ func tokenizerKVs(dir string, c *hfConfig, spec archSpec, nVocab int) ([]KV, err
 			}
 		}
 		for id := range scores {
-			if types[id] == TokenUnused {
+			switch {
+			case types[id] == TokenUnused:
 				scores[id] = -1000
+			case types[id] == TokenNormal && scores[id] == 0 && utf8.RuneCountInString(tokens[id]) > 1:
+				// a multi-character piece no merge forms: HF's BPE never
+				// produces it, so it ranks below every merge
+				scores[id] = -float32(len(merges) + 1)
 			}
 		}
 		kvs = append(kvs,
