@@ -449,7 +449,7 @@ func (s *Server) serveHub(w http.ResponseWriter, r *http.Request) {
 		s.lfsBatch(w, r, strings.TrimSuffix(strings.TrimPrefix(p, "/"), ".git/info/lfs/objects/batch"))
 	case strings.HasPrefix(p, "/api/models/"):
 		rest := strings.TrimPrefix(p, "/api/models/")
-		for _, op := range []string{"/revision/", "/preupload/", "/commit/"} {
+		for _, op := range []string{"/revision/", "/preupload/", "/commit/", "/tree/"} {
 			if i := strings.Index(rest, op); i > 0 {
 				id, _ := url.PathUnescape(rest[:i])
 				rev, _ := url.PathUnescape(rest[i+len(op):])
@@ -458,6 +458,8 @@ func (s *Server) serveHub(w http.ResponseWriter, r *http.Request) {
 					s.modelInfo(w, r, id, rev)
 				case "/preupload/":
 					s.preupload(w, r, id, rev)
+				case "/tree/":
+					s.tree(w, r, id, rev)
 				default:
 					s.commit(w, r, id, rev)
 				}
@@ -516,6 +518,64 @@ func (s *Server) modelInfo(w http.ResponseWriter, r *http.Request, id, rev strin
 	}
 	out := map[string]any{"_id": "fake" + commit[:8], "id": id, "modelId": id, "sha": commit, "private": rp.private, "gated": gated, "siblings": sibs}
 	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// tree answers GET /api/models/{repo}/tree/{rev}[/{folder}]?recursive=true,
+// the listing huggingface_hub's snapshot_download uses.
+func (s *Server) tree(w http.ResponseWriter, r *http.Request, id, revAndPath string) {
+	rev, folder, _ := strings.Cut(revAndPath, "/")
+	rp, commit := s.open(w, r, id, rev)
+	if rp == nil {
+		return
+	}
+	recursive := r.URL.Query().Get("recursive") == "true" || r.URL.Query().Get("recursive") == "True"
+	prefix := ""
+	if folder != "" {
+		prefix = folder + "/"
+	}
+	s.mu.Lock()
+	files := rp.commits[commit]
+	var out []map[string]any
+	dirs := map[string]bool{}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if !strings.HasPrefix(p, prefix) {
+			continue
+		}
+		rest := strings.TrimPrefix(p, prefix)
+		if i := strings.Index(rest, "/"); i >= 0 {
+			// every folder level on the way is listed once
+			for j := 0; j <= len(rest); j++ {
+				if j == len(rest) || rest[j] != '/' {
+					continue
+				}
+				d := prefix + rest[:j]
+				if !dirs[d] && (recursive || !strings.Contains(rest[:j], "/")) {
+					dirs[d] = true
+					out = append(out, map[string]any{"type": "directory", "oid": GitBlobSHA1([]byte(d)), "size": 0, "path": d})
+				}
+			}
+			if !recursive {
+				continue
+			}
+		}
+		f := files[p]
+		e := map[string]any{"type": "file", "oid": f.gitOID, "size": len(f.data), "path": p}
+		if f.lfs {
+			e["lfs"] = map[string]any{"oid": f.sha256, "size": len(f.data), "pointerSize": 134}
+		}
+		out = append(out, e)
+	}
+	s.mu.Unlock()
+	if out == nil {
+		out = []map[string]any{}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }
