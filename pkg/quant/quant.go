@@ -440,3 +440,32 @@ func DequantizeHalf(q []uint32, scales, biases []uint16, kind kernels.HalfKind, 
 	})
 	return nil
 }
+
+// DequantizeHalfTo decodes into the half format of the scales, as MLX's CPU
+// mx.dequantize does for bfloat16/float16 weights (what `convert -d`
+// writes): the code is cast to the half type, the product s·q is rounded to
+// it, then the sum with the bias is rounded again. (Rounding s·q + b once,
+// as DequantizeHalf followed by a narrowing cast does, can differ in the
+// last bit.)
+func DequantizeHalfTo(q []uint32, scales, biases []uint16, kind kernels.HalfKind, cols int, o Options, out []uint16) error {
+	o = o.resolved()
+	if err := check(len(out), cols, o, len(q), len(scales), len(biases)); err != nil {
+		return err
+	}
+	g := o.GroupSize
+	wpg := g * o.Bits / 32
+	kernels.Parallel(len(out)/g, grain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			s, b := kernels.HalfToF32(scales[i], kind), kernels.HalfToF32(biases[i], kind)
+			words := q[i*wpg : (i+1)*wpg]
+			dst := out[i*g : (i+1)*g]
+			for k := range dst {
+				// codes ≤ 255 are exact in both half formats, and so is
+				// their product with a half scale in float32
+				p := kernels.HalfToF32(toHalf(s*float32(Unpack(words, k, o.Bits)), kind), kind)
+				dst[k] = toHalf(p+b, kind)
+			}
+		}
+	})
+	return nil
+}

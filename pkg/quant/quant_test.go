@@ -417,3 +417,31 @@ func TestParallelMatchesSerial(t *testing.T) {
 		}
 	}
 }
+
+// TestDequantizeHalfTo: MLX rounds s·q to bf16 before adding the bias.
+// s = 1.0078125, q = 255, b = 0.99609375: s·q = 256.9921875 rounds to 256,
+// 256 + b rounds to 256 (0x4380); rounding once would give 258 (0x4381).
+func TestDequantizeHalfTo(t *testing.T) {
+	o := Options{Bits: 8, GroupSize: 32}
+	codes := make([]uint32, 32)
+	codes[0] = 255
+	q := make([]uint32, 8)
+	Pack(codes, 8, q)
+	s := []uint16{kernels.F32ToBF16(1.0078125)}
+	b := []uint16{kernels.F32ToBF16(0.99609375)}
+	out := make([]uint16, 32)
+	if err := DequantizeHalfTo(q, s, b, kernels.BF16, 32, o, out); err != nil {
+		t.Fatal(err)
+	}
+	if out[0] != 0x4380 {
+		t.Errorf("got %#x (%g), want 0x4380 (256)", out[0], kernels.BF16ToF32(out[0]))
+	}
+	if out[1] != b[0] { // q = 0 decodes to the bias
+		t.Errorf("q=0 decodes to %#x, want %#x", out[1], b[0])
+	}
+	once := make([]float32, 32)
+	DequantizeHalf(q, s, b, kernels.BF16, 32, o, once)
+	if kernels.F32ToBF16(once[0]) != 0x4381 {
+		t.Errorf("single rounding gives %#x, want 0x4381", kernels.F32ToBF16(once[0]))
+	}
+}
