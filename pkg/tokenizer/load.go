@@ -106,6 +106,9 @@ func compilePattern(c *compJSON) (patternSplitter, error) {
 	case c.Pattern.String != nil:
 		return literalSplitter{*c.Pattern.String}, nil
 	case c.Pattern.Regex != nil:
+		if fn, ok := fastPatterns[*c.Pattern.Regex]; ok {
+			return fastSplitter{fn}, nil
+		}
 		return compileOnigPattern(*c.Pattern.Regex)
 	}
 	return nil, errors.New(`"pattern" needs "String" or "Regex"`)

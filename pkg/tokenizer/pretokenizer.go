@@ -167,15 +167,9 @@ type byteLevelPre struct {
 	useRegex       bool
 }
 
-var gpt2Splitter patternSplitter
+const gpt2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 
-func init() {
-	rs, err := compileOnigPattern(`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`)
-	if err != nil {
-		panic(err)
-	}
-	gpt2Splitter = rs
-}
+var gpt2Splitter patternSplitter = fastSplitter{matchGPT2}
 
 func (b *byteLevelPre) preTokenize(ps []piece) []piece {
 	out := make([]piece, 0, len(ps))
