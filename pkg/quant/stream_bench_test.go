@@ -5,26 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
 	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/quant"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
 )
-
-func u16Bytes(v []uint16) []byte {
-	if len(v) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 2*len(v))
-}
-
-func u32Bytes(v []uint32) []byte {
-	if len(v) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))
-}
 
 // writeSource writes a bf16 [rows, cols] tensor "w.weight" to dir.
 func writeSource(tb testing.TB, dir string, rows, cols int) []uint16 {
@@ -33,7 +18,7 @@ func writeSource(tb testing.TB, dir string, rows, cols int) []uint16 {
 	for i := range w {
 		w[i] = kernels.F32ToBF16(float32(rng.NormFloat64() * 0.02))
 	}
-	err := st.Save(filepath.Join(dir, "model.safetensors"), []st.Data{{TensorSpec: st.TensorSpec{Name: "w.weight", DType: st.BF16, Shape: []int{rows, cols}}, Bytes: u16Bytes(w)}}, nil)
+	err := st.Save(filepath.Join(dir, "model.safetensors"), []st.Data{{TensorSpec: st.TensorSpec{Name: "w.weight", DType: st.BF16, Shape: []int{rows, cols}}, Bytes: st.AsBytes(w)}}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -77,7 +62,7 @@ func streamQuantize(tb testing.TB, src, dst string, o quant.Options) {
 	for _, x := range []struct {
 		n string
 		b []byte
-	}{{"w.weight", u32Bytes(q)}, {"w.scales", u16Bytes(s)}, {"w.biases", u16Bytes(b)}} {
+	}{{"w.weight", st.AsBytes(q)}, {"w.scales", st.AsBytes(s)}, {"w.biases", st.AsBytes(b)}} {
 		if err := wr.WriteTensor(x.n, x.b); err != nil {
 			tb.Fatal(err)
 		}

@@ -281,3 +281,22 @@ func (t Tensor) Bools() ([]bool, error) {
 func (t Tensor) String() string {
 	return fmt.Sprintf("%s %s %v", t.Name, t.DType, t.Shape)
 }
+
+// Element is a fixed-size number a tensor can be stored as.
+type Element interface {
+	~uint8 | ~int8 | ~uint16 | ~int16 | ~uint32 | ~int32 | ~uint64 | ~int64 | ~float32 | ~float64
+}
+
+// AsBytes views a slice of numbers as its little-endian bytes without
+// copying (every platform mlxgo targets is little-endian), for
+// Writer.WriteTensor and Save.
+func AsBytes[E Element](s []E) []byte {
+	if len(s) == 0 {
+		return []byte{}
+	}
+	if !littleEndianHost {
+		panic("safetensors.AsBytes: big-endian hosts are not supported")
+	}
+	var zero E
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))
+}

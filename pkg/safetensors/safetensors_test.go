@@ -604,3 +604,15 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+func TestAsBytes(t *testing.T) {
+	if b := AsBytes([]float32{1.5, -2}); !bytes.Equal(b, f32Bytes(1.5, -2)) {
+		t.Errorf("float32: %x", b)
+	}
+	if b := AsBytes([]uint16{0x3f80, 0x1234}); !bytes.Equal(b, []byte{0x80, 0x3f, 0x34, 0x12}) {
+		t.Errorf("uint16: %x", b)
+	}
+	if b := AsBytes([]uint32(nil)); len(b) != 0 {
+		t.Errorf("nil: %x", b)
+	}
+}
