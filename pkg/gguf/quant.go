@@ -4,12 +4,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"unsafe"
 
 	"github.com/mlxgo/mlxgo/pkg/kernels"
 )
 
 // Encode appends the encoding of src as type t to dst and returns it.
 // len(src) must be a multiple of the block size of t (32 for Q8_0 and Q4_0).
+// Large inputs are encoded by GOMAXPROCS goroutines, block-aligned; the
+// bytes do not depend on the split.
 func Encode(dst []byte, t Type, src []float32) ([]byte, error) {
 	n, err := t.RowSize(len(src))
 	if err != nil {
@@ -18,8 +23,46 @@ func Encode(dst []byte, t Type, src []float32) ([]byte, error) {
 	start := len(dst)
 	dst = grow(dst, n)
 	out := dst[start:]
+	inPer := len(src) / (n / t.typeSize()) // values per encoded unit (block or element)
+	if n == 0 {
+		return dst, nil
+	}
+	parallel(n/t.typeSize(), func(lo, hi int) {
+		encodeRange(out[lo*t.typeSize():hi*t.typeSize()], t, src[lo*inPer:hi*inPer])
+	})
+	return dst, nil
+}
+
+// parallel splits [0, units) into contiguous ranges over GOMAXPROCS
+// goroutines when the work is large enough to pay for them.
+func parallel(units int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if units < 1<<15 || workers < 2 {
+		fn(0, units)
+		return
+	}
+	var wg sync.WaitGroup
+	per := (units + workers - 1) / workers
+	for lo := 0; lo < units; lo += per {
+		hi := min(lo+per, units)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+func encodeRange(out []byte, t Type, src []float32) {
 	switch t {
 	case F32:
+		if littleEndian {
+			copy(out, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 4*len(src)))
+			return
+		}
 		for i, v := range src {
 			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
 		}
@@ -41,7 +84,6 @@ func Encode(dst []byte, t Type, src []float32) ([]byte, error) {
 	case Q4_0:
 		QuantizeQ4_0(out, src)
 	}
-	return dst, nil
 }
 
 func grow(b []byte, n int) []byte {
@@ -62,7 +104,7 @@ func QuantizeQ8_0(dst []byte, src []float32) {
 		y := dst[b*34 : (b+1)*34]
 		var amax float32
 		for _, v := range x {
-			amax = max(amax, float32(math.Abs(float64(v))))
+			amax = max(amax, abs32(v))
 		}
 		d := amax / 127
 		var id float32
@@ -73,9 +115,20 @@ func QuantizeQ8_0(dst []byte, src []float32) {
 		for j, v := range x {
 			// float32(...) rounds the product to single precision as C does
 			// and keeps the compiler from fusing it with anything.
-			y[2+j] = uint8(int8(math.Round(float64(float32(v * id)))))
+			y[2+j] = uint8(roundAway(float32(v * id)))
 		}
 	}
+}
+
+func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
+
+// roundAway is C's roundf (half away from zero) for |v| < 2^23: in float64,
+// |v| + 0.5 is exact for a float32 v, and the conversion truncates.
+func roundAway(v float32) int8 {
+	b := math.Float32bits(v)
+	r := int32(float64(math.Float32frombits(b&^(1<<31))) + 0.5)
+	s := int32(b >> 31) // 1 when negative: negate branch-free
+	return int8((r ^ -s) + s)
 }
 
 // QuantizeQ4_0 is ggml's quantize_row_q4_0_ref: per block of 32 values,
@@ -89,7 +142,7 @@ func QuantizeQ4_0(dst []byte, src []float32) {
 		y := dst[b*18 : (b+1)*18]
 		var amax, m float32
 		for _, v := range x {
-			if a := float32(math.Abs(float64(v))); amax < a {
+			if a := abs32(v); amax < a {
 				amax, m = a, v
 			}
 		}
