@@ -51,9 +51,11 @@ func Matmul(a, b *Array) *Array {
 	if err != nil {
 		return Errorf("engine: Matmul: batch dims of %v and %v do not broadcast", a.shape, b.shape)
 	}
+	// Operands keep their dtypes (a bfloat16 weight is widened inside the
+	// kernel, never copied); the result has the promoted dtype.
 	dt := promote(a, b)
-	a = BroadcastTo(AsType(a, dt), append(slices.Clone(batch), M, K)...)
-	b = BroadcastTo(AsType(b, dt), append(slices.Clone(batch), K, N)...)
+	a = BroadcastTo(a, append(slices.Clone(batch), M, K)...)
+	b = BroadcastTo(b, append(slices.Clone(batch), K, N)...)
 	return newNode(dt, append(slices.Clone(batch), M, N), matmulPrim{}, a, b)
 }
 
@@ -298,5 +300,5 @@ func GatherMM(a, b, lhs, rhs *Array) *Array {
 	}
 	dt := promote(a, b)
 	shape := append(slices.Clone(batch), a.shape[na-2], b.shape[nb-1])
-	return newNode(dt, shape, gatherMMPrim{}, AsType(a, dt), AsType(b, dt), lhs, rhs)
+	return newNode(dt, shape, gatherMMPrim{}, a, b, lhs, rhs)
 }

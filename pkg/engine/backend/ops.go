@@ -105,8 +105,9 @@ type Scan struct {
 	Inclusive bool
 }
 
-// Matmul: in[0] [..., M, K], in[1] [..., K, N] with equal batch shapes;
-// out [..., M, N] contiguous.
+// Matmul: in[0] [..., M, K], in[1] [..., K, N] with equal batch shapes,
+// possibly of different float dtypes (a half weight with float32
+// activations); out [..., M, N] contiguous in the promoted dtype.
 type Matmul struct{}
 
 // Arange fills out (1-D) with Start + i·Step.

@@ -218,6 +218,19 @@ func copyCast(a, out backend.View) {
 		copy(bytesOf(out)[out.Offset*es:(out.Offset+out.Size())*es], bytesOf(a)[a.Offset*es:(a.Offset+a.Size())*es])
 		return
 	}
+	if a.DType == out.DType {
+		// same dtype: copy rows of bytes when the inner dim is unit-stride
+		it := newIter(out.Shape, a.Strides, out.Strides)
+		n := len(it.shape)
+		if it.strides[0][n-1] == 1 && it.strides[1][n-1] == 1 {
+			es := a.DType.Size()
+			ab, ob := bytesOf(a), bytesOf(out)
+			it.rows([]int{a.Offset, out.Offset}, func(offs, _ []int, m int) {
+				copy(ob[offs[1]*es:(offs[1]+m)*es], ab[offs[0]*es:(offs[0]+m)*es])
+			})
+			return
+		}
+	}
 	map1(a, out, nil)
 }
 

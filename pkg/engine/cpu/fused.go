@@ -144,97 +144,106 @@ func rowsF32(v backend.View, off, R, C, sr, sc int) ([]float32, int) {
 	return d, ld
 }
 
-func dot(a, b []float32) float32 {
-	var s0, s1, s2, s3 float32
-	n := len(a)
-	b = b[:n]
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < n; i++ {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1 + s2 + s3
-}
-
-// ScaledDotProductAttention with an online softmax: one pass over the keys
-// per query, never an Lq×Lk score matrix.
+// ScaledDotProductAttention works on blocks of at most sdpaBlock query
+// rows of one kv head (the query heads of a GQA group together): scores
+// [rows, Lk] = Q·Kᵀ and out = P·V through kernels.Sgemm, softmax per row
+// in between. Memory is O(rows·Lk), never Lq×Lk.
 func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View, mask *backend.View, out backend.View) error {
 	B, H, Lq, D := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
 	Hk, Lk, Dv := k.Shape[1], k.Shape[2], v.Shape[3]
-	group := H / Hk
+	G := H / Hk
+	rows := G * Lq // query rows per kv head, ordered (g, i)
+	nblk := (rows + sdpaBlock - 1) / sdpaBlock
 	Y := make([]float32, B*H*Lq*Dv)
+	kv := make([]struct {
+		K, V     []float32
+		ldk, ldv int
+	}, B*Hk)
 	kernels.Parallel(B*Hk, 1, func(lo, hi int) {
-		mrow := make([]float64, Lk)
-		acc := make([]float64, Dv)
 		for bh := lo; bh < hi; bh++ {
 			b, hk := bh/Hk, bh%Hk
-			K, ldk := rowsF32(k, k.Offset+b*k.Strides[0]+hk*k.Strides[1], Lk, D, k.Strides[2], k.Strides[3])
-			V, ldv := rowsF32(v, v.Offset+b*v.Strides[0]+hk*v.Strides[1], Lk, Dv, v.Strides[2], v.Strides[3])
-			for g := 0; g < group; g++ {
-				h := hk*group + g
-				Q, ldq := rowsF32(q, q.Offset+b*q.Strides[0]+h*q.Strides[1], Lq, D, q.Strides[2], q.Strides[3])
-				for i := 0; i < Lq; i++ {
-					qpos := i + Lk - Lq
-					qi := Q[i*ldq : i*ldq+D]
-					if mask != nil {
-						mo := mask.Offset + b*mask.Strides[0] + h*mask.Strides[1] + i*mask.Strides[2]
-						load(mrow, *mask, mo, mask.Strides[3])
-					}
-					m := math.Inf(-1)
-					var l float64
-					clear(acc)
-					for j := 0; j < Lk; j++ {
-						if o.Causal && j > qpos {
-							break
-						}
-						if o.Window > 0 && j <= qpos-o.Window {
-							continue
-						}
-						if mask != nil && o.MaskBool && mrow[j] == 0 {
-							continue
-						}
-						s := float64(dot(qi, K[j*ldk:j*ldk+D])) * float64(o.Scale)
-						if o.SoftCap > 0 {
-							s = float64(o.SoftCap) * math.Tanh(s/float64(o.SoftCap))
-						}
-						if mask != nil && !o.MaskBool {
-							s += mrow[j]
-						}
-						if math.IsInf(s, -1) {
-							continue
-						}
-						if s > m {
-							f := math.Exp(m - s)
-							l *= f
-							for d := range acc {
-								acc[d] *= f
-							}
-							m = s
-						}
-						p := math.Exp(s - m)
-						l += p
-						vj := V[j*ldv : j*ldv+Dv]
-						for d := range acc {
-							acc[d] += p * float64(vj[d])
-						}
-					}
-					y := Y[((b*H+h)*Lq+i)*Dv : ((b*H+h)*Lq+i+1)*Dv]
-					for d := range y {
-						if l > 0 {
-							y[d] = float32(acc[d] / l)
-						} else {
-							y[d] = 0
-						}
-					}
+			e := &kv[bh]
+			e.K, e.ldk = rowsF32(k, k.Offset+b*k.Strides[0]+hk*k.Strides[1], Lk, D, k.Strides[2], k.Strides[3])
+			e.V, e.ldv = rowsF32(v, v.Offset+b*v.Strides[0]+hk*v.Strides[1], Lk, Dv, v.Strides[2], v.Strides[3])
+		}
+	})
+	kernels.Parallel(B*Hk*nblk, 1, func(lo, hi int) {
+		Q := make([]float32, sdpaBlock*D)
+		S := make([]float32, sdpaBlock*Lk)
+		O := make([]float32, sdpaBlock*Dv)
+		mrow := make([]float64, Lk)
+		for task := lo; task < hi; task++ {
+			bh, blk := task/nblk, task%nblk
+			b, hk := bh/Hk, bh%Hk
+			r0 := blk * sdpaBlock
+			nr := min(sdpaBlock, rows-r0)
+			e := kv[bh]
+			for r := 0; r < nr; r++ {
+				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
+				qo := q.Offset + b*q.Strides[0] + h*q.Strides[1] + i*q.Strides[2]
+				qv := backend.View{Buf: q.Buf, DType: q.DType, Shape: []int{D}, Strides: q.Strides[3:], Offset: qo}
+				copy(Q[r*D:(r+1)*D], toF32(qv))
+			}
+			kernels.Sgemm(false, true, nr, Lk, D, Q, D, e.K, e.ldk, S, Lk, false)
+			for r := 0; r < nr; r++ {
+				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
+				if mask != nil {
+					mo := mask.Offset + b*mask.Strides[0] + h*mask.Strides[1] + i*mask.Strides[2]
+					load(mrow, *mask, mo, mask.Strides[3])
 				}
+				sdpaRow(o, S[r*Lk:(r+1)*Lk], i+Lk-Lq, mask != nil, mrow)
+			}
+			kernels.Sgemm(false, false, nr, Dv, Lk, S, Lk, e.V, e.ldv, O, Dv, false)
+			for r := 0; r < nr; r++ {
+				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
+				copy(Y[((b*H+h)*Lq+i)*Dv:((b*H+h)*Lq+i+1)*Dv], O[r*Dv:(r+1)*Dv])
 			}
 		}
 	})
 	fromF32(Y, out)
 	return nil
+}
+
+const sdpaBlock = 64
+
+// sdpaRow turns raw scores q·k of the query at key position qpos into
+// softmax weights in place (hidden keys get 0; a row with every key hidden
+// is all 0).
+func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64) {
+	m := math.Inf(-1)
+	sc, cp := float64(o.Scale), float64(o.SoftCap)
+	for j := range s {
+		x := float64(s[j]) * sc
+		if cp > 0 {
+			x = cp * math.Tanh(x/cp)
+		}
+		if hasMask {
+			if o.MaskBool {
+				if mrow[j] == 0 {
+					x = math.Inf(-1)
+				}
+			} else {
+				x += mrow[j]
+			}
+		}
+		if (o.Causal && j > qpos) || (o.Window > 0 && j <= qpos-o.Window) {
+			x = math.Inf(-1)
+		}
+		s[j] = float32(x)
+		m = math.Max(m, x)
+	}
+	if math.IsInf(m, -1) {
+		clear(s)
+		return
+	}
+	var sum float64
+	for j, x := range s {
+		p := math.Exp(float64(x) - m)
+		s[j] = float32(p)
+		sum += p
+	}
+	inv := float32(1 / sum)
+	for j := range s {
+		s[j] *= inv
+	}
 }
