@@ -13,7 +13,9 @@ Usage:
       # if torch is there, re-run the encoder vectorised in torch float32
       # (torch_check.json)
 
-Only `make golden` (or running this by hand) rewrites the golden file.
+Nothing else writes testdata/quant/golden.json.gz; pkg/quant's TestGolden
+only reads it. The output is reproducible byte for byte (fixed seed, gzip
+mtime 0).
 """
 
 import gzip
