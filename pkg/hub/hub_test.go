@@ -705,3 +705,62 @@ func TestConcurrentDownloadsInTwoProcesses(t *testing.T) {
 		t.Errorf("left %v", inc)
 	}
 }
+
+func TestStalledDownloadTimesOutAndResumes(t *testing.T) {
+	s := hubtest.New(t)
+	files := tinyRepo()
+	s.AddRepo("org/tiny", files)
+	c := testClient(t, s)
+	c.DownloadIdleTimeout = 30 * time.Millisecond
+	sha := hubtest.SHA256(files["model.safetensors"])
+	s.Stall("/lfs/"+sha, 50_000, 1)
+	dir, err := c.Snapshot(context.Background(), "org/tiny", SnapshotOptions{AllowPatterns: []string{"model.safetensors"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ranges []string
+	for _, r := range s.Requests() {
+		if r.Host == "cdn" {
+			ranges = append(ranges, r.Range)
+		}
+	}
+	if len(ranges) != 2 || ranges[1] != "bytes=50000-" {
+		t.Errorf("CDN ranges %q, want a resume from byte 50000 after the stall", ranges)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "model.safetensors")); !bytes.Equal(b, files["model.safetensors"]) {
+		t.Error("content differs")
+	}
+}
+
+func TestCancelledDownloadKeepsThePartialFile(t *testing.T) {
+	s := hubtest.New(t)
+	files := tinyRepo()
+	s.AddRepo("org/tiny", files)
+	c := testClient(t, s)
+	sha := hubtest.SHA256(files["model.safetensors"])
+	s.Stall("/lfs/"+sha, 70_000, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.DownloadIdleTimeout = time.Minute
+	go func() {
+		inc := filepath.Join(c.CacheDir, "models--org--tiny", "blobs", sha+".incomplete")
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			if st, err := os.Stat(inc); err == nil && st.Size() == 70_000 {
+				cancel() // like Ctrl-C
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err := c.Snapshot(ctx, "org/tiny", SnapshotOptions{AllowPatterns: []string{"model.safetensors"}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	s.ResetLog()
+	if _, err := c.Snapshot(context.Background(), "org/tiny", SnapshotOptions{AllowPatterns: []string{"model.safetensors"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Count("cdn", "GET", sha); n != 1 || s.Requests()[len(s.Requests())-1].Range != "bytes=70000-" {
+		t.Errorf("after cancel: %+v", s.Requests())
+	}
+	assertConsistent(t, c.CacheDir)
+}

@@ -36,6 +36,12 @@ elif mode == "offline":
     f = hf_hub_download(repo, "config.json", cache_dir=cache, local_files_only=True)
     print(p)
     print(f)
+elif mode == "upload":
+    from huggingface_hub import HfApi
+    api = HfApi(endpoint=endpoint, token=allow["token"])
+    api.create_repo(repo, exist_ok=True)
+    info = api.upload_folder(folder_path=allow["folder"], repo_id=repo, commit_message="python upload")
+    print(info.oid)
 elif mode == "scan":
     info = scan_cache_dir(cache)
     print(json.dumps({
@@ -180,5 +186,42 @@ func TestInteropWithPythonHuggingfaceHub(t *testing.T) {
 	got, _ := json.Marshal(scan.Repos)
 	if string(got) != string(want) || len(scan.Warnings) != 0 {
 		t.Errorf("python scan_cache_dir %s (warnings %v), mlxgo ScanCache %s", got, scan.Warnings, want)
+	}
+}
+
+// TestPythonUploadsToTheFakeHub checks hubtest's upload side against the
+// real client: Python's create_repo + upload_folder (preupload, LFS batch
+// with basic and multipart transfers, verify, ndjson commit), then mlxgo
+// downloads what Python uploaded.
+func TestPythonUploadsToTheFakeHub(t *testing.T) {
+	py := python(t)
+	for _, chunk := range []int64{0, 64 << 10} {
+		s := hubtest.New(t)
+		s.Token = "hf_writer"
+		s.MultipartChunk = chunk
+		dir := t.TempDir()
+		local := map[string][]byte{"config.json": []byte(`{"a":1}`), "model.safetensors": randBytes(200_000, 5), "sub/x.txt": []byte("x")}
+		for p, b := range local {
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+			os.WriteFile(filepath.Join(dir, p), b, 0o644)
+		}
+		arg, _ := json.Marshal(map[string]string{"token": "hf_writer", "folder": dir})
+		out, err := py("upload", s.URL(), "", "me/pyrepo", string(arg))
+		if err != nil || out != s.Head("me/pyrepo", "main") {
+			t.Fatalf("chunk %d: python upload_folder: %q %v", chunk, out, err)
+		}
+		if n, want := s.Count("cdn", "PUT", "/upload/"), map[int64]int{0: 1, 64 << 10: 4}[chunk]; n != want {
+			t.Errorf("chunk %d: python made %d LFS PUTs, want %d", chunk, n, want)
+		}
+		c := testClient(t, s)
+		snap, err := c.Snapshot(context.Background(), "me/pyrepo", SnapshotOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, b := range local {
+			if got, _ := os.ReadFile(filepath.Join(snap, p)); !bytes.Equal(got, b) {
+				t.Errorf("chunk %d: %s differs", chunk, p)
+			}
+		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Server is the fake Hub (Hub) and its storage host (CDN).
@@ -86,6 +87,7 @@ type fault struct {
 	sub    string
 	status int
 	cutAt  int64 // >= 0: cut the body after this many bytes (status unused)
+	stall  bool  // with cutAt: stop sending but keep the connection open
 	left   int
 }
 
@@ -271,6 +273,15 @@ func (s *Server) takeFault(r *http.Request, cut bool) *fault {
 		}
 	}
 	return nil
+}
+
+// Stall makes the next n GETs whose path contains sub send the first after
+// bytes of their body, then send nothing more while keeping the connection
+// open, until the client gives up (or 10 s pass).
+func (s *Server) Stall(sub string, after int64, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &fault{method: http.MethodGet, sub: sub, cutAt: after, stall: true, left: n})
 }
 
 // Requests returns every request so far.
@@ -637,6 +648,13 @@ func (s *Server) serveBytes(w http.ResponseWriter, r *http.Request, data []byte)
 		_, _ = w.Write(body[:f.cutAt])
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
+		}
+		if f.stall {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			return
 		}
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			conn.Close()
