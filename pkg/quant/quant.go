@@ -401,7 +401,7 @@ func Pack(codes []uint32, bits int, out []uint32) {
 	}
 }
 
-// dequantRow decodes words of one group run: out[k] = s·q + b in float32,
+// dequantGroups decodes group by group: out[k] = s·q + b in float32,
 // the product rounded before the sum (no fused multiply-add).
 func dequantGroups(q []uint32, cols int, o Options, out []float32, sb func(i int) (float32, float32)) {
 	g := o.GroupSize
