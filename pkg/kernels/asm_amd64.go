@@ -71,12 +71,29 @@ func sgemvTAVX512(rows int, w *float32, ldw, K int, x, y *float32)
 //go:noescape
 func sgemvNAVX512(K, n int, a, b *float32, ldb int, y *float32)
 
+//go:noescape
+func sgemvTAVX2(rows int, w *float32, ldw, K int, x, y *float32)
+
+//go:noescape
+func sgemvNAVX2(K, n int, a, b *float32, ldb int, y *float32)
+
 // sgemvT sets y[r] = w[r·ldw : r·ldw+K]·x for r < len(y).
 func sgemvT(y, w []float32, ldw, K int, x []float32) {
 	if hasAVX512 && len(y) > 0 && K > 0 {
 		_ = w[(len(y)-1)*ldw+K-1]
 		_ = x[K-1]
 		sgemvTAVX512(len(y), &w[0], ldw, K, &x[0], &y[0])
+		return
+	}
+	if hasAVX2 && len(y) > 0 && K >= 8 {
+		_ = w[(len(y)-1)*ldw+K-1]
+		_ = x[K-1]
+		sgemvTAVX2(len(y), &w[0], ldw, K, &x[0], &y[0])
+		if k8 := K &^ 7; k8 < K {
+			for r := range y {
+				y[r] += dot4(w[r*ldw+k8:r*ldw+K], x[k8:K])
+			}
+		}
 		return
 	}
 	sgemvTGo(y, w, ldw, K, x)
@@ -87,6 +104,14 @@ func sgemvN(y, a, b []float32, ldb int) {
 	if hasAVX512 && len(y) > 0 && len(a) > 0 {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
 		sgemvNAVX512(len(a), len(y), &a[0], &b[0], ldb, &y[0])
+		return
+	}
+	if n8 := len(y) &^ 7; hasAVX2 && n8 > 0 && len(a) > 0 {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		sgemvNAVX2(len(a), n8, &a[0], &b[0], ldb, &y[0])
+		if n8 < len(y) {
+			sgemvNGo(y[n8:], a, b[n8:], ldb)
+		}
 		return
 	}
 	sgemvNGo(y, a, b, ldb)

@@ -43,10 +43,21 @@ func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
 	quantActGo(x, bits, xq, dx, bsum)
 }
 
-// qgemvFast runs QMatmul on the AVX-512 VNNI int8 kernel when the CPU and
-// the weight's format allow; it reports whether it did.
+//go:noescape
+func qgemvAVX2(bits, rows int, w unsafe.Pointer, wstride int, sf, bf *float32, ng int, xq, dxl, dx, sumx unsafe.Pointer, nchunk int, idx unsafe.Pointer, sstep int, y *float32)
+
+// qgemvFast runs QMatmul on the int8 kernels (AVX-512 VNNI, else AVX2 for
+// K a multiple of 128) when the CPU and the weight's format allow; it
+// reports whether it did.
 func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
-	if !hasVNNI || (q.Bits != 4 && q.Bits != 8) {
+	if q.Bits != 4 && q.Bits != 8 {
+		return false
+	}
+	if !hasVNNI {
+		if hasAVX2 && q.K%128 == 0 {
+			qgemvAVX2Run(Y, X, M, q)
+			return true
+		}
 		return false
 	}
 	K, N, G := q.K, q.N, q.GroupSize
@@ -111,4 +122,49 @@ func lowMask(n int) uint64 {
 		return ^uint64(0)
 	}
 	return 1<<uint(n) - 1
+}
+
+// qgemvAVX2Run is qgemvFast on AVX2: per block of rows it widens the scales
+// and biases to f32, then runs every activation row over the block.
+func qgemvAVX2Run(Y, X []float32, M int, q *QWeight) {
+	K, N, G := q.K, q.N, q.GroupSize
+	ng := K / G
+	acts := make([]qact, M)
+	for m := range acts {
+		prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
+	}
+	var idx [32]int32
+	for l := 0; l < 16; l++ {
+		idx[l] = int32(8 * l / G) // 4-bit: lane l of the chunk
+	}
+	if q.Bits == 8 {
+		for h := 0; h < 4; h++ {
+			for l := 0; l < 8; l++ {
+				idx[h*8+l] = int32(32 * h / G) // 8-bit: quarter h's group
+			}
+		}
+	}
+	wstride := K * q.Bits / 8
+	wp := unsafe.Pointer(unsafe.SliceData(q.W))
+	rowsPerBlock := max(8, (256<<10)/wstride)
+	Parallel(N, 32, func(lo, hi int) {
+		rb := min(rowsPerBlock, hi-lo)
+		sf, bf := make([]float32, rb*ng+8), make([]float32, rb*ng+8)
+		for n0 := lo; n0 < hi; n0 += rowsPerBlock {
+			rows := min(rowsPerBlock, hi-n0)
+			if q.ScalesF32 != nil {
+				copy(sf, q.ScalesF32[n0*ng:(n0+rows)*ng])
+				copy(bf, q.BiasesF32[n0*ng:(n0+rows)*ng])
+			} else {
+				halfToF32(sf, q.Scales[n0*ng:(n0+rows)*ng], q.Kind)
+				halfToF32(bf, q.Biases[n0*ng:(n0+rows)*ng], q.Kind)
+			}
+			for m := range acts {
+				a := &acts[m]
+				qgemvAVX2(q.Bits, rows, unsafe.Add(wp, n0*wstride), wstride, &sf[0], &bf[0], ng,
+					unsafe.Pointer(&a.xq[0]), unsafe.Pointer(&a.dxl[0]), unsafe.Pointer(&a.dx[0]), unsafe.Pointer(&a.sumx[0]),
+					K/128, unsafe.Pointer(&idx[0]), 128/G*4, &Y[m*N+n0])
+			}
+		}
+	})
 }

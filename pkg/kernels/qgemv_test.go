@@ -101,7 +101,7 @@ func testQMatmul(t *testing.T) {
 						X := randAct(r, M, K)
 						Y := make([]float32, M*N)
 						QMatmul(Y, X, M, q)
-						int8Path := hasVNNI && (bits == 4 || bits == 8) && M < qmatmulGemmMinM
+						int8Path := (hasVNNI || hasAVX2 && K%128 == 0) && (bits == 4 || bits == 8) && M < qmatmulGemmMinM
 						for m := 0; m < M; m++ {
 							for n := 0; n < N; n++ {
 								exact, round, quant := qBound(q, X[m*K:(m+1)*K], n)
@@ -134,10 +134,9 @@ func testQMatmul(t *testing.T) {
 
 // TestQMatmulInt8Tight checks that the int8 path is close to f32 in
 // practice (not just within the worst-case bound) on a model-like shape.
-func TestQMatmulInt8Tight(t *testing.T) {
-	if !hasVNNI {
-		t.Skip("no AVX-512 VNNI on this CPU")
-	}
+func TestQMatmulInt8Tight(t *testing.T) { forEachLevel(t, testQMatmulInt8Tight) }
+
+func testQMatmulInt8Tight(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, bits := range []int{4, 8} {
 		q := randQWeight(r, 64, 1024, bits, 64, "bf16")
