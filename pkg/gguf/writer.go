@@ -49,6 +49,12 @@ func (t TensorInfo) NumBytes() (int, error) {
 	return row * (t.NumElements() / t.Shape[len(t.Shape)-1]), nil
 }
 
+// ggml's GGML_MAX_NAME (including the NUL) and GGML_MAX_DIMS.
+const (
+	maxNameLen = 64
+	maxDims    = 4
+)
+
 // TensorData writes the encoded bytes of tensors[i] to w; it is called once
 // per tensor, in table order, and must write exactly that tensor's NumBytes.
 type TensorData func(i int, w io.Writer) error
@@ -68,6 +74,12 @@ func WriteFile(path string, kvs []KV, tensors []TensorInfo, data TensorData) (er
 	for i, t := range tensors {
 		if t.Name == "" {
 			return fmt.Errorf("gguf: tensor %d has no name", i)
+		}
+		if len(t.Name) >= maxNameLen {
+			return fmt.Errorf("gguf: tensor name %q is %d bytes; ggml allows at most %d", t.Name, len(t.Name), maxNameLen-1)
+		}
+		if len(t.Shape) > maxDims {
+			return fmt.Errorf("gguf: tensor %s has %d dimensions; ggml allows at most %d", t.Name, len(t.Shape), maxDims)
 		}
 		if seen[t.Name] {
 			return fmt.Errorf("gguf: tensor %s listed twice", t.Name)

@@ -124,6 +124,8 @@ func TestWriteFileErrorsLeaveNothing(t *testing.T) {
 		{"dup kv", []KV{{"k", uint8(1)}, {"k", uint8(2)}}, nil, nil, "metadata key k given twice"},
 		{"q8 row", nil, []TensorInfo{{Name: "w", Shape: []int{2, 33}, Type: Q8_0}}, nil, "multiple of 32"},
 		{"bad alignment", []KV{{"general.alignment", uint32(3)}}, nil, nil, "power of two"},
+		{"long name", nil, []TensorInfo{{Name: strings.Repeat("n", 64), Shape: []int{1}}}, nil, "at most 63"},
+		{"5 dims", nil, []TensorInfo{{Name: "a", Shape: []int{1, 1, 1, 1, 1}}}, nil, "at most 4"},
 		{"dup tensor", nil, []TensorInfo{{Name: "a", Shape: []int{1}}, {Name: "a", Shape: []int{1}}}, nil, "listed twice"},
 	}
 	for _, c := range cases {
