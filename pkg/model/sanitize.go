@@ -1,0 +1,104 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// TensorOp says how an output tensor is made from checkpoint tensors.
+type TensorOp int
+
+const (
+	// OpCopy: one source, unchanged.
+	OpCopy TensorOp = iota
+	// OpStack: the sources stacked along a new leading axis, in order (MoE
+	// experts: E tensors [out, in] become one [E, out, in]).
+	OpStack
+	// OpEvenRows / OpOddRows: the even or odd rows (first axis after any
+	// leading expert axis: axis -2) of one source (gpt_oss's interleaved
+	// gate_up_proj split).
+	OpEvenRows
+	OpOddRows
+)
+
+// TensorPlan makes one tensor of the loaded model from checkpoint tensors.
+type TensorPlan struct {
+	Name    string
+	Op      TensorOp
+	Sources []string
+}
+
+// TensorMeta describes a checkpoint tensor without its data.
+type TensorMeta struct {
+	DType string // safetensors dtype name: F32, BF16, U32, ...
+	Shape []int
+}
+
+// SanitizeFunc is an architecture's checkpoint fix-up (mlx_lm's
+// Model.sanitize) as a plan over tensor names, so the same logic serves the
+// in-memory loader and the streaming converter: dropping tensors (rotary
+// inv_freq, a tied lm_head), renaming, stacking experts. It must be
+// idempotent: a plan for an already-sanitized (MLX) checkpoint copies
+// every tensor through. cfg is the raw config.json.
+type SanitizeFunc func(cfg map[string]any, tensors map[string]TensorMeta) ([]TensorPlan, error)
+
+var (
+	sanitizeMu sync.RWMutex
+	sanitizers = map[string]SanitizeFunc{}
+)
+
+// RegisterSanitize sets the sanitize plan of a model_type. Architectures
+// call it from init.
+func RegisterSanitize(modelType string, f SanitizeFunc) {
+	sanitizeMu.Lock()
+	defer sanitizeMu.Unlock()
+	sanitizers[modelType] = f
+}
+
+// SanitizePlan returns the plan for modelType (after the alias table);
+// without a registered sanitizer every tensor is copied through.
+func SanitizePlan(modelType string, cfg map[string]any, tensors map[string]TensorMeta) ([]TensorPlan, error) {
+	sanitizeMu.RLock()
+	f := sanitizers[CanonicalType(modelType)]
+	sanitizeMu.RUnlock()
+	if f == nil {
+		return IdentityPlan(tensors), nil
+	}
+	plan, err := f(cfg, tensors)
+	if err != nil {
+		return nil, fmt.Errorf("sanitize %s: %w", modelType, err)
+	}
+	return plan, nil
+}
+
+// IdentityPlan copies every tensor, in name order.
+func IdentityPlan(tensors map[string]TensorMeta) []TensorPlan {
+	names := make([]string, 0, len(tensors))
+	for n := range tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	plan := make([]TensorPlan, len(names))
+	for i, n := range names {
+		plan[i] = TensorPlan{Name: n, Op: OpCopy, Sources: []string{n}}
+	}
+	return plan
+}
+
+// aliases is mlx_lm's MODEL_REMAPPING, the one place model types alias.
+var aliases = map[string]string{
+	"mistral":         "llama",
+	"iquestcoder":     "llama",
+	"joyai_llm_flash": "deepseek_v3",
+	"kimi_k2":         "deepseek_v3",
+	"minimax_m2":      "minimax",
+}
+
+// CanonicalType maps a config model_type to the architecture that runs it.
+func CanonicalType(modelType string) string {
+	if a, ok := aliases[modelType]; ok {
+		return a
+	}
+	return modelType
+}
