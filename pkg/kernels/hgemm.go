@@ -43,6 +43,8 @@ func HGemm(Y, X []float32, M, N, K int, W []uint16, kind HalfKind) {
 		clear(Y[:M*N])
 		return
 	}
+	// The assembly reads and writes through pointers: check the extents.
+	_, _, _ = Y[M*N-1], X[M*K-1], W[N*K-1]
 	if M >= hgemmGemmMinM {
 		nb := max(64, min(N, (1<<20)/K))
 		buf := make([]float32, nb*K)

@@ -191,6 +191,14 @@ func QMatmul(Y, X []float32, M int, q *QWeight) {
 	if M <= 0 || q.N <= 0 {
 		return
 	}
+	// The assembly reads and writes through pointers: check the extents.
+	ng := q.N * (q.K / q.GroupSize)
+	_, _, _ = Y[M*q.N-1], X[M*q.K-1], q.W[q.N*q.K*q.Bits/32-1]
+	if q.ScalesF32 != nil {
+		_, _ = q.ScalesF32[ng-1], q.BiasesF32[ng-1]
+	} else {
+		_, _ = q.Scales[ng-1], q.Biases[ng-1]
+	}
 	if M >= qmatmulGemmMinM {
 		qmatmulGemm(Y, X, M, q)
 		return

@@ -16,7 +16,7 @@ func dequantAVX512(bits, rows int, w unsafe.Pointer, K int, s, b unsafe.Pointer,
 // dequantFast dequantizes rows [n0, n0+rows) of a 4- or 8-bit W into dst
 // with AVX-512; it reports whether it could.
 func dequantFast(q *QWeight, n0, rows int, dst []float32) bool {
-	if !hasAVX512 || (q.Bits != 4 && q.Bits != 8) {
+	if !hasAVX512 || (q.Bits != 4 && q.Bits != 8) || (q.ScalesF32 == nil && q.Kind > F16) {
 		return false
 	}
 	ng := q.K / q.GroupSize
@@ -50,7 +50,7 @@ func qgemvAVX2(bits, rows int, w unsafe.Pointer, wstride int, sf, bf *float32, n
 // K a multiple of 128) when the CPU and the weight's format allow; it
 // reports whether it did.
 func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
-	if q.Bits != 4 && q.Bits != 8 {
+	if q.Bits != 4 && q.Bits != 8 || (q.ScalesF32 == nil && q.Kind > F16) {
 		return false
 	}
 	if !hasVNNI {

@@ -250,8 +250,21 @@ func Sgemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, 
 		return
 	}
 	if M <= sgemvMaxM {
+		_ = C[(M-1)*ldc+N-1]
 		sgemmFewRows(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate)
 		return
+	}
+	// The assembly writes through pointers: check the extents up front.
+	_ = C[(M-1)*ldc+N-1]
+	if transA {
+		_ = A[(K-1)*lda+M-1]
+	} else {
+		_ = A[(M-1)*lda+K-1]
+	}
+	if transB {
+		_ = B[(N-1)*ldb+K-1]
+	} else {
+		_ = B[(K-1)*ldb+N-1]
 	}
 	if M*N*K < sgemmSmall {
 		sgemmRef(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate)
