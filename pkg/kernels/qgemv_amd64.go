@@ -26,8 +26,10 @@ func dequantFast(q *QWeight, n0, rows int, dst []float32) bool {
 	var sp, bp unsafe.Pointer
 	if q.ScalesF32 != nil {
 		kind = 2
+		_, _ = q.ScalesF32[(n0+rows)*ng-1], q.BiasesF32[(n0+rows)*ng-1]
 		sp, bp = unsafe.Pointer(&q.ScalesF32[n0*ng]), unsafe.Pointer(&q.BiasesF32[n0*ng])
 	} else {
+		_, _ = q.Scales[(n0+rows)*ng-1], q.Biases[(n0+rows)*ng-1]
 		sp, bp = unsafe.Pointer(&q.Scales[n0*ng]), unsafe.Pointer(&q.Biases[n0*ng])
 	}
 	dequantAVX512(q.Bits, rows, unsafe.Pointer(&q.W[n0*q.K*q.Bits/32]), q.K, sp, bp, kind, q.GroupSize, &dst[0])
