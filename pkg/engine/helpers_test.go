@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/kernels"
@@ -23,7 +25,16 @@ func prod(s []int) int {
 	return p
 }
 
-var rng = rand.New(rand.NewPCG(1, 2))
+// rng is deterministic; MLXGO_TEST_SEED picks another stream (to shake out
+// tolerances that only hold for one draw).
+var rng = rand.New(rand.NewPCG(testSeed(), 2))
+
+func testSeed() uint64 {
+	if s, err := strconv.ParseUint(os.Getenv("MLXGO_TEST_SEED"), 10, 64); err == nil {
+		return s
+	}
+	return 1
+}
 
 // randT returns values in ±[0.1, 2] (never zero).
 func randT(shape ...int) tensor {
@@ -249,7 +260,6 @@ func gradCheckTol(t *testing.T, name string, tol float64, f func(xs []*Array) *A
 	if err := Eval(grads...); err != nil {
 		t.Fatalf("%s: grad eval: %v", name, err)
 	}
-	const h = 1e-2
 	for i, in := range inputs {
 		g := mustF(t, grads[i])
 		if len(g) != len(in.data) {
@@ -267,6 +277,8 @@ func gradCheckTol(t *testing.T, name string, tol float64, f func(xs []*Array) *A
 				}
 				return v
 			}
+			// step shrinks near zero, where 1/x-like functions curve hard
+			h := 1e-2 * min(1, max(math.Abs(in.data[j]), 0.1))
 			fd := (val(h) - val(-h)) / (2 * h)
 			if math.Abs(fd-g[j]) > tol*(1+math.Abs(fd)) {
 				t.Errorf("%s: d/dx%d[%d] = %g, finite difference %g", name, i, j, g[j], fd)

@@ -155,6 +155,10 @@ func TestCreation(t *testing.T) {
 
 // FromBytes uses host memory in place: writing the bytes shows through.
 func TestFromBytesZeroCopy(t *testing.T) {
+	// own allocator: cleanups of other tests' garbage must not move the count
+	old := DefaultBackend()
+	SetDefaultBackend(cpu.New())
+	defer SetDefaultBackend(old)
 	words := make([]uint32, 4)
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), 16)
 	h := []uint16{0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0, 0x40e0, 0x4100} // bf16 1..8

@@ -238,3 +238,10 @@ var (
 	_ backend.FusedRoPE      = (*Backend)(nil)
 	_ backend.FusedSoftmax   = (*Backend)(nil)
 )
+
+func init() {
+	backend.Register("cpu", func() (backend.Backend, error) { return New(), nil })
+}
+
+// Wrapped reports whether the buffer aliases caller memory (WrapHost).
+func (b *Buffer) Wrapped() bool { return b.wrapped }

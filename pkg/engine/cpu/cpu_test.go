@@ -1,0 +1,58 @@
+package cpu
+
+import (
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/engine/backend"
+)
+
+// Known-answer vectors from Random123's kat_vectors (threefry2x32, 20 rounds).
+func TestThreefryKAT(t *testing.T) {
+	cases := []struct{ c0, c1, k0, k1, w0, w1 uint32 }{
+		{0, 0, 0, 0, 0x6b200159, 0x99ba4efe},
+		{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x1cb996fc, 0xbb002be7},
+		{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xc4923a9c, 0x483df7a0},
+	}
+	for _, c := range cases {
+		a, b := Threefry2x32([2]uint32{c.k0, c.k1}, c.c0, c.c1)
+		if a != c.w0 || b != c.w1 {
+			t.Errorf("threefry(%08x %08x, key %08x %08x) = %08x %08x, want %08x %08x", c.c0, c.c1, c.k0, c.k1, a, b, c.w0, c.w1)
+		}
+	}
+}
+
+func TestPool(t *testing.T) {
+	for _, n := range []int{1, 64, 65, 4096, 4097, 5000, 1 << 20, 1<<20 + 1} {
+		b := bucket(n)
+		if b < n || (n > 64 && b > n+n/4+64) {
+			t.Errorf("bucket(%d) = %d", n, b)
+		}
+	}
+	c := New()
+	x, _ := c.Alloc(1000)
+	y, _ := c.Alloc(3000)
+	if c.ActiveMemory() != int64(bucket(1000)+bucket(3000)) {
+		t.Errorf("active %d", c.ActiveMemory())
+	}
+	c.Free(x)
+	z, _ := c.Alloc(900) // same bucket: reused
+	if z.(*Buffer) != x.(*Buffer) || z.Len() != 900 {
+		t.Error("pool did not reuse a freed buffer of the same bucket")
+	}
+	c.Free(y)
+	c.Free(z)
+	if c.ActiveMemory() != 0 || c.PeakMemory() != int64(bucket(1000)+bucket(3000)) || c.CacheMemory() == 0 {
+		t.Errorf("active %d peak %d cache %d", c.ActiveMemory(), c.PeakMemory(), c.CacheMemory())
+	}
+	c.ClearCache()
+	if c.CacheMemory() != 0 {
+		t.Error("ClearCache kept buffers")
+	}
+	if err := c.Run(unknownOp{}, nil, backend.View{}); err == nil {
+		t.Error("unknown op did not fail")
+	}
+}
+
+type unknownOp struct{}
+
+func (unknownOp) OpName() string { return "Unknown" }
