@@ -59,13 +59,7 @@ func TestDownloadBadInputIsAUsageError(t *testing.T) {
 
 func hubEnv(t *testing.T, s *hubtest.Server) string {
 	t.Helper()
-	cache := filepath.Join(t.TempDir(), "hub")
-	t.Setenv("HF_ENDPOINT", s.URL())
-	t.Setenv("HF_HUB_CACHE", cache)
-	t.Setenv("HF_HOME", t.TempDir())
-	t.Setenv("HF_TOKEN", "")
-	t.Setenv("HF_HUB_OFFLINE", "")
-	return cache
+	return s.SetEnv(t)
 }
 
 func TestDownloadCommandEndToEnd(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -181,7 +182,7 @@ type fileJob struct {
 func (c *Client) fetchFile(ctx context.Context, rc repoCache, commit string, job fileJob, meta *fileMeta, bar *progress) (string, error) {
 	pointer := rc.pointerPath(commit, job.path)
 	if fileExists(pointer) {
-		bar.done(job.size)
+		bar.skip(job.size)
 		return pointer, nil
 	}
 	if meta == nil {
@@ -248,7 +249,7 @@ func (v *verifier) reset(size int64) {
 // request), checks size and hash, and renames it to blob. On failure the
 // .incomplete file keeps the bytes received so far (unless they are wrong).
 func (c *Client) downloadBlob(ctx context.Context, rc repoCache, job fileJob, meta *fileMeta, blob string, bar *progress) error {
-	if err := os.MkdirAll(rc.dir+"/blobs", 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(rc.dir, "blobs"), 0o755); err != nil {
 		return fmt.Errorf("creating %s/blobs: %w", rc.dir, err)
 	}
 	tagCacheDir(rc.root)

@@ -764,3 +764,18 @@ func TestCancelledDownloadKeepsThePartialFile(t *testing.T) {
 	}
 	assertConsistent(t, c.CacheDir)
 }
+
+func TestResolveModelFromEnvironment(t *testing.T) {
+	s := hubtest.New(t)
+	commit := s.AddRepo("org/tiny", tinyRepo())
+	cache := s.SetEnv(t)
+	dir, err := ResolveModel(context.Background(), "org/tiny", ResolveOptions{})
+	if err != nil || dir != filepath.Join(cache, "models--org--tiny", "snapshots", commit) {
+		t.Fatalf("%s %v", dir, err)
+	}
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	s.ResetLog()
+	if again, err := ResolveModel(context.Background(), "org/tiny", ResolveOptions{}); err != nil || again != dir || len(s.Requests()) != 0 {
+		t.Fatalf("offline: %s %v, %d requests", again, err, len(s.Requests()))
+	}
+}

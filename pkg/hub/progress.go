@@ -66,6 +66,21 @@ func (p *progress) grow(n int64) {
 	p.bar.ChangeMax64(p.bar.GetMax64() + n)
 }
 
+// skip counts n bytes found in the cache; unknown sizes (n < 0) are ignored.
+func (p *progress) skip(n int64) {
+	if n > 0 {
+		p.done(n)
+	}
+}
+
+// abort ends the bar's line where it stands (before an error is printed).
+func (p *progress) abort() {
+	if p == nil {
+		return
+	}
+	_ = p.bar.Exit()
+}
+
 func (p *progress) finish() {
 	if p == nil {
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -17,6 +18,9 @@ type ResolveOptions struct {
 	AllowPatterns []string
 	// Client defaults to NewClient() (environment configuration).
 	Client *Client
+	// Progress, when Client is nil, receives the download's progress bar;
+	// pass TerminalOrNil(os.Stderr) to show it to a person only.
+	Progress io.Writer
 }
 
 // ResolveModel turns a --model / --hf-path value into a local folder, like
@@ -39,6 +43,7 @@ func ResolveModel(ctx context.Context, pathOrRepoID string, o ResolveOptions) (s
 	c := o.Client
 	if c == nil {
 		c = NewClient()
+		c.Progress = o.Progress
 	}
 	allow := o.AllowPatterns
 	if allow == nil {

@@ -193,7 +193,7 @@ func (c *Client) fetchAll(ctx context.Context, rc repoCache, commit string, path
 	bar := newProgress(c.Progress, total, fmt.Sprintf("Fetching %d files", len(jobs)))
 	for _, j := range jobs {
 		if fileExists(rc.pointerPath(commit, j.path)) {
-			bar.done(j.size)
+			bar.skip(j.size)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -228,11 +228,12 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if firstErr == nil {
+		firstErr = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if firstErr != nil {
+		bar.abort()
+		return firstErr
 	}
 	bar.finish()
 	return nil

@@ -337,6 +337,12 @@ func (c *Client) uploadLFS(ctx context.Context, repoID, rev string, ops []*uploa
 		return nil
 	}
 	bar := newProgress(c.Progress, total, fmt.Sprintf("Uploading %d LFS files", len(lfs)))
+	ok := false
+	defer func() {
+		if !ok {
+			bar.abort()
+		}
+	}()
 	byOID := map[string]*uploadOp{}
 	for start := 0; start < len(lfs); start += 256 {
 		chunk := lfs[start:min(start+256, len(lfs))]
@@ -398,6 +404,7 @@ func (c *Client) uploadLFS(ctx context.Context, repoID, rev string, ops []*uploa
 			}
 		}
 	}
+	ok = true
 	bar.finish()
 	return nil
 }

@@ -10,8 +10,8 @@
 //
 //	s := hubtest.New(t)
 //	s.AddRepo("org/tiny", map[string][]byte{"config.json": cfg, "model.safetensors": w})
-//	c := hub.FromEnv(func(string) string { return "" })
-//	c.Endpoint, c.CacheDir = s.URL(), t.TempDir()
+//	s.SetEnv(t) // HF_ENDPOINT and a fresh HF_HUB_CACHE for hub.ResolveModel
+//	dir, err := hub.ResolveModel(ctx, "org/tiny", hub.ResolveOptions{})
 package hubtest
 
 import (
@@ -101,6 +101,21 @@ func New(t testing.TB) *Server {
 		s.CDN.Close()
 	})
 	return s
+}
+
+// SetEnv points the environment at this server for the rest of the test
+// (HF_ENDPOINT, a fresh HF_HUB_CACHE and HF_HOME, no HF_TOKEN, online), so
+// code that builds its client with hub.NewClient() (hub.ResolveModel with
+// no Client) talks to it. It returns the cache folder.
+func (s *Server) SetEnv(t testing.TB) string {
+	cache := t.TempDir()
+	t.Setenv("HF_ENDPOINT", s.URL())
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_HOME", t.TempDir())
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_HUB_OFFLINE", "")
+	t.Setenv("TRANSFORMERS_OFFLINE", "")
+	return cache
 }
 
 // URL is the endpoint to give the client (HF_ENDPOINT).
