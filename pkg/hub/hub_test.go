@@ -779,3 +779,58 @@ func TestResolveModelFromEnvironment(t *testing.T) {
 		t.Fatalf("offline: %s %v, %d requests", again, err, len(s.Requests()))
 	}
 }
+
+// TestKilledProcessLeavesAResumableCache kills (SIGKILL) a process in the
+// middle of a download: its flock dies with it, and the next download picks
+// up its .incomplete file where it stopped.
+func TestKilledProcessLeavesAResumableCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	s := hubtest.New(t)
+	files := tinyRepo()
+	s.AddRepo("org/tiny", files)
+	sha := hubtest.SHA256(files["model.safetensors"])
+	s.Stall("/lfs/"+sha, 100_000, 1)
+	cache := t.TempDir()
+	cmd := execTestBinary(t, "-test.run=^TestHelperDownloadProcess$")
+	cmd.Env = append(os.Environ(), "MLXGO_HUB_CHILD=1", "MLXGO_HUB_REPO=org/tiny", "HF_ENDPOINT="+s.URL(), "HF_HUB_CACHE="+cache, "HF_HOME="+t.TempDir(), "HF_TOKEN=", "HF_HUB_OFFLINE=", "HF_HUB_DOWNLOAD_TIMEOUT=60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	inc := filepath.Join(cache, "models--org--tiny", "blobs", sha+".incomplete")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, err := os.Stat(inc); err == nil && st.Size() == 100_000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the child never reached byte 100000")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	c := testClient(t, s)
+	c.CacheDir = cache
+	s.ResetLog()
+	dir, err := c.Snapshot(context.Background(), "org/tiny", SnapshotOptions{AllowPatterns: DefaultAllowPatterns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Count("cdn", "GET", sha); n != 1 {
+		t.Errorf("weights fetched %d times after the kill, want once", n)
+	}
+	for _, r := range s.Requests() {
+		if r.Host == "cdn" && strings.Contains(r.Path, sha) && r.Range != "bytes=100000-" {
+			t.Errorf("weights fetched with Range %q, want a resume from byte 100000", r.Range)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "model.safetensors")); !bytes.Equal(b, files["model.safetensors"]) {
+		t.Error("weights differ")
+	}
+	assertConsistent(t, cache)
+}
