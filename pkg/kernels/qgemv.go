@@ -178,12 +178,15 @@ func qmatmulGemm(Y, X []float32, M int, q *QWeight) {
 }
 
 // qmatmulGemmMinM is the number of activation rows from which QMatmul
-// dequantizes into an f32 GEMM rather than running GEMVs.
+// dequantizes into an f32 GEMM rather than running f32 GEMVs (and, on
+// AVX2-only CPUs, rather than the int8 kernels). With AVX-512 VNNI the int8
+// kernels win at every M measured (up to 512: they are an int8 GEMM blocked
+// for L2), so they take all 4- and 8-bit products.
 const qmatmulGemmMinM = 32
 
 // QMatmul computes Y [M, N] = X [M, K] · Wᵀ for a quantized W [N, K]. For
-// few rows (decoding) on CPUs with AVX-512 VNNI and 4- or 8-bit weights,
-// it quantizes each activation row to int8 in
+// 4- and 8-bit weights on CPUs with AVX-512 VNNI (any M), or AVX2 (M < 32,
+// K a multiple of 128), it quantizes each activation row to int8 in
 // blocks of 32 (scale max|x|/127) and uses integer dot products; this
 // differs from the f32 result by at most Σ_k |scale|·q_k·dx/2 (see
 // qgemv_test.go). Otherwise it dequantizes in f32. q must pass Validate.
@@ -199,11 +202,11 @@ func QMatmul(Y, X []float32, M int, q *QWeight) {
 	} else {
 		_, _ = q.Scales[ng-1], q.Biases[ng-1]
 	}
-	if M >= qmatmulGemmMinM {
-		qmatmulGemm(Y, X, M, q)
+	if qgemvFast(Y, X, M, q) {
 		return
 	}
-	if qgemvFast(Y, X, M, q) {
+	if M >= qmatmulGemmMinM {
+		qmatmulGemm(Y, X, M, q)
 		return
 	}
 	qmatmulGo(Y, X, M, q)

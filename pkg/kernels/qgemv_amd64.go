@@ -49,14 +49,14 @@ func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
 func qgemvAVX2(bits, rows int, w unsafe.Pointer, wstride int, sf, bf *float32, ng int, xq, dxl, dx, sumx unsafe.Pointer, nchunk int, idx unsafe.Pointer, sstep int, y *float32)
 
 // qgemvFast runs QMatmul on the int8 kernels (AVX-512 VNNI, else AVX2 for
-// K a multiple of 128) when the CPU and the weight's format allow; it
+// K a multiple of 128 and M < qmatmulGemmMinM) when the CPU and the weight's format allow; it
 // reports whether it did.
 func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	if q.Bits != 4 && q.Bits != 8 || (q.ScalesF32 == nil && q.Kind > F16) {
 		return false
 	}
 	if !hasVNNI {
-		if hasAVX2 && q.K%128 == 0 {
+		if hasAVX2 && q.K%128 == 0 && M < qmatmulGemmMinM {
 			qgemvAVX2Run(Y, X, M, q)
 			return true
 		}
@@ -65,9 +65,11 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	K, N, G := q.K, q.N, q.GroupSize
 	ng := K / G
 	acts := make([]qact, M)
-	for m := range acts {
-		prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
-	}
+	Parallel(M, 16, func(lo, hi int) {
+		for m := lo; m < hi; m++ {
+			prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
+		}
+	})
 	var idx [32]int32
 	for l := 0; l < 16; l++ {
 		if q.Bits == 4 {
@@ -132,9 +134,11 @@ func qgemvAVX2Run(Y, X []float32, M int, q *QWeight) {
 	K, N, G := q.K, q.N, q.GroupSize
 	ng := K / G
 	acts := make([]qact, M)
-	for m := range acts {
-		prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
-	}
+	Parallel(M, 16, func(lo, hi int) {
+		for m := lo; m < hi; m++ {
+			prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
+		}
+	})
 	var idx [32]int32
 	for l := 0; l < 16; l++ {
 		idx[l] = int32(8 * l / G) // 4-bit: lane l of the chunk

@@ -101,7 +101,7 @@ func testQMatmul(t *testing.T) {
 						X := randAct(r, M, K)
 						Y := make([]float32, M*N)
 						QMatmul(Y, X, M, q)
-						int8Path := (hasVNNI || hasAVX2 && K%128 == 0) && (bits == 4 || bits == 8) && M < qmatmulGemmMinM
+						int8Path := (bits == 4 || bits == 8) && (hasVNNI || hasAVX2 && K%128 == 0 && M < qmatmulGemmMinM)
 						for m := 0; m < M; m++ {
 							for n := 0; n < N; n++ {
 								exact, round, quant := qBound(q, X[m*K:(m+1)*K], n)
@@ -112,6 +112,16 @@ func testQMatmul(t *testing.T) {
 								got := float64(Y[m*N+n])
 								if d := math.Abs(got - exact); !(d <= tol) {
 									t.Fatalf("%s: Y[%d,%d] = %v, want %v (|diff| %g > %g; int8 %v)", name, m, n, got, exact, d, tol, int8Path)
+								}
+							}
+						}
+						// The dequantize+GEMM path on the same input.
+						if M >= qmatmulGemmMinM {
+							qmatmulGemm(Y, X, M, q)
+							for n := 0; n < N; n++ {
+								exact, round, _ := qBound(q, X[(M-1)*K:M*K], n)
+								if d := math.Abs(float64(Y[(M-1)*N+n]) - exact); !(d <= round) {
+									t.Fatalf("%s gemm path: Y[%d,%d] = %v, want %v", name, M-1, n, Y[(M-1)*N+n], exact)
 								}
 							}
 						}
