@@ -1,8 +1,13 @@
 package engine
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"testing"
+	"time"
+
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 )
 
 // A decode step of one transformer block shaped like Qwen2.5-0.5B
@@ -27,6 +32,16 @@ func BenchmarkDecodeBlock(b *testing.B) {
 		b.Fatal(err)
 	}
 	lin := func(x, w *Array) *Array { return Matmul(x, Transpose(w)) }
+	if os.Getenv("MLXGO_TRACE") != "" {
+		per := map[string]time.Duration{}
+		SetTrace(func(op string, shape []int, d time.Duration) { per[fmt.Sprint(op, shape)] += d })
+		defer func() {
+			SetTrace(nil)
+			for k, d := range per {
+				b.Logf("%-50s %v", k, d/time.Duration(b.N))
+			}
+		}()
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		h := RMSNorm(x, norm, 1e-6)
@@ -43,6 +58,48 @@ func BenchmarkDecodeBlock(b *testing.B) {
 		h2 := RMSNorm(x2, norm, 1e-6)
 		y := Add(x2, lin(Multiply(SiLU(lin(h2, wg)), lin(h2, wu)), wd))
 		if err := Eval(y); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The same block's seven weight products called straight on pkg/kernels:
+// the floor the engine's BenchmarkDecodeBlock is compared with.
+func BenchmarkDecodeBlockKernels(b *testing.B) {
+	const D, H, Hk, Dh, F = 896, 14, 2, 64, 4864
+	type lin struct{ n, k int }
+	shapes := []lin{{H * Dh, D}, {Hk * Dh, D}, {Hk * Dh, D}, {D, H * Dh}, {F, D}, {F, D}, {D, F}}
+	ws := make([][]uint16, len(shapes))
+	for i, s := range shapes {
+		ws[i] = make([]uint16, s.n*s.k)
+		for j := range ws[i] {
+			ws[i][j] = kernels.F32ToBF16(float32(0.02 * math.Sin(float64(j))))
+		}
+	}
+	x := make([]float32, F)
+	for i := range x {
+		x[i] = float32(math.Cos(float64(i)))
+	}
+	y := make([]float32, F)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j, s := range shapes {
+			kernels.HGemm(y[:s.n], x[:s.k], 1, s.n, s.k, ws[j], kernels.BF16)
+		}
+	}
+}
+
+// Decode attention: 14 query heads over 2 kv heads with 4096 cached keys.
+func BenchmarkSDPADecode(b *testing.B) {
+	q := RandomNormal([]int{1, 14, 1, 64}, 0, 1, Float32, nil)
+	k := RandomNormal([]int{1, 2, 4096, 64}, 0, 1, Float32, nil)
+	v := RandomNormal([]int{1, 2, 4096, 64}, 0, 1, Float32, nil)
+	if err := Eval(q, k, v); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := Eval(ScaledDotProductAttention(q, k, v, AttentionOptions{Scale: 0.125})); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
 	"github.com/mlxgo/mlxgo/pkg/engine/cpu"
@@ -148,8 +149,15 @@ func evalLocked(arrays []*Array) error {
 		isOut[a] = true
 	}
 	for _, n := range order {
+		var t0 time.Time
+		if traceFn != nil {
+			t0 = time.Now()
+		}
 		if err := n.prim.eval(n, n.inputs); err != nil {
 			return fmt.Errorf("engine: %s%v: %w", n.prim.name(), n.shape, err)
+		}
+		if traceFn != nil {
+			traceFn(n.prim.name(), n.shape, time.Since(t0))
 		}
 		for _, in := range n.inputs {
 			if state[in] != 2 {
@@ -167,6 +175,17 @@ func evalLocked(arrays []*Array) error {
 		}
 	}
 	return nil
+}
+
+var traceFn func(op string, shape []int, elapsed time.Duration)
+
+// SetTrace installs fn to be called after every primitive Eval runs, with
+// its name, output shape and run time (nil turns tracing off). For
+// profiling; fn runs under Eval's lock and must not call into the engine.
+func SetTrace(fn func(op string, shape []int, elapsed time.Duration)) {
+	evalMu.Lock()
+	traceFn = fn
+	evalMu.Unlock()
 }
 
 // releaseData drops an intermediate's buffer reference; the buffer goes

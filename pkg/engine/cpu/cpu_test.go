@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"math"
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
@@ -56,3 +57,21 @@ func TestPool(t *testing.T) {
 type unknownOp struct{}
 
 func (unknownOp) OpName() string { return "Unknown" }
+
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := -87.0; x <= 88.0; x += 0.0137 {
+		xf := float32(x)
+		want := math.Exp(float64(xf))
+		got := float64(expf(xf))
+		if rel := math.Abs(got-want) / want; rel > worst {
+			worst = rel
+		}
+	}
+	if worst > 3e-7 {
+		t.Errorf("expf max relative error %g", worst)
+	}
+	if expf(float32(math.Inf(-1))) != 0 || expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) {
+		t.Error("expf limits wrong")
+	}
+}

@@ -7,27 +7,37 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/kernels"
 )
 
-// Softmax over the last axis, computed in float64.
+// Softmax over the last axis, computed in float32 like MLX.
 func (c *Backend) Softmax(x, out backend.View) error {
 	ax := len(x.Shape) - 1
 	n := x.Shape[ax]
-	lines(x.Shape, ax, [][]int{x.Strides, out.Strides}, []int{x.Offset, out.Offset}, func(offs []int) {
-		v := make([]float64, n)
-		load(v, x, offs[0], x.Strides[ax])
-		m := math.Inf(-1)
-		for _, e := range v {
-			m = math.Max(m, e)
+	rows := x.Size() / max(n, 1)
+	if n == 0 {
+		return nil
+	}
+	X := toF32(x)
+	Y := getF32(len(X))
+	defer putF32(Y)
+	kernels.Parallel(rows, max(1, 4096/n), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			y := Y[r*n : (r+1)*n]
+			copy(y, X[r*n:(r+1)*n])
+			m := float32(math.Inf(-1))
+			for _, e := range y {
+				if e > m || e != e {
+					m = e
+				}
+			}
+			if math.IsInf(float64(m), -1) || m != m {
+				for j := range y {
+					y[j] = float32(math.NaN())
+				}
+				continue
+			}
+			softmaxInPlace(y, m)
 		}
-		var s float64
-		for i, e := range v {
-			v[i] = math.Exp(e - m)
-			s += v[i]
-		}
-		for i := range v {
-			v[i] /= s
-		}
-		store(v, out, offs[1], out.Strides[ax])
 	})
+	fromF32(Y, out)
 	return nil
 }
 
@@ -154,7 +164,8 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 	G := H / Hk
 	rows := G * Lq // query rows per kv head, ordered (g, i)
 	nblk := (rows + sdpaBlock - 1) / sdpaBlock
-	Y := make([]float32, B*H*Lq*Dv)
+	Y := getF32(B * H * Lq * Dv)
+	defer putF32(Y)
 	kv := make([]struct {
 		K, V     []float32
 		ldk, ldv int
@@ -168,9 +179,9 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 		}
 	})
 	kernels.Parallel(B*Hk*nblk, 1, func(lo, hi int) {
-		Q := make([]float32, sdpaBlock*D)
-		S := make([]float32, sdpaBlock*Lk)
-		O := make([]float32, sdpaBlock*Dv)
+		bq := min(sdpaBlock, rows)
+		Q, S, O := getF32(bq*D), getF32(bq*Lk), getF32(bq*Dv)
+		defer func() { putF32(Q); putF32(S); putF32(O) }()
 		mrow := make([]float64, Lk)
 		for task := lo; task < hi; task++ {
 			bh, blk := task/nblk, task%nblk
@@ -181,8 +192,12 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 			for r := 0; r < nr; r++ {
 				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
 				qo := q.Offset + b*q.Strides[0] + h*q.Strides[1] + i*q.Strides[2]
-				qv := backend.View{Buf: q.Buf, DType: q.DType, Shape: []int{D}, Strides: q.Strides[3:], Offset: qo}
-				copy(Q[r*D:(r+1)*D], toF32(qv))
+				if q.DType == backend.Float32 && q.Strides[3] == 1 {
+					copy(Q[r*D:(r+1)*D], f32s(bytesOf(q))[qo:qo+D])
+				} else {
+					qv := backend.View{Buf: q.Buf, DType: q.DType, Shape: []int{D}, Strides: q.Strides[3:], Offset: qo}
+					copy(Q[r*D:(r+1)*D], toF32(qv))
+				}
 			}
 			kernels.Sgemm(false, true, nr, Lk, D, Q, D, e.K, e.ldk, S, Lk, false)
 			for r := 0; r < nr; r++ {
@@ -210,39 +225,55 @@ const sdpaBlock = 64
 // softmax weights in place (hidden keys get 0; a row with every key hidden
 // is all 0).
 func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64) {
-	m := math.Inf(-1)
-	sc, cp := float64(o.Scale), float64(o.SoftCap)
+	neg := float32(math.Inf(-1))
+	lo, hi := 0, len(s)
+	if o.Causal {
+		hi = min(hi, qpos+1)
+	}
+	if o.Window > 0 {
+		lo = max(lo, qpos-o.Window+1)
+	}
+	sc, cp := o.Scale, o.SoftCap
+	m := neg
 	for j := range s {
-		x := float64(s[j]) * sc
+		if j < lo || j >= hi {
+			s[j] = neg
+			continue
+		}
+		x := s[j] * sc
 		if cp > 0 {
-			x = cp * math.Tanh(x/cp)
+			x = cp * float32(math.Tanh(float64(x/cp)))
 		}
 		if hasMask {
 			if o.MaskBool {
 				if mrow[j] == 0 {
-					x = math.Inf(-1)
+					x = neg
 				}
 			} else {
-				x += mrow[j]
+				x += float32(mrow[j])
 			}
 		}
-		if (o.Causal && j > qpos) || (o.Window > 0 && j <= qpos-o.Window) {
-			x = math.Inf(-1)
+		s[j] = x
+		if x > m {
+			m = x
 		}
-		s[j] = float32(x)
-		m = math.Max(m, x)
 	}
-	if math.IsInf(m, -1) {
+	if m == neg {
 		clear(s)
 		return
 	}
-	var sum float64
+	softmaxInPlace(s, m)
+}
+
+// softmaxInPlace normalises exp(s − m) (m = max s) in float32.
+func softmaxInPlace(s []float32, m float32) {
+	var sum float32
 	for j, x := range s {
-		p := math.Exp(float64(x) - m)
-		s[j] = float32(p)
+		p := expf(x - m)
+		s[j] = p
 		sum += p
 	}
-	inv := float32(1 / sum)
+	inv := 1 / sum
 	for j := range s {
 		s[j] *= inv
 	}
