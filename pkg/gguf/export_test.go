@@ -126,56 +126,110 @@ func (t tiny) source(seed uint64) *memSource {
 	return m
 }
 
-// writeByteLevelTokenizer writes a small Llama-3-style tokenizer (byte-level
-// BPE, ids 0..9 plus two specials and one user token).
+// byteLevelVocab is GPT-2's bytes_to_unicode table: the vocab string of each byte.
+func byteLevelVocab() []string {
+	var out [256]string
+	n := 0
+	for b := 0; b < 256; b++ {
+		if b >= '!' && b <= '~' || b >= 0xA1 && b <= 0xAC || b >= 0xAE {
+			out[b] = string(rune(b))
+		} else {
+			out[b] = string(rune(256 + n))
+			n++
+		}
+	}
+	return out[:]
+}
+
+// Vocabulary sizes of the test tokenizers (embeddings get a few pad rows).
+const (
+	byteLevelTokens = 263 // 256 bytes, 4 merges, 3 added tokens
+	spmTokens       = 268 // 3 specials, 256 byte tokens, 9 pieces
+)
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", " ")
+	must(t, err)
+	must(t, os.WriteFile(path, b, 0o644))
+}
+
+// writeByteLevelTokenizer writes a small Llama-3-style tokenizer: byte-level
+// BPE with every byte (ids 0-255, id = byte value), merges ab (256), Ġa
+// (257), abc (258), Ġab (259), specials <|begin|> (260), <|end|> (261) and
+// the user token <user> (262).
 func writeByteLevelTokenizer(t *testing.T, dir string) {
 	t.Helper()
-	tj := `{
-  "added_tokens": [
-    {"id": 10, "content": "<|begin|>", "special": true},
-    {"id": 11, "content": "<|end|>", "special": true},
-    {"id": 12, "content": "<user>", "special": false}
-  ],
-  "normalizer": null,
-  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-    {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false},
-    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]},
-  "post_processor": {"type": "Sequence", "processors": [
-    {"type": "ByteLevel"},
-    {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|begin|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]}]},
-  "model": {"type": "BPE", "byte_fallback": false, "ignore_merges": true,
-    "vocab": {"a": 0, "b": 1, "c": 2, "Ġ": 3, "ab": 4, "Ġa": 5, "abc": 6, "d": 7, "e": 8, "Ġab": 9},
-    "merges": [["a", "b"], ["Ġ", "a"], ["ab", "c"], ["Ġ", "ab"]]}
-}`
-	tc := `{"bos_token": "<|begin|>", "eos_token": {"content": "<|end|>"}, "chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}`
-	must(t, os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(tj), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644))
+	vocab := map[string]int{}
+	for i, s := range byteLevelVocab() {
+		vocab[s] = i
+	}
+	for i, s := range []string{"ab", "Ġa", "abc", "Ġab"} {
+		vocab[s] = 256 + i
+	}
+	tj := map[string]any{
+		"added_tokens": []any{
+			map[string]any{"id": 260, "content": "<|begin|>", "special": true},
+			map[string]any{"id": 261, "content": "<|end|>", "special": true},
+			map[string]any{"id": 262, "content": "<user>", "special": false},
+		},
+		"normalizer": nil,
+		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
+			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`}, "behavior": "Isolated", "invert": false},
+			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+		}},
+		"post_processor": map[string]any{"type": "Sequence", "processors": []any{
+			map[string]any{"type": "ByteLevel"},
+			map[string]any{"type": "TemplateProcessing", "single": []any{
+				map[string]any{"SpecialToken": map[string]any{"id": "<|begin|>", "type_id": 0}},
+				map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}}},
+		}},
+		"model": map[string]any{"type": "BPE", "byte_fallback": false, "ignore_merges": true, "vocab": vocab,
+			"merges": [][2]string{{"a", "b"}, {"Ġ", "a"}, {"ab", "c"}, {"Ġ", "ab"}}},
+	}
+	writeJSON(t, filepath.Join(dir, "tokenizer.json"), tj)
+	writeJSON(t, filepath.Join(dir, "tokenizer_config.json"), map[string]any{
+		"bos_token": "<|begin|>", "eos_token": map[string]any{"content": "<|end|>"},
+		"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"})
 }
 
 // writeSPMTokenizer writes a small SentencePiece-style BPE tokenizer (byte
-// fallback, ▁ word marker), as Llama 2 / Mistral / Gemma ship.
+// fallback, ▁ word marker), as Llama 2 / Mistral / Gemma ship: <unk> <s>
+// </s> (0-2), <0x00>..<0xFF> (3-258), ▁ a b c (259-262), then the merged
+// pieces bc ▁a ab ▁ab (263-266) in merge order "b c", "▁ a", "a b", "▁a b",
+// and xy (267), which no merge forms. "abc" tokenizes to [a, bc]: "b c"
+// outranks "a b".
 func writeSPMTokenizer(t *testing.T, dir string, prepend bool) {
 	t.Helper()
-	norm := `null`
-	if prepend {
-		norm = `{"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}`
+	vocab := map[string]int{"<unk>": 0, "<s>": 1, "</s>": 2}
+	for b := 0; b < 256; b++ {
+		vocab[fmt.Sprintf("<0x%02X>", b)] = 3 + b
 	}
-	tj := `{
-  "added_tokens": [
-    {"id": 0, "content": "<unk>", "special": true},
-    {"id": 1, "content": "<s>", "special": true},
-    {"id": 2, "content": "</s>", "special": true}
-  ],
-  "normalizer": ` + norm + `,
-  "pre_tokenizer": null,
-  "decoder": {"type": "Sequence", "decoders": []},
-  "model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>",
-    "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "<0xFF>": 4, "▁": 5, "a": 6, "b": 7, "▁a": 8, "ab": 9, "▁ab": 10, "xy": 11},
-    "merges": ["▁ a", "a b", "▁a b"]}
-}`
-	tc := `{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": true, "add_eos_token": false, "chat_template": [{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}]}`
-	must(t, os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(tj), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644))
+	for i, s := range []string{"▁", "a", "b", "c", "bc", "▁a", "ab", "▁ab", "xy"} {
+		vocab[s] = 259 + i
+	}
+	var norm any = map[string]any{"type": "Replace", "pattern": map[string]any{"String": " "}, "content": "▁"}
+	if prepend {
+		norm = map[string]any{"type": "Sequence", "normalizers": []any{
+			map[string]any{"type": "Prepend", "prepend": "▁"},
+			map[string]any{"type": "Replace", "pattern": map[string]any{"String": " "}, "content": "▁"}}}
+	}
+	tj := map[string]any{
+		"added_tokens": []any{
+			map[string]any{"id": 0, "content": "<unk>", "special": true},
+			map[string]any{"id": 1, "content": "<s>", "special": true},
+			map[string]any{"id": 2, "content": "</s>", "special": true},
+		},
+		"normalizer":    norm,
+		"pre_tokenizer": nil,
+		"decoder":       map[string]any{"type": "Sequence", "decoders": []any{}},
+		"model": map[string]any{"type": "BPE", "byte_fallback": true, "unk_token": "<unk>", "vocab": vocab,
+			"merges": []string{"b c", "▁ a", "a b", "▁a b"}},
+	}
+	writeJSON(t, filepath.Join(dir, "tokenizer.json"), tj)
+	writeJSON(t, filepath.Join(dir, "tokenizer_config.json"), map[string]any{
+		"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": true, "add_eos_token": false,
+		"chat_template": []any{map[string]any{"name": "default", "template": "D"}, map[string]any{"name": "tool_use", "template": "T"}}})
 }
 
 func must(t *testing.T, err error) {
@@ -271,7 +325,7 @@ func within(t *testing.T, name string, typ Type, got, want []float32) {
 	}
 }
 
-var llamaTiny = tiny{modelType: "llama", d: 64, heads: 4, kv: 2, dh: 16, ff: 80, layers: 2, vocab: 16, lmHead: true}
+var llamaTiny = tiny{modelType: "llama", d: 64, heads: 4, kv: 2, dh: 16, ff: 80, layers: 2, vocab: byteLevelTokens + 3, lmHead: true}
 
 func TestExportLlamaReadByIndependentParser(t *testing.T) {
 	for _, out := range []Type{F32, F16, BF16, Q8_0, Q4_0} {
@@ -312,9 +366,9 @@ func checkLlamaFile(t *testing.T, p parsed, src *memSource, out Type) {
 	u32 := map[string]uint32{
 		"llama.context_length": 2048, "llama.embedding_length": 64, "llama.block_count": 2,
 		"llama.feed_forward_length": 80, "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2,
-		"llama.rope.dimension_count": 16, "llama.vocab_size": 16, "llama.attention.key_length": 16,
+		"llama.rope.dimension_count": 16, "llama.vocab_size": 266, "llama.attention.key_length": 16,
 		"general.file_type": out.FileType(), "general.quantization_version": 2,
-		"tokenizer.ggml.bos_token_id": 10, "tokenizer.ggml.eos_token_id": 11,
+		"tokenizer.ggml.bos_token_id": 260, "tokenizer.ggml.eos_token_id": 261,
 	}
 	for k, v := range u32 {
 		kv := p.kv(t, k)
@@ -332,21 +386,23 @@ func checkLlamaFile(t *testing.T, p parsed, src *memSource, out Type) {
 		t.Error("add_bos_token false, want true (post_processor adds <|begin|>)")
 	}
 	tok := p.f.Tokenizer()
-	wantTokens := []string{"a", "b", "c", "Ġ", "ab", "Ġa", "abc", "d", "e", "Ġab", "<|begin|>", "<|end|>", "<user>", "[PAD13]", "[PAD14]", "[PAD15]"}
 	tokens := p.kv(t, "tokenizer.ggml.tokens").ValueArray().ValuesString()
+	wantTokens := append(byteLevelVocab(), "ab", "Ġa", "abc", "Ġab", "<|begin|>", "<|end|>", "<user>", "[PAD263]", "[PAD264]", "[PAD265]")
 	if strings.Join(tokens, ",") != strings.Join(wantTokens, ",") {
 		t.Errorf("tokens %q, want %q", tokens, wantTokens)
 	}
+	if tokens[97] != "a" || tokens[32] != "Ġ" || tokens[10] != "Ċ" {
+		t.Errorf("byte tokens: 97 %q, 32 %q, 10 %q", tokens[97], tokens[32], tokens[10])
+	}
 	types := p.kv(t, "tokenizer.ggml.token_type").ValueArray().ValuesInt32()
-	wantTypes := []int32{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 4, 5, 5, 5}
-	if fmt.Sprint(types) != fmt.Sprint(wantTypes) {
-		t.Errorf("token types %v, want %v", types, wantTypes)
+	if len(types) != 266 || types[0] != 1 || types[259] != 1 || fmt.Sprint(types[260:]) != "[3 3 4 5 5 5]" {
+		t.Errorf("token types: %d entries, [260:] = %v, want normal up to 259 then [3 3 4 5 5 5]", len(types), types[260:])
 	}
 	merges := p.kv(t, "tokenizer.ggml.merges").ValueArray().ValuesString()
 	if strings.Join(merges, "|") != "a b|Ġ a|ab c|Ġ ab" {
 		t.Errorf("merges %q", merges)
 	}
-	if tok.Model != "gpt2" || tok.TokensLength != 16 || tok.BOSTokenID != 10 || tok.EOSTokenID != 11 {
+	if tok.Model != "gpt2" || tok.TokensLength != 266 || tok.BOSTokenID != 260 || tok.EOSTokenID != 261 {
 		t.Errorf("parser's tokenizer view: %+v", tok)
 	}
 
@@ -355,7 +411,7 @@ func checkLlamaFile(t *testing.T, p parsed, src *memSource, out Type) {
 		dims []uint64
 		typ  Type
 	}{
-		"token_embd.weight":        {[]uint64{64, 16}, out},
+		"token_embd.weight":        {[]uint64{64, 266}, out},
 		"blk.0.attn_q.weight":      {[]uint64{64, 64}, out},
 		"blk.0.attn_k.weight":      {[]uint64{64, 32}, out},
 		"blk.1.attn_v.weight":      {[]uint64{64, 32}, out},
@@ -366,7 +422,7 @@ func checkLlamaFile(t *testing.T, p parsed, src *memSource, out Type) {
 		"blk.1.ffn_up.weight":      {[]uint64{64, 80}, out},
 		"blk.1.ffn_down.weight":    {[]uint64{80, 64}, fallback(out)},
 		"output_norm.weight":       {[]uint64{64}, F32},
-		"output.weight":            {[]uint64{64, 16}, outputType(out)},
+		"output.weight":            {[]uint64{64, 266}, outputType(out)},
 		"blk.0.ffn_down.weight":    {[]uint64{80, 64}, fallback(out)},
 		"blk.1.attn_norm.weight":   {[]uint64{64}, F32},
 		"blk.0.attn_output.weight": {[]uint64{64, 64}, out},

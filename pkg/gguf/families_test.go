@@ -47,7 +47,7 @@ func withConfig(tn tiny, edit func(map[string]any)) []byte {
 func TestExportGemma(t *testing.T) {
 	for _, mt := range []string{"gemma", "gemma2", "gemma3_text"} {
 		t.Run(mt, func(t *testing.T) {
-			tn := tiny{modelType: mt, d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 1, vocab: 13, sandwich: mt != "gemma", qkn: mt == "gemma3_text"}
+			tn := tiny{modelType: mt, d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 1, vocab: spmTokens + 1, sandwich: mt != "gemma", qkn: mt == "gemma3_text"}
 			cfg := withConfig(tn, func(c map[string]any) {
 				c["sliding_window"] = 512
 				c["final_logit_softcapping"] = 30.0
@@ -127,18 +127,18 @@ func checkSPMTokenizer(t *testing.T, p parsed, prefix bool) {
 		t.Error("SentencePiece-style vocab should carry scores, not merges")
 	}
 	tokens := p.kv(t, "tokenizer.ggml.tokens").ValueArray().ValuesString()
-	if tokens[8] != "▁a" || tokens[12] != "[PAD12]" {
-		t.Errorf("tokens %q", tokens)
+	if len(tokens) != spmTokens+1 || tokens[3] != "<0x00>" || tokens[258] != "<0xFF>" || tokens[264] != "▁a" || tokens[268] != "[PAD268]" {
+		t.Errorf("tokens: %d, [3] %q [258] %q [264] %q [268] %q", len(tokens), tokens[3], tokens[258], tokens[264], tokens[268])
 	}
 	types := p.kv(t, "tokenizer.ggml.token_type").ValueArray().ValuesInt32()
-	if fmt.Sprint(types) != "[2 3 3 6 6 1 1 1 1 1 1 1 5]" {
-		t.Errorf("token types %v, want unk=2, <s>/</s>=3, bytes=6, pad=5", types)
+	if fmt.Sprint(types[:4]) != "[2 3 3 6]" || types[258] != 6 || fmt.Sprint(types[259:]) != "[1 1 1 1 1 1 1 1 1 5]" {
+		t.Errorf("token types %v ... %v, want unk=2, <s>/</s>=3, bytes=6, pieces=1, pad=5", types[:4], types[258:])
 	}
-	// merges "▁ a", "a b", "▁a b" form ▁a (8), ab (9), ▁ab (10): scores -1, -2, -3;
-	// no merge forms xy (11): below every merge, -4
+	// merges "b c", "▁ a", "a b", "▁a b" form bc, ▁a, ab, ▁ab (263-266):
+	// scores -1..-4; no merge forms xy (267): below every merge, -5
 	scores := p.kv(t, "tokenizer.ggml.scores").ValueArray().ValuesFloat32()
-	if fmt.Sprint(scores) != "[0 0 0 0 0 0 0 0 -1 -2 -3 -4 -1000]" {
-		t.Errorf("scores %v", scores)
+	if scores[0] != 0 || scores[100] != 0 || scores[262] != 0 || fmt.Sprint(scores[263:]) != "[-1 -2 -3 -4 -5 -1000]" {
+		t.Errorf("scores [263:] %v", scores[263:])
 	}
 	if got := p.kv(t, "tokenizer.ggml.add_space_prefix").ValueBool(); got != prefix {
 		t.Errorf("add_space_prefix %v, want %v", got, prefix)
@@ -158,7 +158,7 @@ func checkSPMTokenizer(t *testing.T, p parsed, prefix bool) {
 
 func TestExportMistralSPM(t *testing.T) {
 	tn := llamaTiny
-	tn.modelType, tn.vocab = "mistral", 13
+	tn.modelType, tn.vocab = "mistral", spmTokens+1
 	p := exportTiny(t, tn, tn.config(), tn.source(3), true, true, Q8_0)
 	if a := p.kv(t, "general.architecture").ValueString(); a != "llama" {
 		t.Errorf("mistral exports as %q, want llama (as llama.cpp's converter)", a)
@@ -167,7 +167,7 @@ func TestExportMistralSPM(t *testing.T) {
 }
 
 func TestExportMixtralExpertsBothLayouts(t *testing.T) {
-	base := tiny{modelType: "mixtral", d: 32, heads: 2, kv: 1, dh: 16, ff: 64, layers: 2, vocab: 16, experts: 3, used: 2, lmHead: true}
+	base := tiny{modelType: "mixtral", d: 32, heads: 2, kv: 1, dh: 16, ff: 64, layers: 2, vocab: byteLevelTokens, experts: 3, used: 2, lmHead: true}
 	hf := base.source(4)
 	mlx := base
 	mlx.mlxExperts = true
@@ -225,7 +225,7 @@ func TestExportMixtralExpertsBothLayouts(t *testing.T) {
 func TestExportQwen(t *testing.T) {
 	for _, mt := range []string{"qwen2", "qwen3"} {
 		t.Run(mt, func(t *testing.T) {
-			tn := tiny{modelType: mt, d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 1, vocab: 16, bias: mt == "qwen2", qkn: mt == "qwen3"}
+			tn := tiny{modelType: mt, d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 1, vocab: byteLevelTokens, bias: mt == "qwen2", qkn: mt == "qwen3"}
 			src := tn.source(5)
 			p := exportTiny(t, tn, tn.config(), src, false, false, BF16)
 			ts := names(p)
@@ -382,7 +382,7 @@ func TestExportBadInput(t *testing.T) {
 }
 
 func TestExportQwen3MoE(t *testing.T) {
-	tn := tiny{modelType: "qwen3_moe", d: 32, heads: 2, kv: 1, dh: 16, ff: 64, layers: 1, vocab: 16, experts: 4, used: 2, mlxExperts: true, qkn: true}
+	tn := tiny{modelType: "qwen3_moe", d: 32, heads: 2, kv: 1, dh: 16, ff: 64, layers: 1, vocab: byteLevelTokens, experts: 4, used: 2, mlxExperts: true, qkn: true}
 	in := tn.source(10)
 	src := &memSource{data: map[string][]float32{}, reads: map[string]int{}}
 	for _, st := range in.list { // MLX's qwen3_moe names: mlp.gate, mlp.switch_mlp.*
