@@ -154,18 +154,21 @@ func (c *Client) cachedFile(rc repoCache, revision, file string, hubErr error) (
 			return p, nil
 		}
 	}
-	return "", notCached(rc, revision, fmt.Sprintf("file %q is", file), hubErr)
+	return "", notCached(rc, fmt.Sprintf("file %q of %s at revision %q is not in the cache %s", file, rc.repoID, revision, rc.root), hubErr)
 }
 
-func notCached(rc repoCache, revision, what string, hubErr error) error {
+// notCached explains that detail (a clause such as `org/x at revision "main"
+// is not in the cache ...`) stops an offline or Hub-less answer. hubErr is
+// why the Hub was not used (nil when offline).
+func notCached(rc repoCache, detail string, hubErr error) error {
 	if hubErr == nil {
-		return errorf(ErrNotCached, nil, "offline mode (HF_HUB_OFFLINE=1): %s not in the cache %s for %s at revision %q; download it with network access first (mlxgo download %s)", what, rc.root, rc.repoID, revision, rc.repoID)
+		return errorf(ErrNotCached, nil, "offline mode (HF_HUB_OFFLINE=1): %s; download it with network access first (mlxgo download %s)", detail, rc.repoID)
 	}
 	var he *HTTPError
 	if errors.As(hubErr, &he) && (he.kind == ErrGated || he.kind == ErrRepoNotFound || he.kind == ErrUnauthorized) {
 		return hubErr
 	}
-	return errorf(ErrNotCached, hubErr, "%v; and %s not in the cache %s for %s at revision %q", hubErr, what, rc.root, rc.repoID, revision)
+	return errorf(ErrNotCached, hubErr, "%v; and %s", hubErr, detail)
 }
 
 // fileJob is one file to fetch, with what the listing said about it.

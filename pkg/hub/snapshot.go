@@ -247,11 +247,12 @@ func (c *Client) cachedSnapshot(rc repoCache, rev string, o SnapshotOptions, hub
 		commit = rc.readRef(rev)
 	}
 	dir := rc.snapshotDir(commit)
+	absent := fmt.Sprintf("%s at revision %q is not in the cache %s", rc.repoID, rev, rc.root)
 	if commit == "" {
-		return "", notCached(rc, rev, "the revision is", hubErr)
+		return "", notCached(rc, absent, hubErr)
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", notCached(rc, rev, "the snapshot "+commit+" is", hubErr)
+		return "", notCached(rc, absent, hubErr)
 	}
 	present, err := snapshotFiles(dir)
 	if err != nil {
@@ -277,7 +278,7 @@ func (c *Client) cachedSnapshot(rc repoCache, rev string, o SnapshotOptions, hub
 		missing = []string{"(every file matching " + describePatterns(o) + ")"}
 	}
 	if len(missing) > 0 {
-		return "", notCached(rc, rev, fmt.Sprintf("the cached snapshot %s is incomplete: %d file(s) missing (%s), so it is", commit, len(missing), sample(missing, 3)), hubErr)
+		return "", notCached(rc, fmt.Sprintf("the cached snapshot %s of %s (revision %q) in %s is incomplete: %d file(s) missing (%s)", commit, rc.repoID, rev, rc.root, len(missing), sample(missing, 3)), hubErr)
 	}
 	if hubErr != nil {
 		c.warnf("using the cached snapshot of %s (%s): %v", rc.repoID, commit, hubErr)

@@ -41,8 +41,9 @@ import (
 type Server struct {
 	Hub *httptest.Server
 	CDN *httptest.Server
-	// Token is the token that opens gated and private repos and allows
-	// writes. With Token == "", writes accept any non-empty token.
+	// Token is the only token that opens gated and private repos (with
+	// Token == "", none does) and allows writes (with Token == "", any
+	// non-empty token does).
 	Token string
 	// MultipartChunk > 0 makes LFS uploads larger than it multipart, in
 	// parts of that size.
@@ -435,11 +436,12 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, id, rev string) (*
 		}
 		hubError(w, status, "RepoNotFound", "Repository not found")
 	}
-	if rp == nil || (rp.private && tok != s.Token) {
+	granted := s.Token != "" && tok == s.Token
+	if rp == nil || (rp.private && !granted) {
 		notFound()
 		return nil, ""
 	}
-	if rp.gated && tok != s.Token {
+	if rp.gated && !granted {
 		if tok == "" {
 			hubError(w, http.StatusUnauthorized, "GatedRepo", fmt.Sprintf("Access to model %s is restricted. You must have access to it and be authenticated to access it. Please log in.", id))
 		} else {
