@@ -32,6 +32,19 @@ var DefaultAllowPatterns = []string{
 	"*.jinja",
 }
 
+// TokenizerAllowPatterns are DefaultAllowPatterns without the weights, for
+// loading only a tokenizer (mlx_lm's tokenizer-only download).
+var TokenizerAllowPatterns = []string{
+	"*.json",
+	"*.py",
+	"tokenizer.model",
+	"*.tiktoken",
+	"tiktoken.model",
+	"*.txt",
+	"*.jsonl",
+	"*.jinja",
+}
+
 // Client talks to one Hub endpoint and stores files in one cache directory.
 // The zero value is not usable; build one with NewClient or FromEnv and
 // adjust fields before the first call. A Client is safe for concurrent use.

@@ -834,3 +834,35 @@ func TestKilledProcessLeavesAResumableCache(t *testing.T) {
 	}
 	assertConsistent(t, cache)
 }
+
+func TestDownloadFileOnlineThenHubDown(t *testing.T) {
+	s := hubtest.New(t)
+	files := tinyRepo()
+	commit := s.AddRepo("org/tiny", files)
+	c := testClient(t, s)
+	ctx := context.Background()
+	p, err := c.DownloadFile(ctx, "org/tiny", "sub/extra.json", "")
+	if err != nil || p != filepath.Join(c.CacheDir, "models--org--tiny", "snapshots", commit, "sub", "extra.json") {
+		t.Fatalf("%s %v", p, err)
+	}
+	if b, _ := os.ReadFile(p); !bytes.Equal(b, files["sub/extra.json"]) {
+		t.Error("content differs")
+	}
+	if b, _ := os.ReadFile(filepath.Join(c.CacheDir, "models--org--tiny", "refs", "main")); string(b) != commit {
+		t.Errorf("refs/main %q", b)
+	}
+	var warn bytes.Buffer
+	c.Warnings = &warn
+	s.Fail("", "/resolve/", http.StatusServiceUnavailable, 100)
+	if again, err := c.DownloadFile(ctx, "org/tiny", "sub/extra.json", "main"); err != nil || again != p || !strings.Contains(warn.String(), "using the cached") {
+		t.Errorf("hub down, cached: %s %v %q", again, err, warn.String())
+	}
+	if _, err := c.DownloadFile(ctx, "org/tiny", "config.json", "main"); !errors.Is(err, ErrNotCached) || !errors.Is(err, ErrUnavailable) {
+		t.Errorf("hub down, not cached: %v", err)
+	}
+	for _, bad := range []string{"../x", "/etc/passwd", "a//b", ""} {
+		if _, err := c.DownloadFile(ctx, "org/tiny", bad, ""); err == nil {
+			t.Errorf("file name %q accepted", bad)
+		}
+	}
+}
