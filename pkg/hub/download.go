@@ -221,8 +221,9 @@ func (c *Client) fetchFile(ctx context.Context, rc repoCache, commit string, job
 }
 
 // verifier checks the downloaded bytes: sha256 for LFS blobs (the ETag is
-// the sha256), git blob sha1 for regular files whose ETag the listing
-// confirms as their git oid.
+// the sha256), git blob sha1 for regular files whose ETag the repo listing
+// confirms as their git oid (single-file downloads have no listing and only
+// check the size of regular files, like huggingface_hub).
 type verifier struct {
 	h    hash.Hash
 	want string
@@ -233,7 +234,7 @@ func newVerifier(job fileJob, meta *fileMeta) *verifier {
 	switch {
 	case sha256Re.MatchString(meta.etag):
 		return &verifier{h: sha256.New(), want: meta.etag, algo: "sha256"}
-	case commitHashRe.MatchString(meta.etag) && (job.blobID == "" || job.blobID == meta.etag) && job.lfsSha256 == "":
+	case commitHashRe.MatchString(meta.etag) && job.blobID == meta.etag && job.lfsSha256 == "":
 		v := &verifier{h: sha1.New(), want: meta.etag, algo: "git blob sha1"}
 		v.reset(meta.size)
 		return v

@@ -866,3 +866,17 @@ func TestDownloadFileOnlineThenHubDown(t *testing.T) {
 		}
 	}
 }
+
+func TestRegularFilesAreCheckedAgainstTheirGitOID(t *testing.T) {
+	s := hubtest.New(t)
+	files := tinyRepo()
+	s.AddRepo("org/tiny", files)
+	c := testClient(t, s)
+	// Corrupt regular files too: the hub serves them itself, not the CDN.
+	c.Transport = corruptingTransport{cdn: s.Hub.URL + "/org/tiny/resolve/"}
+	_, err := c.Snapshot(context.Background(), "org/tiny", SnapshotOptions{AllowPatterns: []string{"config.json"}})
+	if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "git blob sha1") {
+		t.Fatalf("error %v", err)
+	}
+	assertConsistent(t, c.CacheDir)
+}
