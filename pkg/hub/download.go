@@ -320,7 +320,12 @@ func (c *Client) downloadBlob(ctx context.Context, rc repoCache, job fileJob, me
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("%s: writing %s after %d of %d bytes: %w (the partial file is kept; free some space and run again to resume)", job.path, incomplete, have, meta.size, we.err)
+			cause := we.err
+			var pe *os.PathError
+			if errors.As(cause, &pe) {
+				cause = pe.Err // the path is in the message already
+			}
+			return fmt.Errorf("%s: writing %s after %d of %d bytes: %w (the partial file is kept; free some space and run again to resume)", job.path, incomplete, have, meta.size, cause)
 		}
 		var he *HTTPError
 		if errors.As(err, &he) || errors.Is(err, ErrUnavailable) {
