@@ -50,31 +50,32 @@ const streamBytes = 512 << 20
 
 var (
 	streamOnce sync.Once
-	streamGBs  float64
 	streamBuf  []float32
 )
 
 // streamRead measures read bandwidth the STREAM way: both cores sum their
-// half of a 512 MiB array with 256-bit and with 512-bit loads; the best of
-// five passes each counts. It runs once per test binary.
+// half of a 512 MiB array with every probe this CPU has (256- and 512-bit
+// loads, plain Go); the best of three passes each counts. Each GEMV
+// benchmark calls it right before timing itself, so the ratio compares
+// two measurements taken under the same load on a shared machine.
 func streamRead() float64 {
 	streamOnce.Do(func() {
 		streamBuf = make([]float32, streamBytes/4)
 		for i := range streamBuf {
 			streamBuf[i] = 1
 		}
-		for _, sum := range readSums() {
-			for range 5 {
-				t0 := time.Now()
-				Parallel(len(streamBuf)/128, 1<<13, func(lo, hi int) {
-					sink = sum(streamBuf[lo*128 : hi*128])
-				})
-				streamGBs = max(streamGBs, streamBytes/time.Since(t0).Seconds()/1e9)
-			}
-		}
-		streamBuf = nil
 	})
-	return streamGBs
+	var gbs float64
+	for _, sum := range readSums() {
+		for range 3 {
+			t0 := time.Now()
+			Parallel(len(streamBuf)/128, 1<<13, func(lo, hi int) {
+				sink = sum(streamBuf[lo*128 : hi*128])
+			})
+			gbs = max(gbs, streamBytes/time.Since(t0).Seconds()/1e9)
+		}
+	}
+	return gbs
 }
 
 var sink float32
@@ -92,7 +93,6 @@ func BenchmarkStreamRead(b *testing.B) {
 // bf16 scales and biases, read once per call) of QMatmul with M = 1, and
 // its ratio to the read bandwidth measured in the same run.
 func BenchmarkQGemv(b *testing.B) {
-	bw := streamRead()
 	for _, bits := range []int{4, 8} {
 		for _, sh := range [][2]int{{4096, 4096}, {151936, 896}} {
 			N, K := sh[0], sh[1]
@@ -102,6 +102,7 @@ func BenchmarkQGemv(b *testing.B) {
 			y := make([]float32, N)
 			bytes := float64(N*K*bits/8 + 2*2*N*K/64)
 			b.Run(fmt.Sprintf("%dbit/%dx%d", bits, N, K), func(b *testing.B) {
+				bw := streamRead()
 				for b.Loop() {
 					QMatmul(y, x, 1, q)
 				}
@@ -117,7 +118,6 @@ func BenchmarkQGemv(b *testing.B) {
 // BenchmarkHGemv reports effective weight bandwidth of HGemm with M = 1
 // (bf16 and f16 weights) and its ratio to the read bandwidth.
 func BenchmarkHGemv(b *testing.B) {
-	bw := streamRead()
 	for _, kind := range []HalfKind{BF16, F16} {
 		for _, sh := range [][2]int{{4096, 4096}, {151936, 896}} {
 			N, K := sh[0], sh[1]
@@ -126,6 +126,7 @@ func BenchmarkHGemv(b *testing.B) {
 			F32ToHalfSlice(W, randF32(r, N*K), kind)
 			x, y := randF32(r, K), make([]float32, N)
 			b.Run(fmt.Sprintf("%s/%dx%d", kindName(kind), N, K), func(b *testing.B) {
+				bw := streamRead()
 				for b.Loop() {
 					HGemm(y, x, 1, N, K, W, kind)
 				}
@@ -145,7 +146,8 @@ func kindName(k HalfKind) string {
 }
 
 // BenchmarkPrefill reports GFLOP/s of the M > 1 paths (prompt processing,
-// 512 tokens through a 4096×4096 weight): QMatmul 4-bit and 8-bit, HGemm
+// 512 tokens through a 4096×4096 weight): QMatmul 4-bit and 8-bit (int8
+// kernels where the CPU has VNNI, and the dequantize+Sgemm path), HGemm
 // bf16, and Sgemm with a transposed f32 weight for comparison.
 func BenchmarkPrefill(b *testing.B) {
 	const M, N, K = 512, 4096, 4096
@@ -160,6 +162,13 @@ func BenchmarkPrefill(b *testing.B) {
 		b.Run(fmt.Sprintf("q%d/%dx%dx%d", bits, M, N, K), func(b *testing.B) {
 			for b.Loop() {
 				QMatmul(Y, X, M, q)
+			}
+			report(b)
+		})
+		// The dequantize + f32 GEMM path (CPUs without VNNI, other bits).
+		b.Run(fmt.Sprintf("q%d-dequant-sgemm/%dx%dx%d", bits, M, N, K), func(b *testing.B) {
+			for b.Loop() {
+				qmatmulGemm(Y, X, M, q)
 			}
 			report(b)
 		})
@@ -208,12 +217,12 @@ func BenchmarkConvert(b *testing.B) {
 // through an f32 weight), B stored [N, K] (transB, the Linear layout) and
 // [K, N], against the read bandwidth.
 func BenchmarkSgemv(b *testing.B) {
-	bw := streamRead()
 	const N, K = 4096, 4096
 	r := rand.New(rand.NewPCG(8, 9))
 	W, x, y := randF32(r, N*K), randF32(r, K), make([]float32, N)
 	for _, tB := range []bool{true, false} {
 		b.Run(fmt.Sprintf("transB=%v/%dx%d", tB, N, K), func(b *testing.B) {
+			bw := streamRead()
 			for b.Loop() {
 				Sgemm(false, tB, 1, N, K, x, K, W, K, y, N, false)
 			}
