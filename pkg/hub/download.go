@@ -125,10 +125,14 @@ func (c *Client) DownloadFile(ctx context.Context, repoID, file, revision string
 		}
 		return c.cachedFile(rc, revision, file, err)
 	}
+	p, err := c.fetchFile(ctx, rc, meta.commit, fileJob{path: file, size: meta.size}, &meta, nil)
+	if err != nil {
+		return "", err
+	}
 	if err := rc.writeRef(revision, meta.commit); err != nil {
 		c.warnf("%v", err)
 	}
-	return c.fetchFile(ctx, rc, meta.commit, fileJob{path: file, size: meta.size}, &meta, nil)
+	return p, nil
 }
 
 // fallsBackToCache reports whether a failed Hub call may be answered from

@@ -880,3 +880,22 @@ func TestRegularFilesAreCheckedAgainstTheirGitOID(t *testing.T) {
 	}
 	assertConsistent(t, c.CacheDir)
 }
+
+func TestFailureBeforeAnyFileKeepsTheRepoScannable(t *testing.T) {
+	s := hubtest.New(t)
+	s.AddRepo("org/tiny", tinyRepo())
+	c := testClient(t, s)
+	quota := int64(0)
+	var mu sync.Mutex
+	c.wrapBlobWriter = func(w io.Writer) io.Writer { return quotaWriter{w: w, mu: &mu, quota: &quota} }
+	if _, err := c.Snapshot(context.Background(), "org/tiny", SnapshotOptions{AllowPatterns: DefaultAllowPatterns}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("error %v", err)
+	}
+	info, err := ScanCache(c.CacheDir)
+	if err != nil || len(info.Warnings) != 0 || len(info.Repos) != 1 || info.Repos[0].NbFiles != 0 {
+		t.Fatalf("scan: %+v %v", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(c.CacheDir, "models--org--tiny", "refs", "main")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("refs/main written although no snapshot exists: %v", err)
+	}
+}

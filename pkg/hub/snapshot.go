@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -128,9 +129,6 @@ func (c *Client) Snapshot(ctx context.Context, repoID string, o SnapshotOptions)
 		if err := rc.writeTree(commit, files); err != nil {
 			c.warnf("%v", err)
 		}
-		if err := rc.writeRef(rev, commit); err != nil {
-			c.warnf("%v", err)
-		}
 	}
 
 	paths := make([]string, 0, len(files))
@@ -142,7 +140,19 @@ func (c *Client) Snapshot(ctx context.Context, repoID string, o SnapshotOptions)
 	if len(want) == 0 {
 		return "", fmt.Errorf("no file of %s at revision %q matches %s (the repo has %d files: %s)", repoID, rev, describePatterns(o), len(paths), sample(paths, 8))
 	}
-	if err := c.fetchAll(ctx, rc, commit, want, files); err != nil {
+	// An empty snapshots/ keeps a repo folder valid for cache scanners even
+	// if no file arrives; refs/<rev> is written once snapshots/<commit>
+	// exists, so it never points at a missing snapshot.
+	if err := os.MkdirAll(filepath.Join(rc.dir, "snapshots"), 0o755); err != nil {
+		return "", fmt.Errorf("creating the cache folder for %s: %w", repoID, err)
+	}
+	err = c.fetchAll(ctx, rc, commit, want, files)
+	if st, serr := os.Stat(rc.snapshotDir(commit)); serr == nil && st.IsDir() {
+		if werr := rc.writeRef(rev, commit); werr != nil {
+			c.warnf("%v", werr)
+		}
+	}
+	if err != nil {
 		return "", err
 	}
 	return rc.snapshotDir(commit), nil

@@ -422,9 +422,19 @@ func (s *Server) resolveLocked(r *repo, rev string) string {
 	return ""
 }
 
-// open checks access to a repo and resolves rev; it writes the error answer
-// and returns nil when the request cannot go on.
+// open checks access to a repo's files and resolves rev; it writes the
+// error answer and returns nil when the request cannot go on.
 func (s *Server) open(w http.ResponseWriter, r *http.Request, id, rev string) (*repo, string) {
+	return s.openFor(w, r, id, rev, true)
+}
+
+// openMeta is open for metadata (info, tree listing): like the Hub, a gated
+// repo shows its listing to anyone, only its files are gated.
+func (s *Server) openMeta(w http.ResponseWriter, r *http.Request, id, rev string) (*repo, string) {
+	return s.openFor(w, r, id, rev, false)
+}
+
+func (s *Server) openFor(w http.ResponseWriter, r *http.Request, id, rev string, content bool) (*repo, string) {
 	tok := bearer(r)
 	s.mu.Lock()
 	rp := s.repos[id]
@@ -441,7 +451,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, id, rev string) (*
 		notFound()
 		return nil, ""
 	}
-	if rp.gated && !granted {
+	if rp.gated && !granted && content {
 		if tok == "" {
 			hubError(w, http.StatusUnauthorized, "GatedRepo", fmt.Sprintf("Access to model %s is restricted. You must have access to it and be authenticated to access it. Please log in.", id))
 		} else {
@@ -515,7 +525,7 @@ func (s *Server) modelInfo(w http.ResponseWriter, r *http.Request, id, rev strin
 		hubError(w, http.StatusMethodNotAllowed, "", "method not allowed")
 		return
 	}
-	rp, commit := s.open(w, r, id, rev)
+	rp, commit := s.openMeta(w, r, id, rev)
 	if rp == nil {
 		return
 	}
@@ -554,7 +564,7 @@ func (s *Server) modelInfo(w http.ResponseWriter, r *http.Request, id, rev strin
 // the listing huggingface_hub's snapshot_download uses.
 func (s *Server) tree(w http.ResponseWriter, r *http.Request, id, revAndPath string) {
 	rev, folder, _ := strings.Cut(revAndPath, "/")
-	rp, commit := s.open(w, r, id, rev)
+	rp, commit := s.openMeta(w, r, id, rev)
 	if rp == nil {
 		return
 	}
