@@ -149,6 +149,9 @@ func evalLocked(arrays []*Array) error {
 		isOut[a] = true
 	}
 	for _, n := range order {
+		if _, ok := n.prim.(elementwise); ok {
+			donate(n, state, consumers, isOut)
+		}
 		var t0 time.Time
 		if traceFn != nil {
 			t0 = time.Now()
@@ -188,6 +191,34 @@ func SetTrace(fn func(op string, shape []int, elapsed time.Duration)) {
 	evalMu.Unlock()
 }
 
+// elementwise primitives write out[i] from inputs at index i only, so out
+// may share memory with an input of its shape (in-place update).
+type elementwise interface{ elementwise() }
+
+func (unaryPrim) elementwise()  {}
+func (binaryPrim) elementwise() {}
+func (wherePrim) elementwise()  {}
+func (copyPrim) elementwise()   {}
+
+// donate lets n write into the buffer of an input that dies with it: one
+// computed in this Eval, consumed only by n, not an output, viewed by no
+// other array, contiguous from offset 0, with n's shape and element size.
+// MLX does the same; it keeps peak memory near the live working set.
+func donate(n *Array, state map[*Array]uint8, consumers map[*Array]int, isOut map[*Array]bool) {
+	for _, in := range n.inputs {
+		if state[in] != 2 || consumers[in] != 1 || isOut[in] || in.st == nil || in.st.refs != 1 ||
+			in.offset != 0 || in.dtype.Size() != n.dtype.Size() || !sameShape(in.shape, n.shape) ||
+			!in.view().Contiguous() {
+			continue
+		}
+		n.st = in.st
+		n.st.refs++
+		n.strides = backend.RowMajor(n.shape)
+		n.offset = 0
+		return
+	}
+}
+
 // releaseData drops an intermediate's buffer reference; the buffer goes
 // back to the pool when no evaluated array views it.
 func (a *Array) releaseData() {
@@ -207,8 +238,11 @@ func setView(out, in *Array, strides []int, offset int) {
 	out.offset = offset
 }
 
-// alloc gives out a fresh contiguous buffer.
+// alloc gives out a fresh contiguous buffer (unless Eval donated one).
 func alloc(out *Array) error {
+	if out.st != nil {
+		return nil
+	}
 	b := defaultBackend
 	buf, err := b.Alloc(out.NBytes())
 	if err != nil {

@@ -205,8 +205,10 @@ func TestMemoryReleasedAfterEval(t *testing.T) {
 	if got := b.ActiveMemory(); got != held+held {
 		t.Errorf("active after Eval = %d, want held x + result = %d", got, 2*held)
 	}
-	if peak := b.PeakMemory(); peak > 4*held+4096 {
-		t.Errorf("peak %d > 4 buffers of %d", peak, held)
+	// x, plus one buffer the chain updates in place (intermediates donate
+	// their buffers), plus scalars
+	if peak := b.PeakMemory(); peak > 2*held+4096 {
+		t.Errorf("peak %d > 2 buffers of %d", peak, held)
 	}
 	// the result is right, and an intermediate is recomputed on demand
 	f, _ := y.Float32s()

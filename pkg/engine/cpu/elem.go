@@ -235,6 +235,9 @@ func copyCast(a, out backend.View) {
 }
 
 func unary(op backend.UnaryOp, a, out backend.View) {
+	if unaryFast(op, a, out) {
+		return
+	}
 	f := unaryFunc(op)
 	map1(a, out, func(x []float64) {
 		for i, v := range x {
@@ -406,6 +409,9 @@ func binary(op backend.BinaryOp, a, b, out backend.View) {
 				}
 			}
 		})
+		return
+	}
+	if binaryFast(op, a, b, out) {
 		return
 	}
 	f := binaryFunc(op)

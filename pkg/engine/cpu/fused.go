@@ -199,7 +199,7 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 					copy(Q[r*D:(r+1)*D], toF32(qv))
 				}
 			}
-			kernels.Sgemm(false, true, nr, Lk, D, Q, D, e.K, e.ldk, S, Lk, false)
+			sgemmRows(true, nr, Lk, D, Q, D, e.K, e.ldk, S, Lk)
 			for r := 0; r < nr; r++ {
 				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
 				if mask != nil {
@@ -208,7 +208,7 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 				}
 				sdpaRow(o, S[r*Lk:(r+1)*Lk], i+Lk-Lq, mask != nil, mrow)
 			}
-			kernels.Sgemm(false, false, nr, Dv, Lk, S, Lk, e.V, e.ldv, O, Dv, false)
+			sgemmRows(false, nr, Dv, Lk, S, Lk, e.V, e.ldv, O, Dv)
 			for r := 0; r < nr; r++ {
 				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
 				copy(Y[((b*H+h)*Lq+i)*Dv:((b*H+h)*Lq+i+1)*Dv], O[r*Dv:(r+1)*Dv])
@@ -220,6 +220,20 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 }
 
 const sdpaBlock = 64
+
+// sgemmRows is C = A·op(B) for few rows: below 16 rows it calls Sgemm on
+// slices of at most 4 rows, which pkg/kernels runs as fast GEMVs (its
+// general path is several times slower for 5-15 rows).
+func sgemmRows(transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int) {
+	if M >= 16 {
+		kernels.Sgemm(false, transB, M, N, K, A, lda, B, ldb, C, ldc, false)
+		return
+	}
+	for r := 0; r < M; r += 4 {
+		m := min(4, M-r)
+		kernels.Sgemm(false, transB, m, N, K, A[r*lda:], lda, B, ldb, C[r*ldc:], ldc, false)
+	}
+}
 
 // sdpaRow turns raw scores q·k of the query at key position qpos into
 // softmax weights in place (hidden keys get 0; a row with every key hidden

@@ -1,0 +1,232 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/mlxgo/mlxgo/pkg/engine/backend"
+	"github.com/mlxgo/mlxgo/pkg/kernels"
+)
+
+// Float fast paths: when every operand is float32/bfloat16/float16, common
+// ops run on float32 blocks (contiguous halves widened by pkg/kernels),
+// as MLX computes them; everything else takes the float64 path.
+
+// load32 reads n elements of a float view into dst.
+func load32(dst []float32, v backend.View, off, st int) {
+	b := bytesOf(v)
+	switch v.DType {
+	case backend.Float32:
+		s := f32s(b)
+		if st == 1 {
+			copy(dst, s[off:off+len(dst)])
+			return
+		}
+		for i := range dst {
+			dst[i] = s[off+i*st]
+		}
+	case backend.BFloat16, backend.Float16:
+		s := u16s(b)
+		if st == 1 {
+			kernels.HalfToF32Slice(dst, s[off:off+len(dst)], halfKind(v.DType))
+			return
+		}
+		if v.DType == backend.BFloat16 {
+			for i := range dst {
+				dst[i] = math.Float32frombits(uint32(s[off+i*st]) << 16)
+			}
+			return
+		}
+		for i := range dst {
+			dst[i] = kernels.F16ToF32(s[off+i*st])
+		}
+	}
+}
+
+// store32 writes src to a float view, rounding to its dtype.
+func store32(src []float32, v backend.View, off, st int) {
+	b := bytesOf(v)
+	switch v.DType {
+	case backend.Float32:
+		s := f32s(b)
+		if st == 1 {
+			copy(s[off:off+len(src)], src)
+			return
+		}
+		for i, x := range src {
+			s[off+i*st] = x
+		}
+	case backend.BFloat16, backend.Float16:
+		s := u16s(b)
+		if st == 1 {
+			kernels.F32ToHalfSlice(s[off:off+len(src)], src, halfKind(v.DType))
+			return
+		}
+		k := halfKind(v.DType)
+		for i, x := range src {
+			if k == kernels.BF16 {
+				s[off+i*st] = kernels.F32ToBF16(x)
+			} else {
+				s[off+i*st] = kernels.F32ToF16(x)
+			}
+		}
+	}
+}
+
+func allFloat(vs ...backend.View) bool {
+	for _, v := range vs {
+		if !v.DType.IsFloat() {
+			return false
+		}
+	}
+	return true
+}
+
+func unary32(op backend.UnaryOp) func(x []float32) {
+	switch op {
+	case backend.Neg:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = -v
+			}
+		}
+	case backend.Abs:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = float32(math.Abs(float64(v)))
+			}
+		}
+	case backend.Exp:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = expf(v)
+			}
+		}
+	case backend.Sigmoid:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = 1 / (1 + expf(-v))
+			}
+		}
+	case backend.Square:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = v * v
+			}
+		}
+	case backend.Sqrt:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = float32(math.Sqrt(float64(v)))
+			}
+		}
+	case backend.Rsqrt:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = float32(1 / math.Sqrt(float64(v)))
+			}
+		}
+	case backend.Reciprocal:
+		return func(x []float32) {
+			for i, v := range x {
+				x[i] = 1 / v
+			}
+		}
+	}
+	return nil
+}
+
+func binary32(op backend.BinaryOp) func(x, y []float32) {
+	switch op {
+	case backend.Add:
+		return func(x, y []float32) {
+			for i := range x {
+				x[i] += y[i]
+			}
+		}
+	case backend.Sub:
+		return func(x, y []float32) {
+			for i := range x {
+				x[i] -= y[i]
+			}
+		}
+	case backend.Mul:
+		return func(x, y []float32) {
+			for i := range x {
+				x[i] *= y[i]
+			}
+		}
+	case backend.Div:
+		return func(x, y []float32) {
+			for i := range x {
+				x[i] /= y[i]
+			}
+		}
+	case backend.Maximum:
+		return func(x, y []float32) {
+			for i, b := range y {
+				if a := x[i]; !(a != a || a > b) {
+					x[i] = b
+				}
+			}
+		}
+	case backend.Minimum:
+		return func(x, y []float32) {
+			for i, b := range y {
+				if a := x[i]; !(a != a || a < b) {
+					x[i] = b
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// unaryFast runs op on float32 blocks; false if it has no fast path.
+func unaryFast(op backend.UnaryOp, a, out backend.View) bool {
+	f := unary32(op)
+	if f == nil || !allFloat(a, out) {
+		return false
+	}
+	it := newIter(out.Shape, a.Strides, out.Strides)
+	it.rows([]int{a.Offset, out.Offset}, func(offs, inner []int, n int) {
+		buf := getF32(min(block, n))
+		defer putF32(buf)
+		for s := 0; s < n; s += block {
+			x := buf[:min(block, n-s)]
+			load32(x, a, offs[0]+s*inner[0], inner[0])
+			f(x)
+			store32(x, out, offs[1]+s*inner[1], inner[1])
+		}
+	})
+	return true
+}
+
+// binaryFast runs op on float32 blocks; false if it has no fast path.
+func binaryFast(op backend.BinaryOp, a, b, out backend.View) bool {
+	f := binary32(op)
+	if f == nil || !allFloat(a, b, out) {
+		return false
+	}
+	it := newIter(out.Shape, a.Strides, b.Strides, out.Strides)
+	it.rows([]int{a.Offset, b.Offset, out.Offset}, func(offs, inner []int, n int) {
+		bx, by := getF32(min(block, n)), getF32(min(block, n))
+		defer func() { putF32(bx); putF32(by) }()
+		for s := 0; s < n; s += block {
+			m := min(block, n-s)
+			x, y := bx[:m], by[:m]
+			load32(x, a, offs[0]+s*inner[0], inner[0])
+			if inner[1] == 0 {
+				v := [1]float32{}
+				load32(v[:], b, offs[1], 0)
+				for i := range y {
+					y[i] = v[0]
+				}
+			} else {
+				load32(y, b, offs[1]+s*inner[1], inner[1])
+			}
+			f(x, y)
+			store32(x, out, offs[2]+s*inner[2], inner[2])
+		}
+	})
+	return true
+}
