@@ -11,7 +11,10 @@ and with transformers' `apply_chat_template` (tokenize=False):
     exception text where the template raises).
 
 Optionally (--bench FILE) it measures HF tokenizers' encode throughput on FILE
-with one thread.
+with one thread, and encode_batch over FILE's lines with all threads.
+With --templates DIR it renders every DIR/*.jinja on the conversations with
+the Llama 3 tokenizer's special tokens and strftime_now pinned to
+2024-07-26 09:05:00 into OUT/templates.json.
 
 Usage:
   python3 scripts/gen_tokenizer_golden.py --src DIR --out DIR [--bench FILE]
@@ -234,11 +237,62 @@ def load_dir(src, name, tmp):
     return out
 
 
+def render_templates(args, tmp):
+    """Renders the fixture templates with transformers, clock pinned."""
+    import datetime as _dt
+
+    import transformers
+    import transformers.utils.chat_template_utils as ctu
+    from transformers import AutoTokenizer
+
+    class FixedDateTime(_dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2024, 7, 26, 9, 5, 0)
+
+    if isinstance(getattr(ctu, "datetime", None), type):
+        ctu.datetime = FixedDateTime
+    else:
+        ctu.datetime = type("M", (), {"datetime": FixedDateTime})
+    hf = AutoTokenizer.from_pretrained(load_dir(args.src, "llama3", tmp))
+    out = {
+        "generator": "scripts/gen_tokenizer_golden.py --templates",
+        "transformers_version": transformers.__version__,
+        "special_tokens_from": "llama3",
+        "now": "2024-07-26T09:05:00",
+        "conversations": CONVERSATIONS,
+        "templates": {},
+    }
+    for fn in sorted(os.listdir(args.templates)):
+        if not fn.endswith(".jinja"):
+            continue
+        src = open(os.path.join(args.templates, fn), encoding="utf-8").read()
+        res = []
+        for conv in CONVERSATIONS:
+            kw = {k: v for k, v in conv.items() if k not in ("name", "messages", "tools")}
+            entry = {"name": conv["name"]}
+            try:
+                entry["rendered"] = hf.apply_chat_template(
+                    conv["messages"], tools=conv.get("tools"), chat_template=src, tokenize=False, **kw
+                )
+            except Exception as ex:  # noqa: BLE001
+                entry["error"] = "%s: %s" % (type(ex).__name__, ex)
+            res.append(entry)
+        out["templates"][fn] = res
+        print("template", fn, sum("error" in e for e in res), "errors", flush=True)
+    with open(os.path.join(args.out, "templates.json"), "w", encoding="utf-8") as f:
+        json.dump(out, f, ensure_ascii=False, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--src", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--bench")
+    ap.add_argument("--templates")
+    ap.add_argument("--only-templates", action="store_true")
+    ap.add_argument("--no-goldens", action="store_true", help="do not write OUT/<name>.json")
+    ap.add_argument("--bench-out", default="bench_hf.json")
     args = ap.parse_args()
 
     import tokenizers
@@ -247,6 +301,10 @@ def main():
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     tmp = tempfile.mkdtemp()
+    if args.templates:
+        render_templates(args, tmp)
+    if args.only_templates:
+        return
     bench = {}
     for name in NAMES:
         d = load_dir(args.src, name, tmp)
@@ -299,8 +357,9 @@ def main():
             "conversations": CONVERSATIONS,
             "chat": chats,
         }
-        with open(os.path.join(args.out, name + ".json"), "w", encoding="utf-8") as f:
-            json.dump(golden, f, ensure_ascii=False, indent=1)
+        if not args.no_goldens:
+            with open(os.path.join(args.out, name + ".json"), "w", encoding="utf-8") as f:
+                json.dump(golden, f, ensure_ascii=False, indent=1)
         if args.bench:
             text = open(args.bench, encoding="utf-8").read()
             nbytes = len(text.encode("utf-8"))
@@ -312,12 +371,24 @@ def main():
                 dt = time.perf_counter() - t0
                 best = dt if best is None or dt < best else best
             bench[name] = {"bytes": nbytes, "tokens": n, "best_s": best, "MBps": nbytes / best / 1e6}
+            lines = [l for l in text.split("\n") if l]
+            tok.encode_batch(lines)
+            bbest = None
+            for _ in range(5):
+                t0 = time.perf_counter()
+                tok.encode_batch(lines, add_special_tokens=False)
+                dt = time.perf_counter() - t0
+                bbest = dt if bbest is None or dt < bbest else bbest
+            bench[name]["batch_lines"] = len(lines)
+            bench[name]["batch_best_s"] = bbest
+            bench[name]["batch_MBps"] = nbytes / bbest / 1e6
             print("bench", name, bench[name], flush=True)
         print("done", name, loader, flush=True)
     if bench:
         bench["tokenizers_version"] = tokenizers.__version__
         bench["RAYON_NUM_THREADS"] = os.environ.get("RAYON_NUM_THREADS")
-        with open(os.path.join(args.out, "bench_hf.json"), "w") as f:
+        bench["cpu_count"] = os.cpu_count()
+        with open(os.path.join(args.out, args.bench_out), "w") as f:
             json.dump(bench, f, indent=1)
 
 

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -33,8 +34,50 @@ type bpeModel struct {
 	eowSuffix    string
 	byteIDs      [256]int // ids of <0xNN>, -1 where absent
 
-	mu    sync.Mutex
-	cache map[string][]int
+	cache wordCache
+}
+
+// wordCache maps words to their ids, sharded so parallel encoders do not
+// queue on one lock.
+type wordCache struct {
+	seed   maphash.Seed
+	shards [64]cacheShard
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string][]int
+}
+
+func (c *wordCache) shard(w string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, w)&63]
+}
+
+func (c *wordCache) get(w string) ([]int, bool) {
+	sh := c.shard(w)
+	sh.mu.RLock()
+	ids, ok := sh.m[w]
+	sh.mu.RUnlock()
+	return ids, ok
+}
+
+func (c *wordCache) put(w string, ids []int) {
+	sh := c.shard(w)
+	sh.mu.Lock()
+	if sh.m == nil || len(sh.m) >= bpeCacheMax/len(c.shards) {
+		sh.m = map[string][]int{}
+	}
+	sh.m[w] = ids
+	sh.mu.Unlock()
+}
+
+func (c *wordCache) reset() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		sh.m = nil
+		sh.mu.Unlock()
+	}
 }
 
 const (
@@ -47,7 +90,8 @@ func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b))
 func newBPE(vocab map[string]int, merges [][2]string, unkTok string, fuseUnk, byteFallback, ignoreMerges bool, prefix, suffix string) (*bpeModel, error) {
 	m := &bpeModel{vocab: vocab, merges: make(map[uint64]mergeInfo, len(merges)), unk: -1,
 		fuseUnk: fuseUnk, byteFallback: byteFallback, ignoreMerges: ignoreMerges,
-		contPrefix: prefix, eowSuffix: suffix, cache: map[string][]int{}}
+		contPrefix: prefix, eowSuffix: suffix}
+	m.cache.seed = maphash.MakeSeed()
 	maxID := -1
 	for _, id := range vocab {
 		maxID = max(maxID, id)
@@ -178,23 +222,14 @@ func (m *bpeModel) tokenize(word string, out []int) []int {
 	}
 	cacheable := len(word) <= bpeCacheWordMax
 	if cacheable {
-		m.mu.Lock()
-		ids, ok := m.cache[word]
-		m.mu.Unlock()
-		if ok {
+		if ids, ok := m.cache.get(word); ok {
 			return append(out, ids...)
 		}
 	}
 	start := len(out)
 	out = m.merge(word, out)
 	if cacheable {
-		ids := append([]int(nil), out[start:]...)
-		m.mu.Lock()
-		if len(m.cache) >= bpeCacheMax {
-			clear(m.cache)
-		}
-		m.cache[word] = ids
-		m.mu.Unlock()
+		m.cache.put(word, append([]int(nil), out[start:]...))
 	}
 	return out
 }

@@ -43,6 +43,9 @@ type ChatOptions struct {
 	// TemplateName picks a named template ("tool_use", ...). Empty: the
 	// default, or "tool_use" when Tools is set and the file has one.
 	TemplateName string
+	// Template, when set, is rendered instead of the model's templates
+	// (mlx_lm's --chat-template).
+	Template string
 	// Kwargs are extra template variables (enable_thinking, date_string,
 	// ...), each a JSON value.
 	Kwargs map[string]json.RawMessage
@@ -53,6 +56,9 @@ type ChatOptions struct {
 var compiled sync.Map // template source -> *jinja.Template
 
 func (t *Tokenizer) selectTemplate(opts *ChatOptions) (string, string, error) {
+	if opts.Template != "" {
+		return opts.Template, "chat template given by the caller", nil
+	}
 	ts := t.cfg.templates
 	where := t.cfg.templateFile
 	if len(ts) == 0 {
@@ -237,6 +243,8 @@ func continueFinal(out string, msgs jinja.Value) (string, error) {
 
 const tojsonIndentFunc = "mlxgo_tojson_indent"
 
+var fromJSONRe = regexp.MustCompile(`\|(\s*)from_json\b`)
+
 var tojsonIndentRe = regexp.MustCompile(`\|\s*tojson\s*\(\s*indent\s*=\s*(\d+)\s*\)`)
 
 // rewriteTojsonIndent turns `X | tojson(indent=N)` into a call of our own
@@ -300,7 +308,15 @@ func compileTemplate(src string) (*jinja.Template, error) {
 	if v, ok := compiled.Load(src); ok {
 		return v.(*jinja.Template), nil
 	}
-	tmpl, err := jinja.Compile(rewriteTojsonIndent(src))
+	norm, err := normalizeJinja(src)
+	if err != nil {
+		return nil, fmt.Errorf("jinja scan: %w", err)
+	}
+	// transformers' environment has no from_json filter; ardanlabs/jinja
+	// does. Renaming it keeps "unknown filter" a render-time error, as in
+	// jinja2, raised only when the branch runs.
+	norm = fromJSONRe.ReplaceAllString(norm, "|${1}from_json_is_not_a_transformers_filter")
+	tmpl, err := jinja.Compile(rewriteTojsonIndent(norm))
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,23 @@ var fastPatterns = map[string]matchFn{
 	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": matchO200k,
 	// DeepSeek V3 (third split).
 	"[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+": matchDeepSeek,
+	// DeepSeek V3 (first and second splits).
+	"\\p{N}{1,3}": func(s string, i int) int {
+		j := i
+		for k := 0; k < 3; k++ {
+			r, n := runeAt(s, j)
+			if !isN(r) {
+				break
+			}
+			j += n
+		}
+		return j
+	},
+	"[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+": func(s string, i int) int {
+		return run(s, i, func(r rune) bool {
+			return (r >= 0x4e00 && r <= 0x9fa5) || (r >= 0x3040 && r <= 0x309f) || (r >= 0x30a0 && r <= 0x30ff)
+		})
+	},
 	// GPT-2 (ByteLevel use_regex).
 	"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+": matchGPT2,
 }

@@ -7,7 +7,10 @@
 package tokenizer
 
 import (
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Tokenizer is a loaded tokenizer. It is safe for concurrent use.
@@ -146,4 +149,30 @@ func (t *Tokenizer) decodeTokens(toks []string) string {
 		return strings.Join(toks, " ")
 	}
 	return strings.Join(t.decoder.decodeChain(toks), "")
+}
+
+// EncodeBatch encodes texts in parallel on up to workers goroutines
+// (GOMAXPROCS when workers < 1).
+func (t *Tokenizer) EncodeBatch(texts []string, addSpecial bool, workers int) [][]int {
+	out := make([][]int, len(texts))
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(texts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(texts) {
+					return
+				}
+				out[i] = t.Encode(texts[i], addSpecial)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
