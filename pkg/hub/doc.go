@@ -17,7 +17,9 @@
 // The entry points other packages use are ResolveModel (a local directory as
 // is, else a snapshot download with mlx_lm's allow patterns), Client.Snapshot,
 // Client.DownloadFile, ScanCache / DeleteCachedRepo for `manage`, and
-// Client.CreateRepo / Client.UploadFolder for `--upload-repo`.
+// Client.UploadModel (mlx_lm's upload_to_hub: model card, create repo, upload)
+// with Client.CreateRepo / Client.UploadFolder / Client.CreateCommit below it
+// for `--upload-repo`.
 //
 // Environment: HF_ENDPOINT, HF_TOKEN (else HF_TOKEN_PATH, else $HF_HOME/token),
 // HF_HUB_OFFLINE, HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HF_HUB_DOWNLOAD_TIMEOUT.
