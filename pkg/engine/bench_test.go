@@ -104,3 +104,55 @@ func BenchmarkSDPADecode(b *testing.B) {
 		}
 	}
 }
+
+// A small training step: embedding, RMSNorm, attention block and MLP,
+// cross-entropy over a 2048 vocabulary, gradients for every parameter.
+func BenchmarkTrainStep(b *testing.B) {
+	const B, L, D, H, Dh, F, V = 4, 64, 256, 4, 64, 768, 2048
+	k := NewKey(1)
+	keys := k.Split(8)
+	p := func(i int, shape ...int) *Array { return RandomNormal(shape, 0, 0.05, Float32, &keys[i]) }
+	params := []*Array{p(0, V, D), p(1, 3*D, D), p(2, D, D), p(3, F, D), p(4, D, F), Ones([]int{D}, Float32)}
+	ids := AsType(RandomUniform(0, V, []int{B, L}, Float32, &keys[5]), Int32)
+	if err := Eval(append(params, ids)...); err != nil {
+		b.Fatal(err)
+	}
+	inputs, targets := SliceAxis(ids, 1, 0, L-1), SliceAxis(ids, 1, 1, L)
+	loss := func(ps []*Array) *Array {
+		emb, wqkv, wo, w1, w2, norm := ps[0], ps[1], ps[2], ps[3], ps[4], ps[5]
+		lin := func(x, w *Array) *Array { return Matmul(x, Transpose(w)) }
+		x := Take(emb, inputs, 0) // [B, L-1, D]
+		h := RMSNorm(x, norm, 1e-5)
+		qkv := Split(lin(h, wqkv), 3, -1)
+		heads := func(t *Array) *Array { return Transpose(Reshape(t, B, L-1, H, Dh), 0, 2, 1, 3) }
+		q := RoPE(heads(qkv[0]), RoPEOptions{Dims: Dh, Base: 10000, Scale: 1})
+		kk := RoPE(heads(qkv[1]), RoPEOptions{Dims: Dh, Base: 10000, Scale: 1})
+		a := ScaledDotProductAttention(q, kk, heads(qkv[2]), AttentionOptions{Scale: 0.125, Causal: true})
+		x = Add(x, lin(Reshape(Transpose(a, 0, 2, 1, 3), B, L-1, D), wo))
+		x = Add(x, lin(GELU(lin(RMSNorm(x, norm, 1e-5), w1)), w2))
+		logits := lin(RMSNorm(x, norm, 1e-5), emb) // tied embeddings
+		return Mean(CrossEntropy(logits, targets), false)
+	}
+	vg := ValueAndGrad(loss)
+	if os.Getenv("MLXGO_TRACE") != "" {
+		per := map[string]time.Duration{}
+		SetTrace(func(op string, shape []int, d time.Duration) { per[fmt.Sprint(op, shape)] += d })
+		defer func() {
+			SetTrace(nil)
+			for k, d := range per {
+				b.Logf("%-50s %v", k, d/time.Duration(b.N))
+			}
+		}()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v, g, err := vg(params)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Eval(append([]*Array{v}, g...)...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(PeakMemory())/1e6, "peakMB")
+}

@@ -47,6 +47,13 @@ func Matmul(a, b *Array) *Array {
 	if K != K2 {
 		return Errorf("engine: Matmul: inner dims differ: %v · %v", a.shape, b.shape)
 	}
+	if nb == 2 && na > 2 {
+		// x [..., M, K] · W [K, N]: fold the batch into M, one 2-D product
+		// (and a 2-D weight gradient, not a per-batch one summed after).
+		lead := a.shape[:na-1]
+		y := Matmul(Reshape(a, -1, K), b)
+		return Reshape(y, append(slices.Clone(lead), N)...)
+	}
 	batch, err := BroadcastShapes(a.shape[:na-2], b.shape[:nb-2])
 	if err != nil {
 		return Errorf("engine: Matmul: batch dims of %v and %v do not broadcast", a.shape, b.shape)

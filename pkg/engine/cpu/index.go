@@ -9,15 +9,22 @@ import (
 	"sync/atomic"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 )
 
 func arange(o backend.Arange, out backend.View) {
 	n := out.Size()
-	x := make([]float64, n)
-	for i := range x {
-		x[i] = o.Start + float64(i)*o.Step
-	}
-	store(x, out, out.Offset, out.Strides[0])
+	st := out.Strides[0]
+	kernels.Parallel(n, 1<<14, func(lo, hi int) {
+		var buf [block]float64
+		for s := lo; s < hi; s += block {
+			x := buf[:min(block, hi-s)]
+			for i := range x {
+				x[i] = o.Start + float64(s+i)*o.Step
+			}
+			store(x, out, out.Offset+s*st, st)
+		}
+	})
 }
 
 // idxAt reads one integer index.

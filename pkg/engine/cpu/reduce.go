@@ -108,32 +108,82 @@ func reduce(op backend.ReduceOp, axes []int, a, out backend.View) {
 		}
 	}
 	// merge contiguous reduced dims
-	it := newIter(rs, rst)
-	rs, rst = it.shape, it.strides[0]
+	rit := newIter(rs, rst)
+	rs, rst = rit.shape, rit.strides[0]
 	init := reduceInit(op)
-	one := func(off int) float64 {
-		acc := init
-		var buf [block]float64
-		serialWalk(rs, rst, off, func(o, st, n int) {
-			for s := 0; s < n; s += block {
-				m := min(block, n-s)
-				x := buf[:m]
-				load(x, a, o+s*st, st)
-				acc = reduceBlock(op, acc, x)
-			}
-		})
-		return acc
+	// float32 data reduced over one unit-stride run: read it in place
+	direct := a.DType == backend.Float32 && len(rs) == 1 && rst[0] == 1
+	var af []float32
+	if direct {
+		af = f32s(bytesOf(a))
 	}
+	inner := rs[len(rs)-1]
 	astr := slices.Clone(a.Strides)
 	for d := range astr {
 		if red[d] {
 			astr[d] = 0
 		}
 	}
-	positions(out.Shape, [][]int{astr, out.Strides}, []int{a.Offset, out.Offset}, func(offs []int) {
-		v := [1]float64{one(offs[0])}
-		store(v[:], out, offs[1], 0)
+	it := newIter(out.Shape, astr, out.Strides)
+	it.rows([]int{a.Offset, out.Offset}, func(offs, in []int, n int) {
+		buf := make([]float64, min(block, inner))
+		res := make([]float64, n)
+		for i := range res {
+			off := offs[0] + i*in[0]
+			acc := init
+			if direct {
+				acc = reduceF32(op, acc, af[off:off+inner])
+			} else {
+				serialWalk(rs, rst, off, func(o, st, m int) {
+					for s := 0; s < m; s += block {
+						x := buf[:min(block, m-s)]
+						load(x, a, o+s*st, st)
+						acc = reduceBlock(op, acc, x)
+					}
+				})
+			}
+			res[i] = acc
+		}
+		store(res, out, offs[1], in[1])
 	})
+}
+
+func reduceF32(op backend.ReduceOp, acc float64, x []float32) float64 {
+	switch op {
+	case backend.Sum:
+		var s0, s1, s2, s3 float64
+		i := 0
+		for ; i+4 <= len(x); i += 4 {
+			s0 += float64(x[i])
+			s1 += float64(x[i+1])
+			s2 += float64(x[i+2])
+			s3 += float64(x[i+3])
+		}
+		for ; i < len(x); i++ {
+			s0 += float64(x[i])
+		}
+		return acc + s0 + s1 + s2 + s3
+	case backend.Max:
+		m := float32(acc)
+		for _, v := range x {
+			if v > m || v != v {
+				m = v
+			}
+		}
+		return float64(m)
+	case backend.Min:
+		m := float32(acc)
+		for _, v := range x {
+			if v < m || v != v {
+				m = v
+			}
+		}
+		return float64(m)
+	}
+	for _, v := range x {
+		acc *= float64(v)
+	}
+	return acc
 }
 
 func argReduce(op backend.ReduceOp, axis int, a, out backend.View) {
