@@ -70,12 +70,12 @@ type Token struct {
 
 // Generator yields the tokens a model generates after a prompt.
 type Generator struct {
-	m       model.Model
-	o       Options
-	caches  []model.Cache
-	prompt  int   // prompt tokens
-	history []int // prompt and generated tokens, for the processors
-	pending []int // tokens the model has not consumed yet
+	m         model.Model
+	o         Options
+	caches    []model.Cache
+	prompt    int   // prompt tokens
+	history   []int // prompt and generated tokens, for the processors
+	pending   []int // tokens the model has not consumed yet
 	n         int   // tokens returned
 	started   bool
 	committed bool

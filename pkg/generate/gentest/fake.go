@@ -84,9 +84,9 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 	if hook != nil {
 		hook(call)
 	}
-	x := engine.Take(m.emb, tokens, 0)           // [B, L, D]
-	k := engine.Reshape(x, b, 1, l, m.D)         // [B, 1, L, D]
-	keys := k                                    // [B, 1, T, D]
+	x := engine.Take(m.emb, tokens, 0)   // [B, L, D]
+	k := engine.Reshape(x, b, 1, l, m.D) // [B, 1, L, D]
+	keys := k                            // [B, 1, T, D]
 	if caches != nil {
 		if len(caches) != 1 {
 			return engine.Errorf("gentest: want 1 cache, got %d", len(caches))
