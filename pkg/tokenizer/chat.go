@@ -178,16 +178,7 @@ func RenderChatTemplate(src, where string, messages json.RawMessage, vars map[st
 		}
 		return jinja.NewString(strftime(now(), args[0].AsString())), nil
 	})
-	data[tojsonIndentFunc] = jinja.NewCallable(tojsonIndentFunc, func(args []jinja.Value, kw map[string]jinja.Value) (jinja.Value, error) {
-		if len(args) != 2 || !args[1].IsInt() {
-			return jinja.Undefined(), errors.New("tojson: bad indent")
-		}
-		var sb strings.Builder
-		if err := pyJSON(&sb, args[0], int(args[1].AsInt()), 0); err != nil {
-			return jinja.Undefined(), err
-		}
-		return jinja.NewString(sb.String()), nil
-	})
+	data[tojsonFunc] = jinja.NewCallable(tojsonFunc, tojson)
 	out, err := tmpl.RenderValues(data)
 	if err != nil {
 		return "", fmt.Errorf("tokenizer: %s: render: %w", where, err)
@@ -241,27 +232,70 @@ func continueFinal(out string, msgs jinja.Value) (string, error) {
 	return out[:loc+len(stripped)], nil
 }
 
-const tojsonIndentFunc = "mlxgo_tojson_indent"
+const tojsonFunc = "mlxgo_tojson"
 
 var fromJSONRe = regexp.MustCompile(`\|(\s*)from_json\b`)
 
-var tojsonIndentRe = regexp.MustCompile(`\|\s*tojson\s*\(\s*indent\s*=\s*(\d+)\s*\)`)
+var tojsonRe = regexp.MustCompile(`\|\s*tojson\b`)
 
-// rewriteTojsonIndent turns `X | tojson(indent=N)` into a call of our own
-// Python-compatible encoder: ardanlabs/jinja v1.8.0's indented tojson sorts
-// keys and escapes <, > and &, which transformers' does not.
-func rewriteTojsonIndent(src string) string {
-	locs := tojsonIndentRe.FindAllStringSubmatchIndex(src, -1)
+// rewriteTojson turns `X | tojson(args)` into a call of our own encoder,
+// which writes what transformers' tojson (json.dumps with ensure_ascii=False
+// by default, keys in order) writes: ardanlabs/jinja v1.8.0's indented form
+// sorts keys and escapes <, > and &, and its compact form prints 1.0 as 1
+// and escapes U+2028/U+2029. Where the operand cannot be delimited the
+// library's filter stays.
+func rewriteTojson(src string) string {
+	locs := tojsonRe.FindAllStringIndex(src, -1)
 	for k := len(locs) - 1; k >= 0; k-- {
-		m := locs[k]
-		start := operandStart(src, m[0])
+		pipe, end := locs[k][0], locs[k][1]
+		start := operandStart(src, pipe)
 		if start < 0 {
 			continue
 		}
-		operand := strings.TrimSpace(src[start:m[0]])
-		src = src[:start] + tojsonIndentFunc + "(" + operand + ", " + src[m[2]:m[3]] + ")" + src[m[1]:]
+		args := ""
+		j := end
+		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
+			j++
+		}
+		if j < len(src) && src[j] == '(' {
+			close := matchForward(src, j)
+			if close < 0 {
+				continue
+			}
+			if inner := strings.TrimSpace(src[j+1 : close]); inner != "" {
+				args = ", " + inner
+			}
+			end = close + 1
+		}
+		operand := strings.TrimSpace(src[start:pipe])
+		src = src[:start] + tojsonFunc + "(" + operand + args + ")" + src[end:]
 	}
 	return src
+}
+
+// matchForward returns the index of the ')' closing the '(' at src[i].
+func matchForward(src string, i int) int {
+	depth := 0
+	for ; i < len(src); i++ {
+		switch c := src[i]; c {
+		case '\'', '"':
+			i++
+			for i < len(src) && src[i] != c {
+				if src[i] == '\\' {
+					i++
+				}
+				i++
+			}
+		case '(', '[', '{':
+			depth++
+		case ')', ']', '}':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // operandStart scans back from the filter's '|' over one primary expression
@@ -292,6 +326,15 @@ func operandStart(src string, pipe int) int {
 				return -1
 			}
 			i--
+		case c == '\'' || c == '"':
+			i--
+			for i >= 0 && (src[i] != c || (i > 0 && src[i-1] == '\\')) {
+				i--
+			}
+			if i < 0 {
+				return -1
+			}
+			i--
 		case c == '_' || c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'):
 			i--
 		default:
@@ -316,7 +359,7 @@ func compileTemplate(src string) (*jinja.Template, error) {
 	// does. Renaming it keeps "unknown filter" a render-time error, as in
 	// jinja2, raised only when the branch runs.
 	norm = fromJSONRe.ReplaceAllString(norm, "|${1}from_json_is_not_a_transformers_filter")
-	tmpl, err := jinja.Compile(rewriteTojsonIndent(norm))
+	tmpl, err := jinja.Compile(rewriteTojson(norm))
 	if err != nil {
 		return nil, err
 	}
@@ -392,14 +435,74 @@ func decodeValue(dec *json.Decoder) (jinja.Value, error) {
 	return jinja.Undefined(), fmt.Errorf("unexpected JSON token %v", tok)
 }
 
-// pyJSON writes v as Python's json.dumps(v, ensure_ascii=False, indent=n).
-func pyJSON(sb *strings.Builder, v jinja.Value, indent, level int) error {
-	nl := func(l int) {
-		sb.WriteByte('\n')
-		sb.WriteString(strings.Repeat(" ", indent*l))
+// tojson is transformers' tojson filter:
+// json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False).
+func tojson(args []jinja.Value, kw map[string]jinja.Value) (jinja.Value, error) {
+	if len(args) == 0 {
+		return jinja.Undefined(), errors.New("tojson: missing value")
 	}
+	e := pyEncoder{}
+	params := []string{"ensure_ascii", "indent", "separators", "sort_keys"}
+	get := func(i int) (jinja.Value, bool) {
+		if i+1 < len(args) {
+			return args[i+1], true
+		}
+		v, ok := kw[params[i]]
+		return v, ok
+	}
+	if v, ok := get(0); ok {
+		e.ensureASCII = v.IsTruthy()
+	}
+	if v, ok := get(1); ok && !v.IsNone() && !v.IsUndefined() {
+		switch {
+		case v.IsInt():
+			ind := strings.Repeat(" ", max(int(v.AsInt()), 0))
+			e.indent = &ind
+		case v.IsString():
+			ind := v.AsString()
+			e.indent = &ind
+		default:
+			return jinja.Undefined(), errors.New("tojson: indent must be an int or a string")
+		}
+	}
+	e.itemSep, e.keySep = ", ", ": "
+	if e.indent != nil {
+		e.itemSep = ","
+	}
+	if v, ok := get(2); ok && !v.IsNone() && !v.IsUndefined() {
+		if !v.IsList() || v.AsList().Len() != 2 || !v.AsList().Get(0).IsString() || !v.AsList().Get(1).IsString() {
+			return jinja.Undefined(), errors.New("tojson: separators must be two strings")
+		}
+		e.itemSep, e.keySep = v.AsList().Get(0).AsString(), v.AsList().Get(1).AsString()
+	}
+	if v, ok := get(3); ok {
+		e.sortKeys = v.IsTruthy()
+	}
+	var sb strings.Builder
+	if err := e.encode(&sb, args[0], 0); err != nil {
+		return jinja.Undefined(), err
+	}
+	return jinja.NewString(sb.String()), nil
+}
+
+// pyEncoder writes values as Python's json.dumps does.
+type pyEncoder struct {
+	indent          *string
+	itemSep, keySep string
+	sortKeys        bool
+	ensureASCII     bool
+}
+
+func (e *pyEncoder) nl(sb *strings.Builder, level int) {
+	if e.indent != nil {
+		sb.WriteByte('\n')
+		sb.WriteString(strings.Repeat(*e.indent, level))
+	}
+}
+
+func (e *pyEncoder) encode(sb *strings.Builder, v jinja.Value, level int) error {
 	switch {
-	case v.IsNone() || v.IsUndefined():
+	case v.IsNone():
 		sb.WriteString("null")
 	case v.IsBool():
 		if v.AsBool() {
@@ -412,7 +515,7 @@ func pyJSON(sb *strings.Builder, v jinja.Value, indent, level int) error {
 	case v.IsFloat():
 		sb.WriteString(pyFloat(v.AsFloat()))
 	case v.IsString():
-		pyString(sb, v.AsString())
+		pyString(sb, v.AsString(), e.ensureASCII)
 	case v.IsList():
 		items := v.AsList().Items
 		if len(items) == 0 {
@@ -422,14 +525,14 @@ func pyJSON(sb *strings.Builder, v jinja.Value, indent, level int) error {
 		sb.WriteByte('[')
 		for i, it := range items {
 			if i > 0 {
-				sb.WriteByte(',')
+				sb.WriteString(e.itemSep)
 			}
-			nl(level + 1)
-			if err := pyJSON(sb, it, indent, level+1); err != nil {
+			e.nl(sb, level+1)
+			if err := e.encode(sb, it, level+1); err != nil {
 				return err
 			}
 		}
-		nl(level)
+		e.nl(sb, level)
 		sb.WriteByte(']')
 	case v.IsDict():
 		d := v.AsDict()
@@ -437,24 +540,39 @@ func pyJSON(sb *strings.Builder, v jinja.Value, indent, level int) error {
 			sb.WriteString("{}")
 			return nil
 		}
+		keys := d.Keys
+		if e.sortKeys {
+			keys = append([]string(nil), keys...)
+			sort.Strings(keys)
+		}
 		sb.WriteByte('{')
-		for i, k := range d.Keys {
+		for i, k := range keys {
 			if i > 0 {
-				sb.WriteByte(',')
+				sb.WriteString(e.itemSep)
 			}
-			nl(level + 1)
-			pyString(sb, k)
-			sb.WriteString(": ")
-			if err := pyJSON(sb, d.Data[k], indent, level+1); err != nil {
+			e.nl(sb, level+1)
+			pyString(sb, k, e.ensureASCII)
+			sb.WriteString(e.keySep)
+			if err := e.encode(sb, d.Data[k], level+1); err != nil {
 				return err
 			}
 		}
-		nl(level)
+		e.nl(sb, level)
 		sb.WriteByte('}')
 	default:
-		return fmt.Errorf("tojson: cannot encode %s", v.String())
+		return fmt.Errorf("tojson: Object of type %s is not JSON serializable", kindName(v))
 	}
 	return nil
+}
+
+func kindName(v jinja.Value) string {
+	switch {
+	case v.IsUndefined():
+		return "Undefined"
+	case v.IsCallable():
+		return "function"
+	}
+	return "object"
 }
 
 // pyFloat formats like Python's float repr.
@@ -479,7 +597,7 @@ func pyFloat(f float64) string {
 	return s
 }
 
-func pyString(sb *strings.Builder, s string) {
+func pyString(sb *strings.Builder, s string, ascii bool) {
 	sb.WriteByte('"')
 	for _, r := range s {
 		switch r {
@@ -498,9 +616,13 @@ func pyString(sb *strings.Builder, s string) {
 		case '\f':
 			sb.WriteString(`\f`)
 		default:
-			if r < 0x20 {
+			switch {
+			case r < 0x20 || (ascii && r >= 0x7f && r < 0x10000):
 				fmt.Fprintf(sb, `\u%04x`, r)
-			} else {
+			case ascii && r >= 0x10000:
+				r -= 0x10000
+				fmt.Fprintf(sb, `\u%04x\u%04x`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
+			default:
 				sb.WriteRune(r)
 			}
 		}

@@ -29,3 +29,22 @@ func TestJinjaWhitespaceLikePython(t *testing.T) {
 		t.Error("unclosed tag accepted")
 	}
 }
+
+func TestTojsonLikePython(t *testing.T) {
+	// Expected: Python's json.dumps with transformers' tojson defaults
+	// (ensure_ascii=False), then ensure_ascii=True+sort_keys, then
+	// indent=0 with compact separators.
+	val := json.RawMessage(`{"b": 1.0, "a": [1e16, 1e-5, 0.1, -0.0, 3], "s": "\u2028é😀<&>\u007f\u0001", "n": null, "t": true}`)
+	src := `{{ tools | tojson }}|{{ tools | tojson(ensure_ascii=True, sort_keys=True) }}|{{ tools|tojson(indent=0, separators=[',', ':']) }}|{{ 'x' | tojson }}`
+	got, err := RenderChatTemplate(src, "test", json.RawMessage(`[]`), nil, ChatOptions{Tools: val})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "{\"b\": 1.0, \"a\": [1e+16, 1e-05, 0.1, -0.0, 3], \"s\": \"\u2028\u00e9\U0001F600<&>\u007f\\u0001\", \"n\": null, \"t\": true}" +
+		"|{\"a\": [1e+16, 1e-05, 0.1, -0.0, 3], \"b\": 1.0, \"n\": null, \"s\": \"\\u2028\\u00e9\\ud83d\\ude00<&>\\u007f\\u0001\", \"t\": true}" +
+		"|{\n\"b\":1.0,\n\"a\":[\n1e+16,\n1e-05,\n0.1,\n-0.0,\n3\n],\n\"s\":\"\u2028\u00e9\U0001F600<&>\u007f\\u0001\",\n\"n\":null,\n\"t\":true\n}" +
+		"|\"x\""
+	if got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
