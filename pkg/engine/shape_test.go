@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/mlxgo/mlxgo/pkg/engine/cpu"
+	"github.com/mlxgo/mlxgo/pkg/engine/backend"
 )
 
 func TestReshapeTransposeSlice(t *testing.T) {
@@ -157,7 +157,7 @@ func TestCreation(t *testing.T) {
 func TestFromBytesZeroCopy(t *testing.T) {
 	// own allocator: cleanups of other tests' garbage must not move the count
 	old := DefaultBackend()
-	SetDefaultBackend(cpu.New())
+	SetDefaultBackend(freshBackend(t))
 	defer SetDefaultBackend(old)
 	words := make([]uint32, 4)
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), 16)
@@ -180,9 +180,12 @@ func TestFromBytesZeroCopy(t *testing.T) {
 // Eval frees intermediates: afterwards only held arrays own memory, and
 // the peak stays near the working set, not the whole graph.
 func TestMemoryReleasedAfterEval(t *testing.T) {
-	b := cpu.New()
+	b, ok := freshBackend(t).(backend.MemoryStats)
+	if !ok {
+		t.Skipf("backend %s reports no memory statistics", testBackend)
+	}
 	old := DefaultBackend()
-	SetDefaultBackend(b)
+	SetDefaultBackend(b.(backend.Backend))
 	defer SetDefaultBackend(old)
 	const n = 1 << 16 // 256 KiB per float32 buffer
 	x := Arange(0, n, 1, Float32)
