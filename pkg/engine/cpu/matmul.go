@@ -240,13 +240,33 @@ func gatherQMM(o backend.GatherQMM, x, w, s, b, lhs, rhs, out backend.View) erro
 	}
 	wo, so, bo := batchOffsets(w), batchOffsets(s), batchOffsets(b)
 	Y := make([]float32, len(li)*M*N)
-	for i := range li {
-		e := ri[i]
+	// one product per expert over all the rows routed to it (MLX's
+	// sorted-indices path): a weight is streamed once, not once per token.
+	for e, items := range groupBy(ri) {
 		qw := qweight(o.Quant, w, s, b, wo[e], so[e], bo[e], rows, cols)
-		qmm(o.Quant, o.Transpose, qw, X[li[i]*M*K:(li[i]+1)*M*K], M, Y[i*M*N:(i+1)*M*N])
+		Xg := getF32(len(items) * M * K)
+		Yg := getF32(len(items) * M * N)
+		for j, i := range items {
+			copy(Xg[j*M*K:(j+1)*M*K], X[li[i]*M*K:(li[i]+1)*M*K])
+		}
+		qmm(o.Quant, o.Transpose, qw, Xg, len(items)*M, Yg)
+		for j, i := range items {
+			copy(Y[i*M*N:(i+1)*M*N], Yg[j*M*N:(j+1)*M*N])
+		}
+		putF32(Xg)
+		putF32(Yg)
 	}
 	fromF32(Y, out)
 	return nil
+}
+
+// groupBy maps each distinct value of idx to the positions holding it.
+func groupBy(idx []int) map[int][]int {
+	g := map[int][]int{}
+	for i, v := range idx {
+		g[v] = append(g[v], i)
+	}
+	return g
 }
 
 func gatherMM(a, b, lhs, rhs, out backend.View) error {
