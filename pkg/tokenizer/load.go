@@ -67,6 +67,7 @@ type compJSON struct {
 	Sep        []json.RawMessage `json:"sep"`
 	Cls        []json.RawMessage `json:"cls"`
 	Precompile *string           `json:"precompiled_charsmap"`
+	Delimiter  string            `json:"delimiter"`
 }
 
 // partError names the file and the part of it that is wrong.
@@ -293,6 +294,11 @@ func buildPreTokenizer(raw json.RawMessage, part string) (preTokenizer, error) {
 			return fail(err)
 		}
 		return &splitPre{pat: funcSplitter{pred: isPunct, single: true}, beh: beh}, nil
+	case "CharDelimiterSplit":
+		if c.Delimiter == "" {
+			return fail(errors.New(`missing "delimiter"`))
+		}
+		return &splitPre{pat: literalSplitter{c.Delimiter}, beh: behRemoved}, nil
 	case "BertPreTokenizer":
 		return seqPre{
 			&splitPre{pat: funcSplitter{pred: isHFWhitespace}, beh: behRemoved},
@@ -300,7 +306,7 @@ func buildPreTokenizer(raw json.RawMessage, part string) (preTokenizer, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("%s: %w", part, unsupported("pre_tokenizer", c.Type,
-		[]string{"Sequence", "Split", "ByteLevel", "Metaspace", "Digits", "Whitespace", "WhitespaceSplit", "Punctuation", "BertPreTokenizer"}))
+		[]string{"Sequence", "Split", "ByteLevel", "Metaspace", "Digits", "Whitespace", "WhitespaceSplit", "Punctuation", "CharDelimiterSplit", "BertPreTokenizer"}))
 }
 
 // tokenRef parses ["<s>", 1] as found in RobertaProcessing's cls/sep.

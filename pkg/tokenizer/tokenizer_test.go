@@ -380,3 +380,32 @@ func TestContinueFinalMessage(t *testing.T) {
 		t.Error("final message missing from the render accepted")
 	}
 }
+
+func TestChatTemplateFiles(t *testing.T) {
+	model := map[string]any{"type": "BPE", "vocab": map[string]int{"a": 0}, "merges": []string{}}
+	dir := writeDir(t, map[string]any{
+		"tokenizer.json":        map[string]any{"model": model},
+		"tokenizer_config.json": map[string]any{"chat_template": "old"},
+		"chat_template.jinja":   "new {{ messages | length }}\n",
+	})
+	if err := os.Mkdir(filepath.Join(dir, "additional_chat_templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "additional_chat_templates", "tool_use.jinja"), []byte("tools!"), 0o644)
+	tk, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := json.RawMessage(`[{"role": "user", "content": "x"}]`)
+	// chat_template.jinja wins over tokenizer_config.json; jinja2 drops the
+	// trailing newline; a named template comes from additional_chat_templates.
+	if got, err := tk.ApplyChatTemplate(msgs, ChatOptions{}); err != nil || got != "new 1" {
+		t.Errorf("default: %q %v", got, err)
+	}
+	if got, err := tk.ApplyChatTemplate(msgs, ChatOptions{Tools: json.RawMessage(`[]`)}); err != nil || got != "tools!" {
+		t.Errorf("tool_use: %q %v", got, err)
+	}
+	if !tk.HasChatTemplate() || tk.HasThinking() {
+		t.Error("HasChatTemplate/HasThinking")
+	}
+}
