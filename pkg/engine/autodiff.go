@@ -159,6 +159,32 @@ func ValueAndGrad(f func(params []*Array) *Array) func(params []*Array) (*Array,
 	}
 }
 
+// ValueAndGradAux is ValueAndGrad for a function with auxiliary outputs
+// (mlx_lm's loss returns the loss and the token count): the gradient is of
+// outs[0], which must be a float scalar; all outputs are returned.
+func ValueAndGradAux(f func(params []*Array) []*Array) func(params []*Array) (outs, grads []*Array, err error) {
+	return func(params []*Array) ([]*Array, []*Array, error) {
+		if err := firstErr(params...); err != nil {
+			return nil, nil, err
+		}
+		outs := f(params)
+		if len(outs) == 0 {
+			return nil, nil, fmt.Errorf("engine: ValueAndGradAux: f returned no outputs")
+		}
+		if err := firstErr(outs...); err != nil {
+			return nil, nil, err
+		}
+		if outs[0].Size() != 1 || !outs[0].dtype.IsFloat() {
+			return nil, nil, fmt.Errorf("engine: ValueAndGradAux: outs[0] must be a float scalar, got %s%v", outs[0].dtype, outs[0].shape)
+		}
+		grads := vjpGraph(outs[:1], params, []*Array{OnesLike(outs[0])})
+		if err := firstErr(grads...); err != nil {
+			return nil, nil, err
+		}
+		return outs, grads, nil
+	}
+}
+
 // Grad is ValueAndGrad without the value.
 func Grad(f func(params []*Array) *Array) func(params []*Array) ([]*Array, error) {
 	vg := ValueAndGrad(f)

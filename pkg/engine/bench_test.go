@@ -13,7 +13,12 @@ import (
 // A decode step of one transformer block shaped like Qwen2.5-0.5B
 // (D=896, H=14, Hk=2, Dh=64, MLP 4864, bf16 weights, 512 cached keys),
 // through the engine: graph building, Eval, intermediates released.
-func BenchmarkDecodeBlock(b *testing.B) {
+func BenchmarkDecodeBlock(b *testing.B) { benchBlock(b, 1) }
+
+// The same block over a 128-token prompt chunk (prefill).
+func BenchmarkPrefillBlock(b *testing.B) { benchBlock(b, 128) }
+
+func benchBlock(b *testing.B, T int) {
 	const D, H, Hk, Dh, F, L = 896, 14, 2, 64, 4864, 512
 	w := func(n, k int) *Array {
 		a := AsType(Multiply(Sin(Reshape(Arange(0, float64(n*k), 1, Float32), n, k)), Scalar(0.02)), BFloat16)
@@ -27,7 +32,7 @@ func BenchmarkDecodeBlock(b *testing.B) {
 	norm := Ones([]int{D}, BFloat16)
 	kc := RandomNormal([]int{1, Hk, L, Dh}, 0, 1, Float32, nil)
 	vc := RandomNormal([]int{1, Hk, L, Dh}, 0, 1, Float32, nil)
-	x := RandomNormal([]int{1, 1, D}, 0, 1, Float32, nil)
+	x := RandomNormal([]int{1, T, D}, 0, 1, Float32, nil)
 	if err := Eval(norm, kc, vc, x); err != nil {
 		b.Fatal(err)
 	}
@@ -45,15 +50,15 @@ func BenchmarkDecodeBlock(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		h := RMSNorm(x, norm, 1e-6)
-		q := Transpose(Reshape(lin(h, wq), 1, 1, H, Dh), 0, 2, 1, 3)
-		k := Transpose(Reshape(lin(h, wk), 1, 1, Hk, Dh), 0, 2, 1, 3)
-		v := Transpose(Reshape(lin(h, wv), 1, 1, Hk, Dh), 0, 2, 1, 3)
+		q := Transpose(Reshape(lin(h, wq), 1, T, H, Dh), 0, 2, 1, 3)
+		k := Transpose(Reshape(lin(h, wk), 1, T, Hk, Dh), 0, 2, 1, 3)
+		v := Transpose(Reshape(lin(h, wv), 1, T, Hk, Dh), 0, 2, 1, 3)
 		q = RoPE(q, RoPEOptions{Dims: Dh, Base: 1e6, Scale: 1, Offset: L})
 		k = RoPE(k, RoPEOptions{Dims: Dh, Base: 1e6, Scale: 1, Offset: L})
 		keys := Concatenate([]*Array{kc, k}, 2)
 		vals := Concatenate([]*Array{vc, v}, 2)
-		a := ScaledDotProductAttention(q, keys, vals, AttentionOptions{Scale: float32(1 / math.Sqrt(Dh))})
-		a = Reshape(Transpose(a, 0, 2, 1, 3), 1, 1, H*Dh)
+		a := ScaledDotProductAttention(q, keys, vals, AttentionOptions{Scale: float32(1 / math.Sqrt(Dh)), Causal: true})
+		a = Reshape(Transpose(a, 0, 2, 1, 3), 1, T, H*Dh)
 		x2 := Add(x, lin(a, wo))
 		h2 := RMSNorm(x2, norm, 1e-6)
 		y := Add(x2, lin(Multiply(SiLU(lin(h2, wg)), lin(h2, wu)), wd))

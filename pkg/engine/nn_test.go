@@ -310,3 +310,17 @@ func TestVJPAndUnusedParams(t *testing.T) {
 	}
 	near(t, "Grad/reuse", g[0], x.mapT(func(v float64) float64 { return 2*v + 1 }), 1e-6, 1e-6)
 }
+
+func TestValueAndGradAux(t *testing.T) {
+	x := randT(4)
+	outs, g, err := ValueAndGradAux(func(p []*Array) []*Array {
+		return []*Array{Sum(Square(p[0]), false), ScalarOf(4, Int32)}
+	})([]*Array{x.arr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "aux grad", g[0], x.mapT(func(v float64) float64 { return 2 * v }), 1e-6, 1e-6)
+	if n, _ := outs[1].Item(); n != 4 {
+		t.Errorf("aux output = %v", n)
+	}
+}
