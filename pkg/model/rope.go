@@ -3,6 +3,8 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/nn"
 	"math"
 )
 
@@ -215,4 +217,20 @@ func (r *Rope) InvFreqs(seqLen int) []float64 {
 		}
 	}
 	return out
+}
+
+// NN returns the rope as an nn.RoPE layer.
+func (r *Rope) NN() *nn.RoPE {
+	l := &nn.RoPE{Dims: r.Dims, Traditional: r.Traditional, Base: r.Base, Scale: r.Scale, InputScale: r.InputScale}
+	if r.Periods != nil {
+		f := make([]float32, len(r.Periods))
+		for i, p := range r.Periods {
+			f[i] = float32(p)
+		}
+		l.Freqs = engine.FromFloat32s(f, len(f))
+	}
+	if r.dynamic {
+		l.BaseFor = r.BaseFor
+	}
+	return l
 }

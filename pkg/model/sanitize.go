@@ -102,3 +102,15 @@ func CanonicalType(modelType string) string {
 	}
 	return modelType
 }
+
+// Drop is the plan that copies every tensor except those drop selects
+// (rotary inv_freq buffers, a tied lm_head), in name order.
+func Drop(tensors map[string]TensorMeta, drop func(name string) bool) []TensorPlan {
+	var plan []TensorPlan
+	for _, p := range IdentityPlan(tensors) {
+		if !drop(p.Name) {
+			plan = append(plan, p)
+		}
+	}
+	return plan
+}

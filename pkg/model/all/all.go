@@ -1,0 +1,7 @@
+// Package all links every architecture into a binary: import it for its
+// side effect (each architecture registers itself with pkg/model).
+package all
+
+import (
+	_ "github.com/mlxgo/mlxgo/pkg/model/llama"
+)

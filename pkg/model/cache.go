@@ -1,0 +1,472 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/quant"
+)
+
+// cacheStep is how many positions a KV buffer grows by (mlx_lm's step).
+const cacheStep = 256
+
+// Masker is implemented by caches whose key layout needs particular
+// attention-mask settings (rotating caches). MaskFor uses it.
+type Masker interface {
+	// Mask returns the mask options for L new queries attending the keys
+	// Update returns, in a layer with the given sliding window (0: none).
+	Mask(L, window int) engine.AttentionOptions
+}
+
+// MaskFor returns the attention-mask settings for L new queries attending
+// the keys c.Update returned (c may be nil: no cache): causal (queries
+// aligned to the end of the keys), restricted to a sliding window when
+// window > 0. Architectures call it once per layer.
+func MaskFor(c Cache, L, window int) engine.AttentionOptions {
+	if m, ok := c.(Masker); ok {
+		return m.Mask(L, window)
+	}
+	return engine.AttentionOptions{Causal: L > 1, Window: window}
+}
+
+// NewCaches makes one cache per layer for the generate flags in o:
+// windows[i] > 0 marks a sliding-window layer of that size (it gets a
+// rotating cache of the window, keep 0, as mlx_lm's make_cache); other
+// layers get a rotating cache of o.MaxKVSize (keep 4) when set, else a
+// quantizing cache when o.KVBits > 0, else a standard one. windows may be
+// nil (no sliding layers). Unlike mlx_lm, --max-kv-size applies to every
+// architecture.
+func NewCaches(layers int, windows []int, o CacheOptions) []Cache {
+	out := make([]Cache, layers)
+	for i := range out {
+		w := 0
+		if i < len(windows) {
+			w = windows[i]
+		}
+		switch {
+		case w > 0:
+			size := w
+			if o.MaxKVSize > 0 && o.MaxKVSize < size {
+				size = o.MaxKVSize
+			}
+			out[i] = NewRotatingKVCache(size, 0)
+		case o.MaxKVSize > 0:
+			out[i] = NewRotatingKVCache(o.MaxKVSize, 4)
+		case o.KVBits > 0:
+			out[i] = NewQuantizedKVCache(o.KVGroupSize, o.KVBits, o.QuantizedKVStart)
+		default:
+			out[i] = &KVCache{}
+		}
+	}
+	return out
+}
+
+// KVCache is mlx_lm's KVCache: keys and values [B, Hk, T, Dh] in buffers
+// grown in steps of 256 positions and written in place.
+type KVCache struct {
+	keys, values *engine.Array // [B, Hk, capacity, Dh], evaluated
+	offset       int
+}
+
+// Offset is the number of positions stored.
+func (c *KVCache) Offset() int { return c.offset }
+
+// Update appends keys and values [B, Hk, L, Dh] (evaluating them) and
+// returns views of everything stored, [B, Hk, offset, Dh].
+func (c *KVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
+	L := k.Dim(2)
+	if c.keys == nil || c.offset+L > c.keys.Dim(2) {
+		c.keys = grow(c.keys, k, c.offset, L)
+		c.values = grow(c.values, v, c.offset, L)
+		if err := engine.Eval(c.keys, c.values); err != nil {
+			return engine.Errorf("kv cache: %v", err), nil
+		}
+	}
+	if err := write(c.keys, k, c.offset); err != nil {
+		return err, err
+	}
+	if err := write(c.values, v, c.offset); err != nil {
+		return err, err
+	}
+	c.offset += L
+	return engine.SliceAxis(c.keys, 2, 0, c.offset), engine.SliceAxis(c.values, 2, 0, c.offset)
+}
+
+// grow returns a buffer [B, Hk, ceil((off+L)/256)·256, Dh] holding buf's
+// first off positions.
+func grow(buf, x *engine.Array, off, L int) *engine.Array {
+	shape := append([]int(nil), x.Shape()...)
+	shape[2] = (off + L + cacheStep - 1) / cacheStep * cacheStep
+	dt := x.DType()
+	if buf == nil || off == 0 {
+		return engine.Zeros(shape, dt)
+	}
+	dt = buf.DType()
+	shape[2] -= off
+	return engine.Concatenate([]*engine.Array{engine.SliceAxis(buf, 2, 0, off), engine.Zeros(shape, dt)}, 2)
+}
+
+// write stores x [B, Hk, L, Dh] at position off of buf in place; on error
+// it returns an array carrying it.
+func write(buf, x *engine.Array, off int) *engine.Array {
+	s := buf.Shape()
+	err := buf.UpdateSlice(x, []int{0, 0, off, 0}, []int{s[0], s[1], off + x.Dim(2), s[3]}, nil)
+	if err != nil {
+		return engine.Errorf("kv cache update: %v", err)
+	}
+	return nil
+}
+
+// Trimmable is true: positions can always be dropped.
+func (c *KVCache) Trimmable() bool { return true }
+
+// Trim drops the last n positions.
+func (c *KVCache) Trim(n int) int {
+	n = min(n, c.offset)
+	c.offset -= n
+	return n
+}
+
+// State returns keys and values [B, Hk, offset, Dh] (nil when empty).
+func (c *KVCache) State() []*engine.Array {
+	if c.keys == nil {
+		return nil
+	}
+	return []*engine.Array{engine.SliceAxis(c.keys, 2, 0, c.offset), engine.SliceAxis(c.values, 2, 0, c.offset)}
+}
+
+// Meta is empty for a standard cache.
+func (c *KVCache) Meta() []string { return nil }
+
+// SetState restores keys and values [B, Hk, T, Dh].
+func (c *KVCache) SetState(keys, values *engine.Array) error {
+	c.keys, c.values, c.offset = nil, nil, 0
+	if keys == nil {
+		return nil
+	}
+	k, v := c.Update(keys, values)
+	if err := k.Err(); err != nil {
+		return err
+	}
+	return v.Err()
+}
+
+// RotatingKVCache is mlx_lm's RotatingKVCache: at most MaxSize positions;
+// once full, new positions overwrite the oldest ones except the first
+// Keep (attention sinks). Single-token updates write in place (the buffer
+// is then not in temporal order, which attention over one query does not
+// mind); multi-token updates reorder and keep MaxSize−1 old positions so
+// every new query sees MaxSize keys, masked by a window of MaxSize.
+type RotatingKVCache struct {
+	MaxSize, Keep int
+	keys, values  *engine.Array // [B, Hk, n, Dh], evaluated
+	offset, idx   int
+}
+
+// NewRotatingKVCache makes a rotating cache.
+func NewRotatingKVCache(maxSize, keep int) *RotatingKVCache {
+	return &RotatingKVCache{MaxSize: maxSize, Keep: keep}
+}
+
+// Offset is the number of positions seen (not stored).
+func (c *RotatingKVCache) Offset() int { return c.offset }
+
+// Mask: multi-token updates are causal within a window of MaxSize (or the
+// layer's smaller window); a single query attends everything stored.
+func (c *RotatingKVCache) Mask(L, window int) engine.AttentionOptions {
+	if L == 1 {
+		return engine.AttentionOptions{}
+	}
+	w := c.MaxSize
+	if window > 0 && window < w {
+		w = window
+	}
+	return engine.AttentionOptions{Causal: true, Window: w}
+}
+
+// Update stores keys and values [B, Hk, L, Dh] and returns what to attend.
+func (c *RotatingKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
+	if k.Dim(2) == 1 {
+		return c.updateInPlace(k, v)
+	}
+	return c.updateConcat(k, v)
+}
+
+func (c *RotatingKVCache) updateConcat(k, v *engine.Array) (*engine.Array, *engine.Array) {
+	if c.keys == nil {
+		c.keys, c.values = k, v
+	} else {
+		c.keys, c.values = c.temporal(c.keys), c.temporal(c.values)
+		c.idx = c.keys.Dim(2)
+		trim := c.idx - c.MaxSize + 1
+		c.keys, c.values = c.trim(trim, c.keys, k), c.trim(trim, c.values, v)
+	}
+	if err := engine.Eval(c.keys, c.values); err != nil {
+		return engine.Errorf("rotating kv cache: %v", err), nil
+	}
+	c.offset += k.Dim(2)
+	c.idx = c.keys.Dim(2)
+	return c.keys, c.values
+}
+
+// temporal puts a buffer in position order.
+func (c *RotatingKVCache) temporal(x *engine.Array) *engine.Array {
+	n := x.Dim(2)
+	switch {
+	case c.idx == n:
+		return x
+	case c.idx < c.offset:
+		return engine.Concatenate([]*engine.Array{
+			engine.SliceAxis(x, 2, 0, c.Keep), engine.SliceAxis(x, 2, c.idx, n), engine.SliceAxis(x, 2, c.Keep, c.idx),
+		}, 2)
+	default:
+		return engine.SliceAxis(x, 2, 0, c.idx)
+	}
+}
+
+// trim drops trim positions after the first Keep and appends app (if any).
+func (c *RotatingKVCache) trim(trim int, x, app *engine.Array) *engine.Array {
+	parts := []*engine.Array{x}
+	if trim > 0 {
+		parts = []*engine.Array{engine.SliceAxis(x, 2, 0, c.Keep), engine.SliceAxis(x, 2, trim+c.Keep, x.Dim(2))}
+	}
+	if app != nil {
+		parts = append(parts, app)
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return engine.Concatenate(parts, 2)
+}
+
+func (c *RotatingKVCache) updateInPlace(k, v *engine.Array) (*engine.Array, *engine.Array) {
+	prev := c.offset
+	if c.keys == nil || (prev >= c.keys.Dim(2) && c.keys.Dim(2) < c.MaxSize) {
+		n := min(cacheStep, c.MaxSize-prev)
+		shape := append([]int(nil), k.Shape()...)
+		shape[2] = n
+		if c.keys == nil {
+			c.keys, c.values = engine.Zeros(shape, k.DType()), engine.Zeros(shape, v.DType())
+		} else {
+			c.keys = engine.Concatenate([]*engine.Array{c.keys, engine.Zeros(shape, c.keys.DType())}, 2)
+			c.values = engine.Concatenate([]*engine.Array{c.values, engine.Zeros(shape, c.values.DType())}, 2)
+		}
+		c.idx = prev
+	}
+	if trim := c.keys.Dim(2) - c.MaxSize; trim > 0 {
+		c.keys, c.values = c.trim(trim, c.keys, nil), c.trim(trim, c.values, nil)
+		c.idx = c.MaxSize
+	}
+	if !c.keys.Evaluated() || !c.values.Evaluated() {
+		if err := engine.Eval(c.keys, c.values); err != nil {
+			return engine.Errorf("rotating kv cache: %v", err), nil
+		}
+	}
+	if c.idx == c.MaxSize {
+		c.idx = c.Keep
+	}
+	if err := write(c.keys, k, c.idx); err != nil {
+		return err, err
+	}
+	if err := write(c.values, v, c.idx); err != nil {
+		return err, err
+	}
+	c.offset++
+	c.idx++
+	if c.offset < c.MaxSize {
+		return engine.SliceAxis(c.keys, 2, 0, c.offset), engine.SliceAxis(c.values, 2, 0, c.offset)
+	}
+	return c.keys, c.values
+}
+
+// Trimmable until the cache has wrapped.
+func (c *RotatingKVCache) Trimmable() bool { return c.offset < c.MaxSize }
+
+// Trim drops the last n positions (only before wrapping).
+func (c *RotatingKVCache) Trim(n int) int {
+	n = min(n, c.offset)
+	c.offset -= n
+	c.idx -= n
+	return n
+}
+
+// State returns the stored keys and values, in temporal order.
+func (c *RotatingKVCache) State() []*engine.Array {
+	if c.keys == nil {
+		return nil
+	}
+	k, v := c.keys, c.values
+	if c.offset < k.Dim(2) {
+		k, v = engine.SliceAxis(k, 2, 0, c.offset), engine.SliceAxis(v, 2, 0, c.offset)
+	}
+	return []*engine.Array{k, v}
+}
+
+// Meta is mlx_lm's meta_state: keep, max_size, offset, _idx.
+func (c *RotatingKVCache) Meta() []string {
+	return []string{fmt.Sprint(c.Keep), fmt.Sprint(c.MaxSize), fmt.Sprint(c.offset), fmt.Sprint(c.idx)}
+}
+
+// QuantizedKVCache stores keys and values MLX affine-quantized along Dh
+// (packed uint32 [B, Hk, T, Dh·Bits/32], scales and biases [B, Hk, T,
+// Dh/GroupSize]), after Start positions: until then it is a standard
+// cache, and it converts once its offset exceeds Start (mlx_lm's
+// maybe_quantize_kv_cache with --quantized-kv-start). Attention reads
+// dequantized keys and values.
+type QuantizedKVCache struct {
+	GroupSize, Bits, Start int
+	plain                  *KVCache // before conversion
+	k, v                   [3]*engine.Array
+	offset                 int
+	dtype                  engine.DType
+}
+
+// NewQuantizedKVCache makes a cache that quantizes after start positions
+// (groupSize 0 means 64, bits 0 means 8 as mlx_lm's QuantizedKVCache).
+func NewQuantizedKVCache(groupSize, bits, start int) *QuantizedKVCache {
+	if groupSize == 0 {
+		groupSize = 64
+	}
+	if bits == 0 {
+		bits = 8
+	}
+	return &QuantizedKVCache{GroupSize: groupSize, Bits: bits, Start: start, plain: &KVCache{}}
+}
+
+// Offset is the number of positions stored.
+func (c *QuantizedKVCache) Offset() int {
+	if c.plain != nil {
+		return c.plain.offset
+	}
+	return c.offset
+}
+
+// Quantized reports whether the cache has converted.
+func (c *QuantizedKVCache) Quantized() bool { return c.plain == nil }
+
+// Update stores keys and values [B, Hk, L, Dh].
+func (c *QuantizedKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
+	if c.plain != nil && c.plain.offset > c.Start {
+		if err := c.convert(); err != nil {
+			e := engine.Errorf("quantized kv cache: %v", err)
+			return e, e
+		}
+	}
+	if c.plain != nil {
+		return c.plain.Update(k, v)
+	}
+	L := k.Dim(2)
+	if err := c.appendQuantized(k, v, c.offset, L); err != nil {
+		e := engine.Errorf("quantized kv cache: %v", err)
+		return e, e
+	}
+	c.offset += L
+	return c.dequantized(0), c.dequantized(1)
+}
+
+func (c *QuantizedKVCache) convert() error {
+	p := c.plain
+	c.plain = nil
+	c.dtype = p.keys.DType()
+	return c.appendQuantized(engine.SliceAxis(p.keys, 2, 0, p.offset), engine.SliceAxis(p.values, 2, 0, p.offset), 0, p.offset)
+}
+
+func (c *QuantizedKVCache) appendQuantized(k, v *engine.Array, off, L int) error {
+	for i, x := range []*engine.Array{k, v} {
+		q, err := c.quantize(x)
+		if err != nil {
+			return err
+		}
+		for j := range 3 {
+			buf := c.state(i)[j]
+			if buf == nil || off+L > buf.Dim(2) {
+				buf = grow(buf, q[j], off, L)
+				if err := engine.Eval(buf); err != nil {
+					return err
+				}
+				c.state(i)[j] = buf
+			}
+			if e := write(buf, q[j], off); e != nil {
+				return e.Err()
+			}
+		}
+	}
+	return nil
+}
+
+func (c *QuantizedKVCache) state(i int) *[3]*engine.Array {
+	if i == 0 {
+		return &c.k
+	}
+	return &c.v
+}
+
+// quantize encodes x [B, Hk, L, Dh] with MLX's CPU encoder.
+func (c *QuantizedKVCache) quantize(x *engine.Array) ([3]*engine.Array, error) {
+	var out [3]*engine.Array
+	s := x.Shape()
+	dh := s[3]
+	if dh%c.GroupSize != 0 {
+		return out, fmt.Errorf("head dim %d is not a multiple of --kv-group-size %d", dh, c.GroupSize)
+	}
+	f, err := engine.AsType(x, engine.Float32).Float32s()
+	if err != nil {
+		return out, err
+	}
+	rows := len(f) / dh
+	pc := quant.PackedCols(dh, c.Bits)
+	q := make([]uint32, rows*pc)
+	sc := make([]float32, rows*dh/c.GroupSize)
+	bi := make([]float32, len(sc))
+	if err := quant.QuantizeF32(f, dh, quant.Options{Bits: c.Bits, GroupSize: c.GroupSize}, q, sc, bi); err != nil {
+		return out, err
+	}
+	out[0] = engine.FromUint32s(q, s[0], s[1], s[2], pc)
+	out[1] = engine.FromFloat32s(sc, s[0], s[1], s[2], dh/c.GroupSize)
+	out[2] = engine.FromFloat32s(bi, s[0], s[1], s[2], dh/c.GroupSize)
+	return out, nil
+}
+
+func (c *QuantizedKVCache) dequantized(i int) *engine.Array {
+	st := c.state(i)
+	w := engine.SliceAxis(st[0], 2, 0, c.offset)
+	s := engine.SliceAxis(st[1], 2, 0, c.offset)
+	b := engine.SliceAxis(st[2], 2, 0, c.offset)
+	return engine.AsType(engine.Dequantize(w, s, b, c.GroupSize, c.Bits), c.dtype)
+}
+
+// Trimmable is true.
+func (c *QuantizedKVCache) Trimmable() bool { return true }
+
+// Trim drops the last n positions.
+func (c *QuantizedKVCache) Trim(n int) int {
+	if c.plain != nil {
+		return c.plain.Trim(n)
+	}
+	n = min(n, c.offset)
+	c.offset -= n
+	return n
+}
+
+// State: before conversion the standard cache's; after, keys (packed,
+// scales, biases) then values, trimmed to the offset.
+func (c *QuantizedKVCache) State() []*engine.Array {
+	if c.plain != nil {
+		return c.plain.State()
+	}
+	var out []*engine.Array
+	for i := range 2 {
+		for _, a := range c.state(i) {
+			out = append(out, engine.SliceAxis(a, 2, 0, c.offset))
+		}
+	}
+	return out
+}
+
+// Meta: offset, group_size, bits once quantized (mlx_lm's meta_state).
+func (c *QuantizedKVCache) Meta() []string {
+	if c.plain != nil {
+		return nil
+	}
+	return []string{fmt.Sprint(c.offset), fmt.Sprint(c.GroupSize), fmt.Sprint(c.Bits)}
+}

@@ -1,0 +1,155 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+)
+
+// Config is a model folder's config.json as the loader read it: the raw
+// keys (each architecture decodes its own typed Config from them), the
+// resolved model type, quantization and EOS ids.
+type Config struct {
+	Dir       string
+	Path      string // config.json's path, for error messages
+	ModelType string // as written in config.json (before aliases)
+	// Raw holds every top-level key of config.json.
+	Raw map[string]json.RawMessage
+	// Quantization is the "quantization" entry (nil for float checkpoints).
+	Quantization *Quantization
+	// EOSTokenIDs: generation_config.json's eos_token_id when present
+	// (replacing config.json's, as mlx_lm does), else config.json's.
+	EOSTokenIDs []int
+	// ComputeDType, when not nil, is the activation dtype (LoadOptions).
+	ComputeDType *engine.DType
+
+	exactQuantized bool
+}
+
+// ReadConfig reads dir/config.json and dir/generation_config.json.
+func ReadConfig(dir string) (*Config, error) {
+	path := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read model config: %w", err)
+	}
+	c := &Config{Dir: dir, Path: path}
+	if err := json.Unmarshal(data, &c.Raw); err != nil {
+		return nil, fmt.Errorf("%s: expected a JSON object: %w", path, err)
+	}
+	if _, ok := c.Raw["model_file"]; ok {
+		return nil, fmt.Errorf("%s: \"model_file\" asks for custom Python model code, which mlxgo cannot run; use a checkpoint of a supported model_type", path)
+	}
+	if err := c.Get("model_type", &c.ModelType); err != nil {
+		return nil, err
+	}
+	if c.ModelType == "" {
+		return nil, fmt.Errorf("%s: missing key \"model_type\"", path)
+	}
+	if raw, ok := c.Raw["quantization"]; ok && string(raw) != "null" {
+		if c.Quantization, err = ParseQuantization(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	} else if raw, ok := c.Raw["quantization_config"]; ok && string(raw) != "null" {
+		var qc map[string]any
+		_ = json.Unmarshal(raw, &qc)
+		if m, ok := qc["quant_method"].(string); ok {
+			return nil, fmt.Errorf("%s: quantization_config.quant_method %q is not supported (convert the model with `mlxgo convert` first)", path, m)
+		}
+		if c.Quantization, err = ParseQuantization(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if ids, ok, err := eosIDs(c.Raw["eos_token_id"]); err != nil {
+		return nil, fmt.Errorf("%s: eos_token_id: %w", path, err)
+	} else if ok {
+		c.EOSTokenIDs = ids
+	}
+	gpath := filepath.Join(dir, "generation_config.json")
+	if gdata, err := os.ReadFile(gpath); err == nil {
+		var g map[string]json.RawMessage
+		// mlx_lm ignores an unreadable generation_config.json; so do we.
+		if json.Unmarshal(gdata, &g) == nil {
+			if ids, ok, err := eosIDs(g["eos_token_id"]); err == nil && ok {
+				c.EOSTokenIDs = ids
+			}
+		}
+	}
+	return c, nil
+}
+
+func eosIDs(raw json.RawMessage) ([]int, bool, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, false, nil
+	}
+	var one int
+	if json.Unmarshal(raw, &one) == nil {
+		return []int{one}, true, nil
+	}
+	var many []int
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, false, fmt.Errorf("expected an integer or a list of integers")
+	}
+	return many, true, nil
+}
+
+// Has reports whether config.json has key with a non-null value.
+func (c *Config) Has(key string) bool {
+	raw, ok := c.Raw[key]
+	return ok && string(raw) != "null"
+}
+
+// Get decodes key into v; a missing or null key leaves v unchanged.
+func (c *Config) Get(key string, v any) error {
+	if !c.Has(key) {
+		return nil
+	}
+	if err := json.Unmarshal(c.Raw[key], v); err != nil {
+		return fmt.Errorf("%s: key %q: %w", c.Path, key, err)
+	}
+	return nil
+}
+
+// Decode fills an architecture's Config (json tags = config.json keys)
+// and checks that every key in required is present.
+func (c *Config) Decode(v any, required ...string) error {
+	var missing []string
+	for _, k := range required {
+		if !c.Has(k) {
+			missing = append(missing, fmt.Sprintf("%q", k))
+		}
+	}
+	if len(missing) == 1 {
+		return fmt.Errorf("%s: missing key %s", c.Path, missing[0])
+	}
+	if len(missing) > 1 {
+		return fmt.Errorf("%s: missing keys %s", c.Path, strings.Join(missing, ", "))
+	}
+	data, err := json.Marshal(c.Raw)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", c.Path, err)
+	}
+	return nil
+}
+
+// Rope parses the rope settings (either spelling) for a layer type
+// ("" for models with one kind of layer).
+func (c *Config) Rope(layerType string, defaultTheta float64) (RopeConfig, error) {
+	rc, err := ParseRope(c.Raw, layerType, defaultTheta)
+	if err != nil {
+		return rc, fmt.Errorf("%s: %w", c.Path, err)
+	}
+	return rc, nil
+}
+
+// Errorf makes an error naming config.json.
+func (c *Config) Errorf(format string, args ...any) error {
+	return fmt.Errorf("%s: %s", c.Path, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,168 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/safetensors"
+)
+
+// LoadOptions change how Load builds a model. The zero value loads like
+// mlx_lm: activations in the weights' dtype.
+type LoadOptions struct {
+	// ComputeDType, when not nil, is the dtype of activations (embedding
+	// lookups are cast to it; float32 here computes a bf16 checkpoint in
+	// float32 with the weights still stored in bf16).
+	ComputeDType *engine.DType
+	// ExactQuantized computes quantized layers through their dequantized
+	// weights instead of the quantized kernels (which may round activations
+	// to int8): a slow reference mode.
+	ExactQuantized bool
+}
+
+// Load reads a model folder: config.json (+ generation_config.json's EOS
+// ids), every model*.safetensors shard memory-mapped (tensors are used in
+// place in their stored dtype), the architecture's sanitize plan, and
+// quantized layers per the config. The model keeps the files mapped.
+func Load(dir string, opts ...LoadOptions) (Model, *Config, error) {
+	var o LoadOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.ComputeDType = o.ComputeDType
+	cfg.exactQuantized = o.ExactQuantized
+	ctor, err := lookup(cfg.ModelType)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	st, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load weights: %w", err)
+	}
+	m, err := build(cfg, ctor, st)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return m, cfg, nil
+}
+
+func build(cfg *Config, ctor Constructor, st *safetensors.Model) (Model, error) {
+	metas := map[string]TensorMeta{}
+	for _, e := range st.Entries() {
+		metas[e.Name] = TensorMeta{DType: string(e.DType), Shape: e.Shape}
+	}
+	var raw map[string]any
+	data, _ := json.Marshal(cfg.Raw)
+	_ = json.Unmarshal(data, &raw)
+	plan, err := SanitizePlan(cfg.ModelType, raw, metas)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", st.Dir, err)
+	}
+	tensors := make(map[string]*engine.Array, len(plan))
+	source := make(map[string]string, len(plan))
+	var derived []*engine.Array
+	for _, p := range plan {
+		srcs := make([]*engine.Array, len(p.Sources))
+		for i, name := range p.Sources {
+			t, err := st.Tensor(name)
+			if err != nil {
+				return nil, fmt.Errorf("load weights: %w", err)
+			}
+			if srcs[i], err = fromTensor(t); err != nil {
+				return nil, err
+			}
+			source[p.Name] = t.File
+		}
+		var a *engine.Array
+		switch p.Op {
+		case OpCopy:
+			if len(srcs) != 1 {
+				return nil, fmt.Errorf("sanitize plan for %q: copy needs one source, got %d", p.Name, len(srcs))
+			}
+			a = srcs[0]
+		case OpStack:
+			a = engine.Stack(srcs, 0)
+		case OpEvenRows, OpOddRows:
+			if len(srcs) != 1 || srcs[0].NDim() < 2 {
+				return nil, fmt.Errorf("sanitize plan for %q: row split needs one source of >= 2 dims", p.Name)
+			}
+			start := 0
+			if p.Op == OpOddRows {
+				start = 1
+			}
+			s := srcs[0]
+			starts, stops, steps := make([]int, s.NDim()), append([]int(nil), s.Shape()...), make([]int, s.NDim())
+			for i := range steps {
+				steps[i] = 1
+			}
+			starts[s.NDim()-2], steps[s.NDim()-2] = start, 2
+			a = engine.Copy(engine.Slice(s, starts, stops, steps))
+		default:
+			return nil, fmt.Errorf("sanitize plan for %q: unknown op %d", p.Name, p.Op)
+		}
+		if p.Op != OpCopy {
+			derived = append(derived, a)
+		}
+		tensors[p.Name] = a
+	}
+	// Derived tensors are computed once here, not on every forward.
+	if err := engine.Eval(derived...); err != nil {
+		return nil, fmt.Errorf("load weights: %w", err)
+	}
+	w := NewWeights(tensors, cfg.Quantization)
+	w.source = source
+	w.SetComputeDType(cfg.ComputeDType)
+	w.SetExactQuantized(cfg.exactQuantized)
+	w.params.keep = append(w.params.keep, st)
+	m, err := ctor(cfg, w)
+	if err == nil {
+		err = w.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s (%s): %w", st.Dir, cfg.ModelType, err)
+	}
+	if un := w.Unused(); len(un) > 0 {
+		more := ""
+		if len(un) > 8 {
+			more = fmt.Sprintf(" and %d more", len(un)-8)
+			un = un[:8]
+		}
+		return nil, fmt.Errorf("load %s (%s): checkpoint tensors the model does not use: %s%s", st.Dir, cfg.ModelType, strings.Join(un, ", "), more)
+	}
+	return m, nil
+}
+
+// fromTensor wraps a checkpoint tensor without copying where possible.
+func fromTensor(t safetensors.Tensor) (*engine.Array, error) {
+	var dt engine.DType
+	switch t.DType {
+	case safetensors.F32:
+		dt = engine.Float32
+	case safetensors.F16:
+		dt = engine.Float16
+	case safetensors.BF16:
+		dt = engine.BFloat16
+	case safetensors.U32:
+		dt = engine.Uint32
+	case safetensors.I32:
+		dt = engine.Int32
+	case safetensors.U8:
+		dt = engine.Uint8
+	case safetensors.BOOL:
+		dt = engine.Bool
+	default:
+		return nil, fmt.Errorf("%s: tensor %q has dtype %s, which mlxgo does not load (expected F32, F16, BF16, U32, I32, U8 or BOOL)", t.File, t.Name, t.DType)
+	}
+	a := engine.FromBytes(dt, t.Shape, t.Bytes())
+	if err := a.Err(); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", t.File, t.Name, err)
+	}
+	return a, nil
+}
