@@ -69,7 +69,7 @@ func TestSoftmaxFamily(t *testing.T) {
 func TestNorms(t *testing.T) {
 	x, w, b := randT(2, 3, 8), randT(8), randT(8)
 	const eps = 1e-5
-	rms := func(x, w tensor) tensor {
+	rmsDT := func(x, w tensor, dt DType) tensor {
 		return rowsRef(x, func(r []float64) []float64 {
 			var ss float64
 			for _, v := range r {
@@ -78,11 +78,14 @@ func TestNorms(t *testing.T) {
 			s := 1 / math.Sqrt(ss/float64(len(r))+eps)
 			o := make([]float64, len(r))
 			for i, v := range r {
-				o[i] = v * s * w.data[i]
+				// normalised value rounded to the dtype before the weight
+				n := tensor{[]int{1}, []float64{v * s}}.roundTo(dt).data[0]
+				o[i] = n * w.data[i]
 			}
 			return o
 		})
 	}
+	rms := func(x, w tensor) tensor { return rmsDT(x, w, Float32) }
 	ln := func(x, w, b tensor) tensor {
 		return rowsRef(x, func(r []float64) []float64 {
 			var m, v float64
@@ -114,7 +117,9 @@ func TestNorms(t *testing.T) {
 	if got.DType() != BFloat16 {
 		t.Errorf("RMSNorm(bf16) dtype %s", got.DType())
 	}
-	near(t, "RMSNorm/bf16", got, rms(xr, wr), 1e-2, 8e-3)
+	near(t, "RMSNorm/bf16", got, rmsDT(xr, wr, BFloat16), 1e-2, 4e-3)
+	near(t, "RMSNorm/bf16-composite", RMSNorm(x.arrAs(BFloat16), w.arrAs(BFloat16), eps).prim.(fusedPrim).composite(
+		[]*Array{x.arrAs(BFloat16), w.arrAs(BFloat16)}), rmsDT(xr, wr, BFloat16), 1e-2, 4e-3)
 	gradCheck(t, "RMSNorm", func(xs []*Array) *Array { return RMSNorm(xs[0], xs[1], eps) }, randT(2, 5), randT(5))
 	gradCheck(t, "LayerNorm", func(xs []*Array) *Array { return LayerNorm(xs[0], xs[1], xs[2], eps) }, randT(2, 5), randT(5), randT(5))
 	if RMSNorm(x.arr(), randT(7).arr(), eps).Err() == nil {

@@ -87,7 +87,8 @@ func LogSoftmax(a *Array, axis int) *Array {
 }
 
 // RMSNorm returns x · rsqrt(mean(x²) + eps) · weight over the last axis
-// (weight [D] or nil), computed in float32, in x's dtype (mx.fast.rms_norm).
+// (weight [D] or nil), in x's dtype (mx.fast.rms_norm): the normalisation
+// runs in float32 and is rounded to x's dtype before the weight is applied.
 func RMSNorm(x, weight *Array, eps float32) *Array {
 	if err := firstErr(x); err != nil {
 		return errArray(err)
@@ -102,13 +103,15 @@ func RMSNorm(x, weight *Array, eps float32) *Array {
 		}
 		in = append(in, weight)
 	}
+	// normalise in float32, round to x's dtype, then scale in that dtype
+	// (MLX's reference rms_norm, and transformers' RMSNorm)
 	comp := func(in []*Array) *Array {
 		x32 := compute32(in[0])
-		y := Multiply(x32, Rsqrt(Add(Mean(Square(x32), true, -1), Scalar(float64(eps)))))
+		y := AsType(Multiply(x32, Rsqrt(Add(Mean(Square(x32), true, -1), Scalar(float64(eps))))), in[0].dtype)
 		if len(in) > 1 {
-			y = Multiply(y, compute32(in[1]))
+			y = AsType(Multiply(y, in[1]), in[0].dtype)
 		}
-		return AsType(y, in[0].dtype)
+		return y
 	}
 	if f, ok := defaultBackend.(backend.FusedNorm); ok {
 		return newNode(x.dtype, x.shape, fusedPrim{nm: "RMSNorm", composite: comp, run: func(out *Array, in []*Array) error {
@@ -148,16 +151,17 @@ func LayerNorm(x, weight, bias *Array, eps float32) *Array {
 	comp := func(in []*Array) *Array {
 		x32 := compute32(in[0])
 		xc := Subtract(x32, Mean(x32, true, -1))
-		y := Multiply(xc, Rsqrt(Add(Mean(Square(xc), true, -1), Scalar(float64(eps)))))
+		dt := in[0].dtype
+		y := AsType(Multiply(xc, Rsqrt(Add(Mean(Square(xc), true, -1), Scalar(float64(eps))))), dt)
 		i := 1
 		if hasW {
-			y = Multiply(y, compute32(in[i]))
+			y = AsType(Multiply(y, in[i]), dt)
 			i++
 		}
 		if hasB {
-			y = Add(y, compute32(in[i]))
+			y = AsType(Add(y, in[i]), dt)
 		}
-		return AsType(y, in[0].dtype)
+		return y
 	}
 	if f, ok := defaultBackend.(backend.FusedNorm); ok {
 		return newNode(x.dtype, x.shape, fusedPrim{nm: "LayerNorm", composite: comp, run: func(out *Array, in []*Array) error {

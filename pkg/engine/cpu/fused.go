@@ -79,10 +79,13 @@ func (c *Backend) norm(center bool, eps float32, x backend.View, w, b *backend.V
 			ss += (e - mean) * (e - mean)
 		}
 		r := 1 / math.Sqrt(ss/float64(n)+float64(eps))
+		// like MLX (and transformers): normalise in float32, round to the
+		// output dtype, then apply weight and bias in that dtype
+		dt := out.DType
 		for i := range v {
-			v[i] = (v[i] - mean) * r
+			v[i] = roundTo(dt, (v[i]-mean)*r)
 			if wv != nil {
-				v[i] *= wv[i]
+				v[i] = roundTo(dt, v[i]*wv[i])
 			}
 			if bv != nil {
 				v[i] += bv[i]
@@ -291,4 +294,17 @@ func softmaxInPlace(s []float32, m float32) {
 	for j := range s {
 		s[j] *= inv
 	}
+}
+
+// roundTo rounds x to the precision of dt (floats only).
+func roundTo(dt backend.DType, x float64) float64 {
+	switch dt {
+	case backend.Float32:
+		return float64(float32(x))
+	case backend.BFloat16:
+		return float64(math.Float32frombits(uint32(kernels.F32ToBF16(float32(x))) << 16))
+	case backend.Float16:
+		return float64(kernels.F16ToF32(kernels.F32ToF16(float32(x))))
+	}
+	return x
 }
