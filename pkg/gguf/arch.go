@@ -172,8 +172,10 @@ func modelKVs(c *hfConfig, spec archSpec) []KV {
 		u("feed_forward_length", c.IntermediateSize),
 		u("attention.head_count", c.NumAttentionHeads),
 		u("attention.head_count_kv", c.NumKeyValueHeads))
-	// gemma and gemma2 leave rope.freq_base at llama.cpp's default (10000)
-	if c.RopeTheta != nil && a != "gemma" && a != "gemma2" {
+	// llama.cpp's converter leaves it out for gemma and gemma2 (whose
+	// checkpoints use llama.cpp's default, 10000); writing it keeps a
+	// checkpoint with another rope_theta right.
+	if c.RopeTheta != nil {
 		kvs = append(kvs, f("rope.freq_base", *c.RopeTheta))
 	}
 	if c.RMSNormEps != nil {

@@ -106,12 +106,8 @@ func TestExportGemma(t *testing.T) {
 					t.Errorf("sliding window %v", v)
 				}
 			}
-			if mt == "gemma3_text" {
-				if v := p.kv(t, "gemma3.rope.freq_base").ValueFloat32(); v != 500000 {
-					t.Errorf("freq base %v", v)
-				}
-			} else if _, ok := p.f.Header.MetadataKV.Get(arch + ".rope.freq_base"); ok {
-				t.Errorf("%s: rope.freq_base written; llama.cpp's converter leaves it at the default", arch)
+			if v := p.kv(t, arch+".rope.freq_base").ValueFloat32(); v != 500000 {
+				t.Errorf("%s.rope.freq_base = %v, want config's rope_theta 500000", arch, v)
 			}
 			checkSPMTokenizer(t, p, false)
 		})
