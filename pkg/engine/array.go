@@ -391,6 +391,9 @@ func (a *Array) Bytes() ([]byte, error) { return a.readAll(a.dtype) }
 
 // Item returns the single element of a as float64.
 func (a *Array) Item() (float64, error) {
+	if a == nil {
+		return 0, errors.New("engine: nil array")
+	}
 	if a.err == nil && a.Size() != 1 {
 		return 0, fmt.Errorf("engine: Item of an array of shape %v", a.shape)
 	}
@@ -435,4 +438,16 @@ func (a *Array) Format(n int) string {
 	}
 	sb.WriteByte(']')
 	return sb.String()
+}
+
+// bad returns a when it carries an error, an error array when it is nil,
+// and nil when it is usable.
+func bad(a *Array) *Array {
+	if a == nil {
+		return errArray(errors.New("engine: nil array"))
+	}
+	if a.err != nil {
+		return a
+	}
+	return nil
 }

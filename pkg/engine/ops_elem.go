@@ -82,8 +82,8 @@ func BroadcastShapes(shapes ...[]int) ([]int, error) {
 
 // AsType casts a to dtype dt (floats to ints truncate toward zero).
 func AsType(a *Array, dt DType) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	if a.dtype == dt {
 		return a
@@ -93,8 +93,8 @@ func AsType(a *Array, dt DType) *Array {
 
 // Copy returns a contiguous copy of a.
 func Copy(a *Array) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	return newNode(a.dtype, a.shape, copyPrim{}, a)
 }
@@ -175,8 +175,8 @@ func (p unaryPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 }
 
 func unaryOp(op backend.UnaryOp, a *Array) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	dt := a.dtype
 	switch op {

@@ -29,7 +29,10 @@ func Tri(n, m, k int) *Array {
 
 // Tril zeroes the elements of the last two axes above diagonal k.
 func Tril(a *Array, k int) *Array {
-	if a.err != nil || len(a.shape) < 2 {
+	if e := bad(a); e != nil {
+		return e
+	}
+	if len(a.shape) < 2 {
 		return errOr(a, "Tril needs at least 2 dims")
 	}
 	nd := len(a.shape)
@@ -38,7 +41,10 @@ func Tril(a *Array, k int) *Array {
 
 // Triu zeroes the elements of the last two axes below diagonal k.
 func Triu(a *Array, k int) *Array {
-	if a.err != nil || len(a.shape) < 2 {
+	if e := bad(a); e != nil {
+		return e
+	}
+	if len(a.shape) < 2 {
 		return errOr(a, "Triu needs at least 2 dims")
 	}
 	nd := len(a.shape)
@@ -46,8 +52,8 @@ func Triu(a *Array, k int) *Array {
 }
 
 func errOr(a *Array, msg string) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	return Errorf("engine: %s, got %v", msg, a.shape)
 }
@@ -73,8 +79,8 @@ func Linspace(start, stop float64, n int, dt DType) *Array {
 
 // Pad pads each axis with before/after copies of value.
 func Pad(a *Array, before, after []int, value float64) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	nd := len(a.shape)
 	if len(before) != nd || len(after) != nd {
@@ -94,8 +100,8 @@ func Pad(a *Array, before, after []int, value float64) *Array {
 
 // Repeat repeats each element n times along axis.
 func Repeat(a *Array, n, axis int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil || n < 1 {
@@ -112,8 +118,8 @@ func Repeat(a *Array, n, axis int) *Array {
 // Tile repeats the whole array reps[i] times along axis i (reps may be
 // shorter than the rank; missing leading reps are 1).
 func Tile(a *Array, reps ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	for len(reps) < len(a.shape) {
 		reps = append([]int{1}, reps...)

@@ -42,8 +42,8 @@ func compute32(a *Array) *Array {
 
 // Softmax normalises exp(a) over axis, computed in float32 or wider.
 func Softmax(a *Array, axis int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {
@@ -449,8 +449,8 @@ func (argSortPrim) vjp(*Array, []*Array, *Array) []*Array { return []*Array{nil}
 
 // ArgSort returns uint32 indices that sort a ascending along axis.
 func ArgSort(a *Array, axis int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {
@@ -463,8 +463,8 @@ func ArgSort(a *Array, axis int) *Array {
 // its sorted place, smaller ones before and larger after (negative kth
 // counts from the end).
 func ArgPartition(a *Array, kth, axis int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {
@@ -486,8 +486,8 @@ func Sort(a *Array, axis int) *Array { return TakeAlongAxis(a, ArgSort(a, axis),
 // TopK returns the k largest values along axis (in ascending order, like
 // mx.topk's partition order).
 func TopK(a *Array, k, axis int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {

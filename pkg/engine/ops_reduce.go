@@ -59,8 +59,8 @@ func normAxes(a *Array, axes []int) ([]int, error) {
 }
 
 func reduceOp(op backend.ReduceOp, a *Array, keep bool, axes []int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxes(a, axes)
 	if err != nil {
@@ -113,8 +113,8 @@ func Min(a *Array, keepDims bool, axes ...int) *Array {
 
 // Mean averages over axes (float32 for integer inputs).
 func Mean(a *Array, keepDims bool, axes ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxes(a, axes)
 	if err != nil {
@@ -139,8 +139,8 @@ func Var(a *Array, keepDims bool, axes ...int) *Array {
 
 // LogSumExp returns log Σ e^a over axes, stably.
 func LogSumExp(a *Array, keepDims bool, axes ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	m := StopGradient(Max(a, true, axes...))
 	// a row of all -inf must give -inf, not NaN
@@ -178,8 +178,8 @@ func (p argReducePrim) eval(out *Array, in []*Array) error {
 func (argReducePrim) vjp(*Array, []*Array, *Array) []*Array { return []*Array{nil} }
 
 func argReduce(op backend.ReduceOp, a *Array, axis int, keep bool) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {
@@ -218,8 +218,8 @@ func (p scanPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 }
 
 func scanOp(op backend.ReduceOp, a *Array, axis int, reverse, inclusive bool) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {

@@ -36,16 +36,16 @@ func Full(shape []int, v float64, dt DType) *Array {
 
 // ZerosLike returns zeros with a's shape and dtype.
 func ZerosLike(a *Array) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	return Zeros(a.shape, a.dtype)
 }
 
 // OnesLike returns ones with a's shape and dtype.
 func OnesLike(a *Array) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	return Ones(a.shape, a.dtype)
 }
@@ -92,8 +92,8 @@ func (reshapePrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 // Reshape returns a with a new shape of the same size; one dim may be -1.
 // It is a view when a is contiguous, else a copy.
 func Reshape(a *Array, shape ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	shape = slices.Clone(shape)
 	infer := -1
@@ -128,8 +128,8 @@ func Flatten(a *Array) *Array { return Reshape(a, -1) }
 
 // ExpandDims inserts size-1 dims at the given axes (of the result).
 func ExpandDims(a *Array, axes ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	nd := len(a.shape) + len(axes)
 	ins := make([]bool, nd)
@@ -155,8 +155,8 @@ func ExpandDims(a *Array, axes ...int) *Array {
 
 // Squeeze removes the given size-1 axes (all size-1 axes when none given).
 func Squeeze(a *Array, axes ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	drop := make([]bool, len(a.shape))
 	if len(axes) == 0 {
@@ -207,8 +207,8 @@ func (p transposePrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 
 // Transpose permutes the axes (reverses them when none given); a view.
 func Transpose(a *Array, axes ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	nd := len(a.shape)
 	if len(axes) == 0 {
@@ -239,8 +239,8 @@ func Transpose(a *Array, axes ...int) *Array {
 
 // SwapAxes exchanges two axes; a view.
 func SwapAxes(a *Array, i, j int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	nd := len(a.shape)
 	i2, err1 := normAxis(i, nd)
@@ -272,8 +272,8 @@ func (broadcastPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 
 // BroadcastTo stretches a to shape (numpy rules); a view with zero strides.
 func BroadcastTo(a *Array, shape ...int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	s, err := BroadcastShapes(a.shape, shape)
 	if err != nil || !slices.Equal(s, shape) {
@@ -287,8 +287,8 @@ func BroadcastTo(a *Array, shape ...int) *Array {
 
 // StopGradient returns a (a view) that autodiff treats as a constant.
 func StopGradient(a *Array) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	return newNode(a.dtype, a.shape, stopPrim{}, a)
 }
@@ -378,8 +378,8 @@ func resolveSlice(shape, start, stop, step []int) (s, st, dims []int, err error)
 // indices count from the end, nil slices mean "whole axis", steps may be
 // negative. A view.
 func Slice(a *Array, start, stop, step []int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	s, st, dims, err := resolveSlice(a.shape, start, stop, step)
 	if err != nil {
@@ -390,8 +390,8 @@ func Slice(a *Array, start, stop, step []int) *Array {
 
 // SliceAxis returns a[..., start:stop, ...] on one axis.
 func SliceAxis(a *Array, axis, start, stop int) *Array {
-	if a.err != nil {
-		return a
+	if e := bad(a); e != nil {
+		return e
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {
@@ -525,8 +525,8 @@ func Stack(arrays []*Array, axis int) *Array {
 
 // Split cuts a into equal parts along axis.
 func Split(a *Array, parts, axis int) []*Array {
-	if a.err != nil {
-		return []*Array{a}
+	if e := bad(a); e != nil {
+		return []*Array{e}
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil || parts <= 0 || a.shape[ax]%parts != 0 {
@@ -542,8 +542,8 @@ func Split(a *Array, parts, axis int) []*Array {
 
 // SplitAt cuts a along axis before each index.
 func SplitAt(a *Array, indices []int, axis int) []*Array {
-	if a.err != nil {
-		return []*Array{a}
+	if e := bad(a); e != nil {
+		return []*Array{e}
 	}
 	ax, err := normAxis(axis, len(a.shape))
 	if err != nil {

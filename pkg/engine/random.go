@@ -91,8 +91,8 @@ func RandomBernoulli(p float64, shape []int, key *Key) *Array {
 // RandomCategorical samples uint32 indices along axis from unnormalised
 // log-probabilities (Gumbel-max, as mx.random.categorical).
 func RandomCategorical(logits *Array, axis int, key *Key) *Array {
-	if logits.err != nil {
-		return logits
+	if e := bad(logits); e != nil {
+		return e
 	}
 	g := Negative(Log(Negative(Log(unit(logits.shape, key)))))
 	return ArgMax(Add(compute32(logits), g), axis, false)

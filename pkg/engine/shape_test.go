@@ -256,3 +256,22 @@ func TestErrorsPropagate(t *testing.T) {
 		t.Error("ValueAndGrad of a non-scalar did not fail")
 	}
 }
+
+// nil arrays are errors, never panics
+func TestNilArrays(t *testing.T) {
+	for name, a := range map[string]*Array{
+		"Exp": Exp(nil), "Sum": Sum(nil, false), "Reshape": Reshape(nil, 2), "Add": Add(nil, Scalar(1)),
+		"Softmax": Softmax(nil, -1), "Matmul": Matmul(nil, nil), "Tril": Tril(nil, 0), "TopK": TopK(nil, 1, -1),
+		"RMSNorm": RMSNorm(nil, nil, 1e-5), "Take": Take(nil, nil, 0), "Categorical": RandomCategorical(nil, -1, nil),
+	} {
+		if a.Err() == nil {
+			t.Errorf("%s(nil) carries no error", name)
+		}
+	}
+	if err := Eval(nil); err == nil {
+		t.Error("Eval(nil) did not fail")
+	}
+	if _, err := (*Array)(nil).Item(); err == nil {
+		t.Error("Item of nil did not fail")
+	}
+}
