@@ -13,7 +13,7 @@ import (
 	parser "github.com/gpustack/gguf-parser-go"
 )
 
-func exportTiny(t *testing.T, tn tiny, cfg []byte, src *memSource, spm, prepend bool, out Type) parsed {
+func exportTiny(t *testing.T, tn tiny, cfg []byte, src *memSource, spm, prepend bool, out Type, edits ...func(tokDir string)) parsed {
 	t.Helper()
 	dir := t.TempDir()
 	tokDir := filepath.Join(dir, "m")
@@ -22,6 +22,9 @@ func exportTiny(t *testing.T, tn tiny, cfg []byte, src *memSource, spm, prepend 
 		writeSPMTokenizer(t, tokDir, prepend)
 	} else {
 		writeByteLevelTokenizer(t, tokDir)
+	}
+	for _, e := range edits {
+		e(tokDir)
 	}
 	dst := filepath.Join(dir, "out.gguf")
 	must(t, Export(dst, cfg, tokDir, src, out))
@@ -223,7 +226,10 @@ func TestExportQwen(t *testing.T) {
 		t.Run(mt, func(t *testing.T) {
 			tn := tiny{modelType: mt, d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 1, vocab: byteLevelTokens, bias: mt == "qwen2", qkn: mt == "qwen3"}
 			src := tn.source(5)
-			p := exportTiny(t, tn, tn.config(), src, false, false, BF16)
+			// Qwen's tokenizer_config.json: bos_token null, no add_bos_token
+			p := exportTiny(t, tn, tn.config(), src, false, false, BF16, func(dir string) {
+				writeJSON(t, filepath.Join(dir, "tokenizer_config.json"), map[string]any{"bos_token": nil, "eos_token": "<|end|>"})
+			})
 			ts := names(p)
 			if mt == "qwen2" {
 				for _, b := range []string{"attn_q", "attn_k", "attn_v"} {
@@ -244,6 +250,9 @@ func TestExportQwen(t *testing.T) {
 			within(t, "attn_q", BF16, q, src.data["model.layers.0.self_attn.q_proj.weight"])
 			if a := p.kv(t, "general.architecture").ValueString(); a != mt {
 				t.Errorf("architecture %q", a)
+			}
+			if p.kv(t, "tokenizer.ggml.add_bos_token").ValueBool() {
+				t.Error("add_bos_token true; want false (no add_bos_token, bos_token null)")
 			}
 			if _, ok := p.f.Header.MetadataKV.Get(mt + ".embedding_length"); !ok {
 				t.Error("embedding_length missing")

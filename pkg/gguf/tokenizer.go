@@ -180,11 +180,16 @@ func tokenizerKVs(dir string, c *hfConfig, spec archSpec, nVocab int) ([]KV, err
 	special("tokenizer.ggml.eos_token_id", "eos_token", c.EosTokenID)
 	special("tokenizer.ggml.unknown_token_id", "unk_token", nil)
 	special("tokenizer.ggml.padding_token_id", "pad_token", c.PadTokenID)
-	if b, ok := tc["add_bos_token"].(bool); ok {
-		kvs = append(kvs, KV{"tokenizer.ggml.add_bos_token", b})
-	} else if bos, ok := tokenString(tc["bos_token"]); ok && templateAddsFirst(tj.PostProcessor, bos) {
-		kvs = append(kvs, KV{"tokenizer.ggml.add_bos_token", true})
+	// Whether HF adds BOS: tokenizer_config.json's add_bos_token when set,
+	// else whether tokenizer.json's post-processor template starts with it
+	// (Qwen's has no template: false). Written always, so llama.cpp does not
+	// fall back to its per-vocab-type default.
+	addBOS, ok := tc["add_bos_token"].(bool)
+	if !ok {
+		bos, has := tokenString(tc["bos_token"])
+		addBOS = has && templateAddsFirst(tj.PostProcessor, bos)
 	}
+	kvs = append(kvs, KV{"tokenizer.ggml.add_bos_token", addBOS})
 	if b, ok := tc["add_eos_token"].(bool); ok {
 		kvs = append(kvs, KV{"tokenizer.ggml.add_eos_token", b})
 	}
