@@ -3,6 +3,9 @@ package cmd
 import (
 	"context"
 
+	"github.com/mlxgo/mlxgo/pkg/convert"
+	"github.com/mlxgo/mlxgo/pkg/hub"
+
 	"github.com/spf13/cobra"
 )
 
@@ -46,14 +49,18 @@ func newConvertCmdWith(f *Factory, runF func(context.Context, *Factory, *Convert
 				if o.QBits == 0 {
 					o.QBits = 4
 				}
-				if o.QGroupSize == 0 {
+				// With a mixed recipe an omitted group size stays 0: mlx_lm
+				// then writes "group_size": null in the per-layer entries.
+				if o.QGroupSize == 0 && o.QuantPredicate == "" {
 					o.QGroupSize = 64
 				}
 				if err := checkBits("--q-bits", o.QBits); err != nil {
 					return err
 				}
-				if err := checkGroup("--q-group-size", o.QGroupSize); err != nil {
-					return err
+				if o.QGroupSize != 0 {
+					if err := checkGroup("--q-group-size", o.QGroupSize); err != nil {
+						return err
+					}
 				}
 			}
 			if o.QuantPredicate != "" && !contains(quantRecipes, o.QuantPredicate) {
@@ -96,5 +103,20 @@ func contains(list []string, s string) bool {
 }
 
 func runConvert(ctx context.Context, f *Factory, o *ConvertOptions) error {
-	return errNotImplemented("convert", "#5")
+	_, err := convert.Convert(ctx, convert.Options{
+		HFPath:         o.HFPath,
+		MLXPath:        o.MLXPath,
+		Quantize:       o.Quantize,
+		GroupSize:      o.QGroupSize,
+		Bits:           o.QBits,
+		Mode:           o.QMode,
+		QuantPredicate: o.QuantPredicate,
+		Dtype:          o.Dtype,
+		Dequantize:     o.Dequantize,
+		UploadRepo:     o.UploadRepo,
+		Out:            f.Out,
+		Progress:       hub.TerminalOrNil(f.ErrOut),
+		Version:        Version,
+	})
+	return err
 }

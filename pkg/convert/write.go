@@ -1,0 +1,381 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/mlxgo/mlxgo/pkg/hub"
+	"github.com/mlxgo/mlxgo/pkg/quant"
+	st "github.com/mlxgo/mlxgo/pkg/safetensors"
+	"github.com/schollz/progressbar/v3"
+)
+
+// prefetchMax is the largest next tensor whose pages are read ahead while
+// the current one is processed.
+const prefetchMax = 256 << 20
+
+// buffers are reused from tensor to tensor, so the heap holds about one
+// output tensor plus a few chunks, whatever the model size.
+type buffers struct {
+	out      []byte // output tensor(s)
+	gather   []byte // rows gathered from several sources
+	conv     []byte // a chunk cast to the working dtype
+	tmp      []byte // cast scratch
+	align    []byte // unaligned source views
+	w, s, b  []byte // dequantize inputs
+	cs, cb   []byte // dequantize scales/biases cast
+	al2, al3 []byte
+}
+
+func align8(n int) int { return (n + 7) &^ 7 }
+
+// write streams every job into a temporary folder beside o.MLXPath, adds
+// config, tokenizer and side files and the model card, and renames the
+// folder into place.
+func (p *planned) write(ctx context.Context, o Options, src, repoID string, cfg *config, out io.Writer) (res *Result, err error) {
+	dst := filepath.Clean(o.MLXPath)
+	parent := filepath.Dir(dst)
+	created, err := mkdirParents(parent)
+	if err != nil {
+		return nil, fmt.Errorf("convert: cannot create %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".tmp-")
+	if err != nil {
+		if created != "" {
+			os.RemoveAll(created)
+		}
+		return nil, fmt.Errorf("convert: cannot create a temporary folder in %s: %w", parent, err)
+	}
+	var w *st.Writer
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		if w != nil {
+			w.Abort()
+		}
+		os.RemoveAll(tmp)
+		if created != "" {
+			os.RemoveAll(created)
+		}
+	}()
+
+	w, err = st.NewWriter(tmp, p.specs, nil)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	idx := w.Index()
+	res = &Result{Path: dst, Shards: w.Shards(), TotalSize: idx.TotalSize, TotalParameters: idx.TotalParameters,
+		BitsPerWeight: bitsPerWeight(idx), Quantized: p.quantized, Dequantized: p.dequant}
+	if o.Quantize {
+		fmt.Fprintf(out, "[INFO] Quantized model with %.3f bits per weight.\n", res.BitsPerWeight)
+	}
+	if err := p.stream(ctx, w, o.Progress, res); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	w = nil
+
+	if p.dropQuant {
+		cfg.obj.Delete("quantization")
+		cfg.obj.Delete("quantization_config")
+	}
+	if p.qobj != nil {
+		cfg.obj.Set("quantization", p.qobj)
+	}
+	data, err := cfg.marshal()
+	if err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "config.json"), data, 0o644); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if _, err := copySideFiles(src, tmp); err != nil {
+		return nil, fmt.Errorf("convert: copying tokenizer and side files: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "README.md"), []byte(modelCard(repoID)), 0o644); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if err := finishPerms(tmp); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return nil, fmt.Errorf("cannot save to the path %s as it already exists (it appeared during the conversion)", dst)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, fmt.Errorf("convert: cannot move the finished model into %s: %w", dst, err)
+	}
+	done = true
+	entries, _ := os.ReadDir(dst)
+	for _, e := range entries {
+		res.Files = append(res.Files, e.Name())
+	}
+	sort.Strings(res.Files)
+	return res, nil
+}
+
+// mkdirParents creates dir and missing parents (mlx_lm's mkdir(parents=True))
+// and returns the topmost folder it created, "" if none, so a failed run can
+// remove it.
+func mkdirParents(dir string) (string, error) {
+	top := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		top = d
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if top == "" {
+		return "", nil
+	}
+	return top, os.MkdirAll(dir, 0o755)
+}
+
+// finishPerms gives the folder and files ordinary permissions (temporary
+// files are created private).
+func finishPerms(dir string) error {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stream runs the jobs in order, releasing each source tensor's pages after
+// its last use and reading the next job's pages ahead.
+func (p *planned) stream(ctx context.Context, w *st.Writer, progress io.Writer, res *Result) error {
+	lastUse := map[string]int{}
+	for i, j := range p.jobs {
+		for _, s := range j.sources() {
+			lastUse[s.Name] = i
+		}
+	}
+	var total int64
+	for _, e := range p.all {
+		total += e.NumBytes()
+	}
+	res.SourceBytes = total
+	bar := newBar(progress, total)
+	var bufs buffers
+	var doneBytes int64
+	for i, j := range p.jobs {
+		if err := ctx.Err(); err != nil {
+			bar.abort()
+			return err
+		}
+		if i+1 < len(p.jobs) {
+			var n int64
+			next := p.jobs[i+1].sources()
+			for _, s := range next {
+				n += s.NumBytes()
+			}
+			if n <= prefetchMax {
+				for _, s := range next {
+					s.WillNeed()
+				}
+			}
+		}
+		if err := j.run(w, &bufs); err != nil {
+			bar.abort()
+			return fmt.Errorf("convert: %s: %w", j.in.name, err)
+		}
+		seen := map[string]bool{}
+		for _, s := range j.sources() {
+			if lastUse[s.Name] == i && !seen[s.Name] {
+				seen[s.Name] = true
+				s.Release()
+				bar.add(s.NumBytes())
+				doneBytes += s.NumBytes()
+			}
+		}
+	}
+	bar.add(total - doneBytes) // tensors the sanitize plan dropped
+	bar.finish()
+	return nil
+}
+
+func (j *job) run(w *st.Writer, bufs *buffers) error {
+	switch j.kind {
+	case jobQuantize:
+		return j.quantize(w, bufs)
+	case jobDequantize:
+		return j.dequantize(w, bufs)
+	}
+	in := j.in
+	if j.to == in.dtype {
+		if b, ok := in.whole(); ok {
+			return w.WriteTensor(in.name, b)
+		}
+	}
+	osz := dtypeSize(j.to)
+	rowOut := in.rowLen * osz
+	dst := grow(&bufs.out, in.rows*rowOut)
+	err := in.chunks(&bufs.gather, func(row int, data []byte) error {
+		n := len(data) / in.esize
+		castInto(dst[row*rowOut:row*rowOut+n*osz], j.to, data, in.dtype, &bufs.tmp)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return w.WriteTensor(in.name, dst)
+}
+
+func (j *job) quantize(w *st.Writer, bufs *buffers) error {
+	in := j.in
+	cols, opts := in.rowLen, j.set.Options()
+	pc, ng := quant.PackedCols(cols, j.set.Bits), cols/j.set.GroupSize
+	osz := dtypeSize(j.to)
+	qb, sb := in.rows*pc*4, in.rows*ng*osz
+	buf := grow(&bufs.out, align8(qb)+2*align8(sb))
+	qAll := asU32(buf[:qb], nil)
+	sAll := buf[align8(qb) : align8(qb)+sb]
+	bAll := buf[align8(qb)+align8(sb) : align8(qb)+align8(sb)+sb]
+	err := in.chunks(&bufs.gather, func(row int, data []byte) error {
+		n := len(data) / in.esize / cols
+		src := data
+		if in.dtype != j.to {
+			src = grow(&bufs.conv, n*cols*osz)
+			castInto(src, j.to, data, in.dtype, &bufs.tmp)
+		}
+		q := qAll[row*pc : (row+n)*pc]
+		s, b := sAll[row*ng*osz:(row+n)*ng*osz], bAll[row*ng*osz:(row+n)*ng*osz]
+		if j.to == st.F32 {
+			return quant.QuantizeF32(asF32(src, &bufs.align), cols, opts, q, asF32(s, nil), asF32(b, nil))
+		}
+		return quant.QuantizeHalf(asU16(src, &bufs.align), halfKind(j.to), cols, opts, q, asU16(s, nil), asU16(b, nil))
+	})
+	if err != nil {
+		return err
+	}
+	for i, data := range [][]byte{buf[:qb], sAll, bAll} {
+		if err := w.WriteTensor(j.specs[i].Name, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (j *job) dequantize(w *st.Writer, bufs *buffers) error {
+	wb, err := j.in.gather(&bufs.w)
+	if err != nil {
+		return err
+	}
+	sb, err := j.scales.gather(&bufs.s)
+	if err != nil {
+		return err
+	}
+	bb, err := j.biases.gather(&bufs.b)
+	if err != nil {
+		return err
+	}
+	if j.scales.dtype != j.to {
+		n := len(sb) / j.scales.esize * dtypeSize(j.to)
+		cs, cb := grow(&bufs.cs, n), grow(&bufs.cb, n)
+		castInto(cs, j.to, sb, j.scales.dtype, &bufs.tmp)
+		castInto(cb, j.to, bb, j.biases.dtype, &bufs.tmp)
+		sb, bb = cs, cb
+	}
+	q := asU32(wb, &bufs.align)
+	cols := j.specs[0].Shape[len(j.specs[0].Shape)-1]
+	osz := dtypeSize(j.to)
+	dst := grow(&bufs.out, j.in.rows*cols*osz)
+	opts := j.set.Options()
+	if j.to == st.F32 {
+		err = quant.DequantizeF32(q, asF32(sb, &bufs.al2), asF32(bb, &bufs.al3), cols, opts, asF32(dst, nil))
+	} else {
+		err = quant.DequantizeHalfTo(q, asU16(sb, &bufs.al2), asU16(bb, &bufs.al3), halfKind(j.to), cols, opts, asU16(dst, nil))
+	}
+	if err != nil {
+		return err
+	}
+	return w.WriteTensor(j.in.name, dst)
+}
+
+// bar is a byte progress bar over the source tensors; a nil bar does nothing.
+type bar struct{ b *progressbar.ProgressBar }
+
+func newBar(w io.Writer, total int64) *bar {
+	if w == nil {
+		return nil
+	}
+	return &bar{progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("Converting"),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionOnCompletion(func() { _, _ = io.WriteString(w, "\n") }),
+	)}
+}
+
+func (b *bar) add(n int64) {
+	if b != nil && n > 0 {
+		_ = b.b.Add64(n)
+	}
+}
+
+func (b *bar) finish() {
+	if b != nil {
+		_ = b.b.Finish()
+	}
+}
+
+func (b *bar) abort() {
+	if b != nil {
+		_ = b.b.Exit()
+	}
+}
+
+// upload writes the upload model card and sends the folder to the hub, as
+// mlx_lm's upload_to_hub.
+func upload(ctx context.Context, o Options, dir, repoID string) error {
+	path := filepath.Join(dir, "README.md")
+	card, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("convert: upload: %w", err)
+	}
+	version := o.Version
+	if version == "" {
+		version = "dev"
+	}
+	if err := os.WriteFile(path, uploadCard(card, o.UploadRepo, repoID, version), 0o644); err != nil {
+		return fmt.Errorf("convert: upload: %w", err)
+	}
+	c := o.Hub
+	if c == nil {
+		c = hub.NewClient()
+		c.Progress = o.Progress
+	}
+	if _, err := c.UploadFolder(ctx, o.UploadRepo, dir, hub.UploadOptions{}); err != nil {
+		return fmt.Errorf("convert: upload to %s: %w", o.UploadRepo, err)
+	}
+	return nil
+}
