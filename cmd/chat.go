@@ -1,9 +1,19 @@
 package cmd
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mlxgo/mlxgo/pkg/generate"
+	"github.com/mlxgo/mlxgo/pkg/model"
 )
 
 // ChatOptions holds `mlxgo chat` flags, named and defaulted as mlx_lm.chat.
@@ -58,5 +68,109 @@ func newChatCmdWith(f *Factory, runF func(context.Context, *Factory, *ChatOption
 }
 
 func runChat(ctx context.Context, f *Factory, o *ChatOptions) error {
-	return errNotImplemented("chat", "#4")
+	if err := checkUnsupported(o.AdapterPath, false); err != nil {
+		return err
+	}
+	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
+	if err != nil {
+		return err
+	}
+	tok := lm.tok
+	sampler, err := o.Sampling.Sampler(xtcSpecialTokens(tok))
+	if err != nil {
+		return err
+	}
+	newCaches := func() []model.Cache { return lm.m.NewCaches(model.CacheOptions{MaxKVSize: o.MaxKVSize}) }
+	caches := newCaches()
+
+	// The root context ends at the first Ctrl-C; chat handles Ctrl-C itself:
+	// it stops the current reply, and at the prompt it quits.
+	base := context.WithoutCancel(ctx)
+	sigs, stop := chatSignals()
+	defer stop()
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(f.In)
+		sc.Buffer(make([]byte, 64*1024), 16<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		readErr <- sc.Err()
+	}()
+
+	fmt.Fprintf(f.Out, "[INFO] Starting chat session with %s.\n", o.Model)
+	printChatHelp(f.Out)
+	for {
+		fmt.Fprint(f.Out, ">> ")
+		var query string
+		select {
+		case query = <-lines:
+		case err := <-readErr:
+			fmt.Fprintln(f.Out)
+			if err != nil {
+				return fmt.Errorf("reading the chat input: %w", err)
+			}
+			return nil // end of input, like 'q'
+		case <-sigs:
+			fmt.Fprintln(f.Out)
+			return nil
+		}
+		query = strings.TrimSuffix(query, "\r")
+		switch query {
+		case "q":
+			return nil
+		case "r":
+			caches = newCaches()
+			continue
+		case "h":
+			printChatHelp(f.Out)
+			continue
+		}
+		prompt, err := generate.ChatTurn(tok, o.SystemPrompt, query)
+		if err != nil {
+			return fmt.Errorf("%s: %w", lm.dir, err)
+		}
+		if n := caches[0].Offset() + len(prompt); lm.maxContext > 0 && n > lm.maxContext {
+			fmt.Fprintf(f.ErrOut, "[ERROR] the conversation would have %d tokens, more than the model's context of %d (max_position_embeddings); 'r' resets the chat\n", n, lm.maxContext)
+			continue
+		}
+		g, err := generate.New(lm.m, prompt, generate.Options{MaxTokens: o.MaxTokens, Sampler: sampler, Caches: caches})
+		if err != nil {
+			return err
+		}
+		reply, cancel := context.WithCancel(base)
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-sigs:
+				cancel()
+			case <-done:
+			}
+		}()
+		err = generate.Stream(reply, g, tok, func(r generate.Response) error {
+			_, err := io.WriteString(f.Out, r.Text)
+			return err
+		})
+		close(done)
+		cancel()
+		fmt.Fprintln(f.Out)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if err := g.Commit(); err != nil {
+			return err
+		}
+	}
+}
+
+// chatSignals delivers the interrupts that stop a reply; tests swap it.
+var chatSignals = func() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt)
+	return ch, func() { signal.Stop(ch) }
+}
+
+func printChatHelp(w io.Writer) {
+	fmt.Fprint(w, "The command list:\n- 'q' to exit\n- 'r' to reset the chat\n- 'h' to display these commands\n")
 }

@@ -3,14 +3,21 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mlxgo/mlxgo/pkg/generate"
+	"github.com/mlxgo/mlxgo/pkg/hub"
+	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/sample"
+	"github.com/mlxgo/mlxgo/pkg/tokenizer"
 )
 
 // DefaultModel is mlx_lm's default for generate and chat.
@@ -241,5 +248,210 @@ func checkGroup(flag string, g int) error {
 }
 
 func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
-	return errNotImplemented("generate", "#4")
+	if o.PromptCacheFile != "" {
+		return fmt.Errorf("--prompt-cache-file %s: prompt cache files are not supported yet (issue #4)", o.PromptCacheFile)
+	}
+	if err := checkUnsupported(o.AdapterPath, o.QuantizeActivations); err != nil {
+		return err
+	}
+	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
+	if err != nil {
+		return err
+	}
+	tok := lm.tok
+	for _, e := range o.ExtraEOSTokens {
+		if err := tok.AddEOSToken(e); err != nil {
+			return fmt.Errorf("--extra-eos-token %q: %w", e, err)
+		}
+	}
+	kwargs, err := templateKwargs(o.ChatTemplateConfig)
+	if err != nil {
+		return err
+	}
+	prompt, err := generate.EncodePrompt(tok, generate.PromptOptions{
+		Prompt: o.Prompt, SystemPrompt: o.SystemPrompt, PrefillResponse: o.PrefillResponse,
+		IgnoreChatTemplate: o.IgnoreChatTemplate, TemplateKwargs: kwargs,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", lm.dir, err)
+	}
+	if err := lm.checkPrompt(len(prompt)); err != nil {
+		return err
+	}
+	gopts := generate.Options{
+		MaxTokens: o.MaxTokens,
+		CacheOptions: model.CacheOptions{
+			MaxKVSize: o.MaxKVSize, KVBits: o.KVBits, KVGroupSize: o.KVGroupSize, QuantizedKVStart: o.QuantizedKVStart,
+		},
+	}
+	if o.DraftModel != "" {
+		draft, err := loadForGeneration(ctx, f, "--draft-model", o.DraftModel)
+		if err != nil {
+			return err
+		}
+		if draft.tok.VocabSize() != tok.VocabSize() {
+			return fmt.Errorf("--draft-model %s: draft model tokenizer does not match model tokenizer (vocabulary of %d, the model's has %d)", o.DraftModel, draft.tok.VocabSize(), tok.VocabSize())
+		}
+		if o.MaxKVSize > 0 {
+			return flagError("--max-kv-size cannot be used with --draft-model: speculative decoding needs trimmable caches")
+		}
+		gopts.Draft, gopts.NumDraftTokens = draft.m, o.NumDraftTokens
+	}
+	if gopts.Sampler, err = o.Sampling.Sampler(xtcSpecialTokens(tok)); err != nil {
+		return err
+	}
+	if gopts.Processors, err = o.Sampling.Processors(); err != nil {
+		return err
+	}
+	g, err := generate.New(lm.m, prompt, gopts)
+	if err != nil {
+		return err
+	}
+	return printGeneration(ctx, f.Out, g, tok, o.Verbose)
+}
+
+// printGeneration streams g's text to w as mlx_lm's generate() prints it.
+func printGeneration(ctx context.Context, w io.Writer, g *generate.Generator, tok generate.TextTokenizer, verbose bool) error {
+	if verbose {
+		fmt.Fprintln(w, strings.Repeat("=", 10))
+	}
+	var text strings.Builder
+	var last generate.Response
+	err := generate.Stream(ctx, g, tok, func(r generate.Response) error {
+		if verbose {
+			if _, err := io.WriteString(w, r.Text); err != nil {
+				return err
+			}
+		}
+		text.WriteString(r.Text)
+		last = r
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if !verbose {
+		fmt.Fprintln(w, text.String())
+	} else {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Repeat("=", 10))
+		if text.Len() == 0 {
+			fmt.Fprintln(w, "No text generated for this prompt")
+		} else {
+			fmt.Fprint(w, formatStats(last))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("generation interrupted after %d tokens", last.GenerationTokens)
+	}
+	return nil
+}
+
+// formatStats is mlx_lm's three verbose lines.
+func formatStats(r generate.Response) string {
+	return fmt.Sprintf("Prompt: %d tokens, %.3f tokens-per-sec\nGeneration: %d tokens, %.3f tokens-per-sec\nPeak memory: %.3f GB\n",
+		r.PromptTokens, r.PromptTPS, r.GenerationTokens, r.GenerationTPS, r.PeakMemory)
+}
+
+// loadModel loads a model folder; tests swap it for a fake.
+var loadModel = func(dir string) (model.Model, error) {
+	return nil, fmt.Errorf("%s: loading models is not available yet (pkg/model.Load, issue #4)", dir)
+}
+
+// loadedModel is a model with its tokenizer and context length.
+type loadedModel struct {
+	dir        string
+	m          model.Model
+	tok        *tokenizer.Tokenizer
+	maxContext int // max_position_embeddings; 0 when config.json has none
+}
+
+// loadForGeneration resolves a --model value (local folder or hub repo id)
+// and loads the model and its tokenizer.
+func loadForGeneration(ctx context.Context, f *Factory, flag, name string) (*loadedModel, error) {
+	dir, err := hub.ResolveModel(ctx, name, hub.ResolveOptions{Progress: hub.TerminalOrNil(f.ErrOut)})
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, name, err)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%s %s: not a model folder (expected a directory with config.json, *.safetensors and tokenizer.json)", flag, name)
+	}
+	maxCtx, err := contextLength(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := loadModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return &loadedModel{dir: dir, m: m, tok: tok, maxContext: maxCtx}, nil
+}
+
+// checkPrompt refuses a prompt longer than the model's context.
+func (lm *loadedModel) checkPrompt(n int) error {
+	if lm.maxContext > 0 && n > lm.maxContext {
+		return fmt.Errorf("the prompt has %d tokens, more than the model's context of %d (max_position_embeddings in %s)", n, lm.maxContext, filepath.Join(lm.dir, "config.json"))
+	}
+	return nil
+}
+
+// contextLength reads max_position_embeddings from config.json (or its
+// text_config); 0 when absent.
+func contextLength(dir string) (int, error) {
+	path := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read model config: %w", err)
+	}
+	var c struct {
+		MaxPos     *int `json:"max_position_embeddings"`
+		TextConfig *struct {
+			MaxPos *int `json:"max_position_embeddings"`
+		} `json:"text_config"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return 0, fmt.Errorf("%s: expected a JSON object with an integer max_position_embeddings: %w", path, err)
+	}
+	switch {
+	case c.MaxPos != nil:
+		return *c.MaxPos, nil
+	case c.TextConfig != nil && c.TextConfig.MaxPos != nil:
+		return *c.TextConfig.MaxPos, nil
+	}
+	return 0, nil
+}
+
+func checkUnsupported(adapterPath string, quantizeActivations bool) error {
+	if adapterPath != "" {
+		return fmt.Errorf("--adapter-path %s: loading adapters at inference is not supported yet; fuse them first with `mlxgo fuse`", adapterPath)
+	}
+	if quantizeActivations {
+		return fmt.Errorf("--quantize-activations: only nvfp4/mxfp8 models use it, and mlxgo does not load those")
+	}
+	return nil
+}
+
+// templateKwargs turns --chat-template-config's values into JSON.
+func templateKwargs(cfg map[string]any) (map[string]json.RawMessage, error) {
+	if len(cfg) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]json.RawMessage, len(cfg))
+	for k, v := range cfg {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, flagError("--chat-template-config: key %q: %v", k, err)
+		}
+		out[k] = b
+	}
+	return out, nil
+}
+
+// xtcSpecialTokens are the ids XTC never removes: newline and EOS (mlx_lm).
+func xtcSpecialTokens(tok *tokenizer.Tokenizer) []int {
+	return append(tok.Encode("\n", false), tok.EOSTokenIDs()...)
 }

@@ -1,6 +1,7 @@
 // Package gentest provides a small deterministic model.Model for testing
 // generation without a checkpoint: every position's logits depend on its own
-// token and on the running mean of all earlier tokens' embeddings, kept in a
+// token and on the sine of the running sum of all earlier tokens' embeddings
+// (so any token left out or repeated changes what follows), kept in a
 // real KV cache, so prefill chunking, cache trimming and speculative
 // decoding are all observable.
 package gentest
@@ -95,10 +96,9 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 	}
 	t := keys.Dim(2)
 	cs := engine.SliceAxis(engine.CumSum(keys, 2, false, true), 2, t-l, t) // [B, 1, L, D]
-	pos := engine.Reshape(engine.Arange(float64(t-l+1), float64(t+1), 1, engine.Float32), 1, 1, l, 1)
-	mean := engine.Reshape(engine.Divide(cs, pos), b, l, m.D) // [B, L, D]
-	h := engine.Add(x, engine.Multiply(engine.Tanh(mean), engine.Scalar(2)))
-	return engine.Matmul(h, m.out) // [B, L, V]
+	// sin of the running sum: every earlier token moves every later logit.
+	h := engine.Add(x, engine.Multiply(engine.Sin(engine.Reshape(cs, b, l, m.D)), engine.Scalar(2))) // [B, L, D]
+	return engine.Matmul(h, m.out)                                                                   // [B, L, V]
 }
 
 // Cache is a trimmable cache that concatenates keys and values [B, 1, T, D].
