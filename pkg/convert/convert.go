@@ -26,6 +26,7 @@ import (
 
 	"github.com/mlxgo/mlxgo/pkg/hub"
 	"github.com/mlxgo/mlxgo/pkg/model"
+	_ "github.com/mlxgo/mlxgo/pkg/model/all" // every architecture's sanitize plan
 	"github.com/mlxgo/mlxgo/pkg/pyjson"
 	"github.com/mlxgo/mlxgo/pkg/quant"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
