@@ -368,6 +368,7 @@ func (c *QuantizedKVCache) convert() error {
 	p := c.plain
 	c.plain = nil
 	c.dtype = p.keys.DType()
+	c.offset = p.offset
 	return c.appendQuantized(engine.SliceAxis(p.keys, 2, 0, p.offset), engine.SliceAxis(p.values, 2, 0, p.offset), 0, p.offset)
 }
 

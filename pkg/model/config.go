@@ -37,7 +37,36 @@ func ReadConfig(dir string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read model config: %w", err)
 	}
+	c, err := parseConfig(dir, path, data)
+	if err != nil {
+		return nil, err
+	}
+	gpath := filepath.Join(dir, "generation_config.json")
+	if gdata, err := os.ReadFile(gpath); err == nil {
+		var g map[string]json.RawMessage
+		// mlx_lm ignores an unreadable generation_config.json; so do we.
+		if json.Unmarshal(gdata, &g) == nil {
+			if ids, ok, err := eosIDs(g["eos_token_id"]); err == nil && ok {
+				c.EOSTokenIDs = ids
+			}
+		}
+	}
+	return c, nil
+}
+
+// NewConfig makes a Config from config.json keys held in memory (tests
+// and benchmarks that build models without files).
+func NewConfig(keys map[string]any) (*Config, error) {
+	data, err := json.Marshal(keys)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig("", "config.json", data)
+}
+
+func parseConfig(dir, path string, data []byte) (*Config, error) {
 	c := &Config{Dir: dir, Path: path}
+	var err error
 	if err := json.Unmarshal(data, &c.Raw); err != nil {
 		return nil, fmt.Errorf("%s: expected a JSON object: %w", path, err)
 	}
@@ -68,16 +97,6 @@ func ReadConfig(dir string) (*Config, error) {
 		return nil, fmt.Errorf("%s: eos_token_id: %w", path, err)
 	} else if ok {
 		c.EOSTokenIDs = ids
-	}
-	gpath := filepath.Join(dir, "generation_config.json")
-	if gdata, err := os.ReadFile(gpath); err == nil {
-		var g map[string]json.RawMessage
-		// mlx_lm ignores an unreadable generation_config.json; so do we.
-		if json.Unmarshal(gdata, &g) == nil {
-			if ids, ok, err := eosIDs(g["eos_token_id"]); err == nil && ok {
-				c.EOSTokenIDs = ids
-			}
-		}
 	}
 	return c, nil
 }

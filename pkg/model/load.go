@@ -118,15 +118,36 @@ func build(cfg *Config, ctor Constructor, st *safetensors.Model) (Model, error) 
 	}
 	w := NewWeights(tensors, cfg.Quantization)
 	w.source = source
+	w.params.keep = append(w.params.keep, st)
+	m, err := construct(cfg, ctor, w)
+	if err != nil {
+		return nil, fmt.Errorf("load %s (%s): %w", st.Dir, cfg.ModelType, err)
+	}
+	return m, nil
+}
+
+// FromTensors builds a model of cfg's model_type from in-memory tensors
+// named as a sanitized checkpoint (tests and benchmarks).
+func FromTensors(cfg *Config, tensors map[string]*engine.Array, opts ...LoadOptions) (Model, error) {
+	if len(opts) > 0 {
+		cfg.ComputeDType, cfg.exactQuantized = opts[0].ComputeDType, opts[0].ExactQuantized
+	}
+	ctor, err := lookup(cfg.ModelType)
+	if err != nil {
+		return nil, err
+	}
+	return construct(cfg, ctor, NewWeights(tensors, cfg.Quantization))
+}
+
+func construct(cfg *Config, ctor Constructor, w *Weights) (Model, error) {
 	w.SetComputeDType(cfg.ComputeDType)
 	w.SetExactQuantized(cfg.exactQuantized)
-	w.params.keep = append(w.params.keep, st)
 	m, err := ctor(cfg, w)
 	if err == nil {
 		err = w.Err()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load %s (%s): %w", st.Dir, cfg.ModelType, err)
+		return nil, err
 	}
 	if un := w.Unused(); len(un) > 0 {
 		more := ""
@@ -134,7 +155,7 @@ func build(cfg *Config, ctor Constructor, st *safetensors.Model) (Model, error) 
 			more = fmt.Sprintf(" and %d more", len(un)-8)
 			un = un[:8]
 		}
-		return nil, fmt.Errorf("load %s (%s): checkpoint tensors the model does not use: %s%s", st.Dir, cfg.ModelType, strings.Join(un, ", "), more)
+		return nil, fmt.Errorf("checkpoint tensors the model does not use: %s%s", strings.Join(un, ", "), more)
 	}
 	return m, nil
 }

@@ -100,7 +100,9 @@ func TestLoadBadInput(t *testing.T) {
 		loadErr(t, dir, `missing tensor "lm_head.weight"`)
 	})
 	t.Run("quantized_without_scales", func(t *testing.T) {
-		dir := copyFixture(t, "llama-q4", nil, func(n string) bool { return !strings.HasPrefix(n, "model.layers.1.mlp.up_proj.") || n == "model.layers.1.mlp.up_proj.weight" })
+		dir := copyFixture(t, "llama-q4", nil, func(n string) bool {
+			return !strings.HasPrefix(n, "model.layers.1.mlp.up_proj.") || n == "model.layers.1.mlp.up_proj.weight"
+		})
 		loadErr(t, dir, `"model.layers.1.mlp.up_proj.weight"`, "uint32 (packed)", `"model.layers.1.mlp.up_proj.scales" is missing`)
 	})
 	t.Run("config_quantizes_without_scales", func(t *testing.T) {

@@ -23,6 +23,7 @@ type Weights struct {
 	quant   *Quantization
 	cast    *engine.DType
 	exact   bool
+	random  *randomGen // RandomModel: tensors are made on request
 	used    map[string]bool
 	params  Params
 	errs    []error
@@ -83,7 +84,7 @@ func (w *Weights) Has(name string) bool { _, ok := w.tensors[name]; return ok }
 
 // Quantized reports how the module at path is stored.
 func (w *Weights) Quantized(path string) (QuantSpec, bool) {
-	return w.quant.For(path, w.Has(path+".scales"))
+	return w.quant.For(path, w.random != nil || w.Has(path+".scales"))
 }
 
 func (w *Weights) fail(err error) { w.errs = append(w.errs, err) }
@@ -98,6 +99,10 @@ func (w *Weights) where(name string) string {
 // Tensor fills *dst with the tensor name, which must have shape.
 func (w *Weights) Tensor(dst **engine.Array, name string, shape ...int) {
 	a, ok := w.tensors[name]
+	if !ok && w.random != nil {
+		a, ok = w.random.make(name, shape), true
+		w.tensors[name] = a
+	}
 	if !ok {
 		w.fail(fmt.Errorf("missing tensor %q (expected shape %v)", name, shape))
 		return
@@ -214,7 +219,7 @@ func (w *Weights) quantized(path string, spec QuantSpec, rows, cols int, wt, sc,
 		w.fail(fmt.Errorf("%s: quantization mode %q is not supported yet (affine only)", path, spec.Mode))
 		return false
 	}
-	if !w.Has(path + ".scales") {
+	if !w.Has(path+".scales") && w.random == nil {
 		w.fail(fmt.Errorf("%s: config.json quantizes it (%d bits, group %d) but the checkpoint has no %q", path, spec.Bits, spec.GroupSize, path+".scales"))
 		return false
 	}
@@ -222,6 +227,9 @@ func (w *Weights) quantized(path string, spec QuantSpec, rows, cols int, wt, sc,
 	if err != nil {
 		w.fail(fmt.Errorf("%s: %w", path, err))
 		return false
+	}
+	if w.random != nil {
+		w.random.quantized(path, spec, ws, ss)
 	}
 	if a, ok := w.tensors[path+".weight"]; ok && a.DType() != engine.Uint32 {
 		w.fail(fmt.Errorf("%stensor %q: a quantized weight must be U32, found %v", w.where(path+".weight"), path+".weight", a.DType()))

@@ -1,0 +1,191 @@
+package model_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
+)
+
+// positions makes keys [1, 1, L, 2] whose values are their positions.
+func positions(from, n int) *engine.Array {
+	f := make([]float32, 0, 2*n)
+	for p := from; p < from+n; p++ {
+		f = append(f, float32(p), float32(p))
+	}
+	return engine.FromFloat32s(f, 1, 1, n, 2)
+}
+
+func stored(t *testing.T, k *engine.Array) []int {
+	t.Helper()
+	f, err := k.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for i := 0; i < len(f); i += 2 {
+		out = append(out, int(f[i]))
+	}
+	return out
+}
+
+func TestKVCacheGrows(t *testing.T) {
+	c := &model.KVCache{}
+	pos := 0
+	for _, n := range []int{100, 200, 1, 1, 300} {
+		k, v := c.Update(positions(pos, n), positions(pos, n))
+		pos += n
+		got := stored(t, k)
+		if len(got) != pos || got[0] != 0 || got[pos-1] != pos-1 || !slices.Equal(got, stored(t, v)) {
+			t.Fatalf("after %d positions: keys %v...", pos, got[:min(8, len(got))])
+		}
+	}
+	if c.Trim(5) != 5 || c.Offset() != pos-5 {
+		t.Fatalf("trim: offset %d", c.Offset())
+	}
+	k, _ := c.Update(positions(pos-5, 1), positions(pos-5, 1))
+	if got := stored(t, k); len(got) != pos-4 || got[pos-5] != pos-5 {
+		t.Fatalf("after trim and update: %d keys, last %d", len(got), got[len(got)-1])
+	}
+	st := c.State()
+	if len(st) != 2 || st[0].Dim(2) != pos-4 {
+		t.Fatalf("state %v", st)
+	}
+}
+
+// TestRotatingKVCache checks which positions a rotating cache attends:
+// single-token updates see the Keep first positions and the most recent
+// others (MaxSize in all); a multi-token update sees them in temporal
+// order followed by the new ones.
+func TestRotatingKVCache(t *testing.T) {
+	const maxSize, keep = 8, 2
+	c := model.NewRotatingKVCache(maxSize, keep)
+	pos := 0
+	k, _ := c.Update(positions(0, 5), positions(0, 5))
+	pos = 5
+	if got := stored(t, k); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("prefill: %v", got)
+	}
+	for range 10 {
+		k, _ = c.Update(positions(pos, 1), positions(pos, 1))
+		pos++
+		got := stored(t, k)
+		slices.Sort(got)
+		want := []int{0, 1}
+		for p := max(keep, pos-(maxSize-keep)); p < pos; p++ {
+			want = append(want, p)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after %d positions: attends %v, want %v", pos, got, want)
+		}
+	}
+	if c.Trimmable() {
+		t.Error("a wrapped rotating cache claims to be trimmable")
+	}
+	// Multi-token update: temporal order, MaxSize−1 old positions kept
+	// (keep first), then the new ones.
+	k, _ = c.Update(positions(pos, 3), positions(pos, 3))
+	got := stored(t, k)
+	want := []int{0, 1}
+	for p := pos - (maxSize - 1 - keep); p < pos+3; p++ {
+		want = append(want, p)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("multi-token update: %v, want %v", got, want)
+	}
+	pos += 3
+	m := c.Mask(3, 0)
+	if !m.Causal || m.Window != maxSize {
+		t.Errorf("mask %+v, want causal window %d", m, maxSize)
+	}
+	if c.Offset() != pos {
+		t.Errorf("offset %d, want %d", c.Offset(), pos)
+	}
+	// Single-token updates after it keep rotating correctly.
+	for range 5 {
+		k, _ = c.Update(positions(pos, 1), positions(pos, 1))
+		pos++
+		got := stored(t, k)
+		slices.Sort(got)
+		if len(got) != maxSize || got[0] != 0 || got[1] != 1 || got[maxSize-1] != pos-1 || got[2] != pos-(maxSize-keep) {
+			t.Fatalf("after %d positions: attends %v", pos, got)
+		}
+	}
+}
+
+func TestNewCaches(t *testing.T) {
+	cs := model.NewCaches(3, []int{8, 0, 8}, model.CacheOptions{KVBits: 4, KVGroupSize: 32})
+	if r, ok := cs[0].(*model.RotatingKVCache); !ok || r.MaxSize != 8 || r.Keep != 0 {
+		t.Errorf("sliding layer cache %T %+v", cs[0], cs[0])
+	}
+	if q, ok := cs[1].(*model.QuantizedKVCache); !ok || q.Bits != 4 || q.GroupSize != 32 {
+		t.Errorf("global layer cache %T", cs[1])
+	}
+	cs = model.NewCaches(2, nil, model.CacheOptions{MaxKVSize: 100})
+	if r, ok := cs[1].(*model.RotatingKVCache); !ok || r.MaxSize != 100 || r.Keep != 4 {
+		t.Errorf("max-kv-size cache %T", cs[1])
+	}
+}
+
+// smallLlama is an in-memory llama with head dim 32 (the fixtures' 16 is
+// below the smallest quantization group).
+func smallLlama(t *testing.T, window int) model.Model {
+	t.Helper()
+	keys := map[string]any{"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+		"num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 256, "rms_norm_eps": 1e-5, "tie_word_embeddings": true}
+	if window > 0 {
+		keys["sliding_window"] = window
+		keys["layer_types"] = []string{"sliding_attention", "full_attention"}
+	}
+	cfg, err := model.NewConfig(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.RandomModel(cfg, engine.Float32, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestQuantizedKVCache(t *testing.T) {
+	m := smallLlama(t, 0)
+	ids := make([]int, 40)
+	for i := range ids {
+		ids[i] = (i*37 + 11) % 256
+	}
+	tol := modeltest.F32
+	tol.QuantizedCache = 1e-2
+	modeltest.QuantizedCache(t, m, ids, tol)
+}
+
+// TestSlidingWindowCache: a sliding-window layer's rotating cache decodes
+// like the full forward with the window mask.
+func TestSlidingWindowCache(t *testing.T) {
+	m := smallLlama(t, 6)
+	ids := make([]int, 30)
+	for i := range ids {
+		ids[i] = (i*53 + 5) % 256
+	}
+	full := modeltest.Logits(t, m, nil, ids)
+	if e := modeltest.RelErr(modeltest.Logits(t, smallLlama(t, 0), nil, ids), full); e < 1e-4 {
+		t.Fatalf("the window changes nothing (rel err %.3g): the test would not see a wrong mask", e)
+	}
+	for _, chunks := range [][]int{{1}, {10}, {10, 7}} {
+		caches := m.NewCaches(model.CacheOptions{})
+		var got []float32
+		for pos := 0; pos < len(ids); {
+			n := 1
+			if len(chunks) > 0 {
+				n, chunks = chunks[0], chunks[1:]
+			}
+			got = append(got, modeltest.Logits(t, m, caches, ids[pos:pos+n])...)
+			pos += n
+		}
+		if e := modeltest.RelErr(got, full); e > 1e-5 {
+			t.Errorf("chunks %v: rel err %.3g", chunks, e)
+		}
+	}
+}
