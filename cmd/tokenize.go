@@ -282,10 +282,12 @@ func tokenizeOne(tk *tokenizer.Tokenizer, req *tokenizeRequest, addSpecial bool)
 }
 
 func encodePrompt(tk *tokenizer.Tokenizer, s string, addSpecial bool) []int {
-	if bos := tk.BOSToken(); addSpecial && bos != "" && strings.HasPrefix(s, bos) {
-		addSpecial = false
+	var ids []int
+	if addSpecial {
+		ids = tk.EncodePrompt(s)
+	} else {
+		ids = tk.Encode(s, false)
 	}
-	ids := tk.Encode(s, addSpecial)
 	if ids == nil {
 		ids = []int{}
 	}

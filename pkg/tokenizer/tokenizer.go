@@ -176,3 +176,11 @@ func (t *Tokenizer) EncodeBatch(texts []string, addSpecial bool, workers int) []
 	wg.Wait()
 	return out
 }
+
+// EncodePrompt encodes a prompt string as mlx_lm's stream_generate does:
+// with special tokens, unless the text already starts with the BOS token
+// (a rendered chat template usually does).
+func (t *Tokenizer) EncodePrompt(prompt string) []int {
+	add := t.cfg.bos == "" || !strings.HasPrefix(prompt, t.cfg.bos)
+	return t.Encode(prompt, add)
+}

@@ -409,3 +409,38 @@ func TestChatTemplateFiles(t *testing.T) {
 		t.Error("HasChatTemplate/HasThinking")
 	}
 }
+
+func TestEncodePromptAndNaiveDetokenizer(t *testing.T) {
+	tk := realTokenizer(t, "llama2")
+	if got := tk.EncodePrompt("<s> hi"); got[0] != 1 || got[1] == 1 {
+		t.Errorf("prompt starting with BOS got a second BOS: %v", got)
+	}
+	if got := tk.EncodePrompt("hi"); got[0] != 1 {
+		t.Errorf("BOS missing: %v", got)
+	}
+	// The naive detokenizer on decoders it is the only choice for.
+	vocab := [][]any{{"<unk>", 0.0}, {"▁", -1.0}, {"a", -1.0}, {"b", -2.0}, {"ab", -1.5}, {"▁ab", -1.0}}
+	uni := mustLoadJSON(t, map[string]any{
+		"pre_tokenizer": map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true},
+		"decoder":       map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true},
+		"model":         map[string]any{"type": "Unigram", "unk_id": 0, "vocab": vocab},
+	})
+	wp := mustLoadJSON(t, map[string]any{
+		"pre_tokenizer": map[string]any{"type": "BertPreTokenizer"},
+		"decoder":       map[string]any{"type": "WordPiece", "prefix": "##", "cleanup": true},
+		"model":         map[string]any{"type": "WordPiece", "unk_token": "[UNK]", "vocab": map[string]int{"[UNK]": 0, "un": 1, "##aff": 2, "##able": 3, ".": 4, "'": 5, "s": 6}},
+	})
+	for _, c := range []struct {
+		tk   *Tokenizer
+		text string
+	}{{uni, "ab ba  ab b"}, {wp, "unaffable. un's unaff."}} {
+		ids := c.tk.Encode(c.text, false)
+		d := c.tk.NewDetokenizer()
+		if _, ok := d.(*naiveDetok); !ok {
+			t.Fatalf("%T, want the naive detokenizer", d)
+		}
+		if got, _ := streamAll(d, ids); got != c.tk.Decode(ids, false) {
+			t.Errorf("streamed %q, full decode %q", got, c.tk.Decode(ids, false))
+		}
+	}
+}
