@@ -70,7 +70,12 @@ func benchBlock(b *testing.B, T int) {
 
 // The same block's seven weight products called straight on pkg/kernels:
 // the floor the engine's BenchmarkDecodeBlock is compared with.
-func BenchmarkDecodeBlockKernels(b *testing.B) {
+func BenchmarkDecodeBlockKernels(b *testing.B) { benchBlockKernels(b, 1) }
+
+// The prefill block's weight products on pkg/kernels.
+func BenchmarkPrefillBlockKernels(b *testing.B) { benchBlockKernels(b, 128) }
+
+func benchBlockKernels(b *testing.B, T int) {
 	const D, H, Hk, Dh, F = 896, 14, 2, 64, 4864
 	type lin struct{ n, k int }
 	shapes := []lin{{H * Dh, D}, {Hk * Dh, D}, {Hk * Dh, D}, {D, H * Dh}, {F, D}, {F, D}, {D, F}}
@@ -81,15 +86,15 @@ func BenchmarkDecodeBlockKernels(b *testing.B) {
 			ws[i][j] = kernels.F32ToBF16(float32(0.02 * math.Sin(float64(j))))
 		}
 	}
-	x := make([]float32, F)
+	x := make([]float32, T*F)
 	for i := range x {
 		x[i] = float32(math.Cos(float64(i)))
 	}
-	y := make([]float32, F)
+	y := make([]float32, T*F)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for j, s := range shapes {
-			kernels.HGemm(y[:s.n], x[:s.k], 1, s.n, s.k, ws[j], kernels.BF16)
+			kernels.HGemm(y[:T*s.n], x[:T*s.k], T, s.n, s.k, ws[j], kernels.BF16)
 		}
 	}
 }
