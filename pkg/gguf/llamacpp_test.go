@@ -20,9 +20,10 @@ import (
 // layout changes the logits or stops the load.
 
 type llamaCppJob struct {
-	Path string `json:"path"`
-	Text string `json:"text"`
-	IDs  []int  `json:"ids"`
+	Path  string   `json:"path"`
+	Text  string   `json:"text"`
+	IDs   []int    `json:"ids"`
+	Texts []string `json:"texts"`
 }
 
 type llamaCppResult struct {
@@ -31,6 +32,8 @@ type llamaCppResult struct {
 	Error  string    `json:"error"`
 	Tokens []int     `json:"tokens"`
 	Logits []float64 `json:"logits"`
+	// Tokenized holds the tokenization of each of the job's Texts.
+	Tokenized [][]int `json:"tokenized"`
 }
 
 func runLlamaCpp(t *testing.T, jobs []llamaCppJob) map[string]llamaCppResult {

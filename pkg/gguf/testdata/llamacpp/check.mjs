@@ -1,8 +1,10 @@
 // Loads GGUF files with llama.cpp (through node-llama-cpp's prebuilt CPU
 // build) and reports, per file, whether it loaded, the tokenization of a
 // text, and the raw logits after evaluating a list of token ids.
-// Input (stdin): JSON [{"path": ..., "text": ..., "ids": [...]}, ...]
-// Output (stdout): JSON [{"path", "ok", "error", "tokens", "logits"}, ...]
+// Input (stdin): JSON [{"path": ..., "text": ..., "ids": [...], "texts": [...]}, ...]
+// Output (stdout): JSON [{"path", "ok", "error", "tokens", "logits", "tokenized"}, ...]
+// "texts" are tokenized with special-token parsing on (as HF's encode does);
+// an empty "ids" skips the evaluation.
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 
 const chunks = [];
@@ -14,7 +16,14 @@ for (const job of jobs) {
   const r = {path: job.path, ok: false};
   try {
     const model = await llama.loadModel({modelPath: job.path});
-    r.tokens = Array.from(model.tokenize(job.text, false));
+    r.tokens = Array.from(model.tokenize(job.text ?? "", false));
+    r.tokenized = (job.texts ?? []).map((t) => Array.from(model.tokenize(t, true)));
+    if (!job.ids || job.ids.length === 0) {
+      r.ok = true;
+      await model.dispose();
+      results.push(r);
+      continue;
+    }
     const ctx = await model.createContext({
       contextSize: 64, sequences: 1, threads: 1,
       experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
