@@ -18,6 +18,23 @@
 // A string is a u64 byte length then the bytes; an array is the element
 // value type u32, a u64 count, then the elements. ne lists dimensions
 // innermost first, so a row-major [out, in] matrix is written as ne = [in, out].
+//
+// API:
+//
+//   - WriteFile(path, kvs, tensors, data): the container; data is called
+//     once per tensor, in order, and streams its bytes.
+//   - Encode / Decode, QuantizeQ8_0 / QuantizeQ4_0: ggml's encodings.
+//   - Export(dst, configJSON, tokenizerDir, src, outType): a checkpoint given
+//     as a TensorSource (names, shapes, dtypes; one tensor read as float32 at
+//     a time) to a llama.cpp-loadable file; ExportDir does the same for a
+//     model folder (config.json, safetensors, tokenizer files) through
+//     ModelSource. The caller dequantizes an MLX-quantized model first.
+//
+// Tests check the files three ways: byte layouts worked out by hand, the
+// independent reader github.com/gpustack/gguf-parser-go, and llama.cpp
+// itself (node-llama-cpp's prebuilt build, installed by .ci/deps), whose
+// logits are compared with a float64 reference forward pass and whose
+// tokenization of real vocabularies is compared with HF's.
 package gguf
 
 import "fmt"
