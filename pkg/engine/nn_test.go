@@ -175,6 +175,7 @@ func TestRoPE(t *testing.T) {
 	o := RoPEOptions{Dims: 6, Scale: 1, Offset: 4, Freqs: freqs.arr()}
 	xl := randT(2, 5, 3, 8)
 	near(t, "RoPE/freqs", RoPE(Transpose(xl.arr(), 0, 2, 1, 3), o), ropeRef(xl.permute(0, 2, 1, 3), o, freqs.data), 1e-5, 1e-5)
+	gradCheck(t, "RoPE/freqs", func(xs []*Array) *Array { return RoPE(Transpose(xs[0], 0, 2, 1, 3), o) }, randT(1, 3, 2, 8))
 	xr := x.roundTo(BFloat16)
 	o = RoPEOptions{Dims: 8, Base: 10000, Scale: 1, Offset: 11}
 	near(t, "RoPE/bf16", RoPE(x.arrAs(BFloat16), o), ropeRef(xr, o, nil), 1e-2, 8e-3)

@@ -282,8 +282,22 @@ func gatherMM(a, b, lhs, rhs, out backend.View) error {
 		return err
 	}
 	Y := make([]float32, len(li)*M*N)
-	for i := range li {
-		mm2d(a, ao[li[i]], b, bo[ri[i]], M, K, N, Y[i*M*N:(i+1)*M*N])
+	// one product per b matrix over all rows routed to it
+	for e, items := range groupBy(ri) {
+		Ag := getF32(len(items) * M * K)
+		for j, i := range items {
+			m := backend.View{Buf: a.Buf, DType: a.DType, Shape: []int{M, K}, Strides: a.Strides[nd-2:], Offset: ao[li[i]]}
+			dst := backend.View{Buf: &Buffer{b: unsafeBytes(Ag[j*M*K : (j+1)*M*K]), n: 4 * M * K}, DType: backend.Float32, Shape: []int{M, K}, Strides: []int{K, 1}}
+			copyCast(m, dst)
+		}
+		av := backend.View{Buf: &Buffer{b: unsafeBytes(Ag), n: 4 * len(Ag)}, DType: backend.Float32, Shape: []int{len(items) * M, K}, Strides: []int{K, 1}}
+		Yg := getF32(len(items) * M * N)
+		mm2d(av, 0, b, bo[e], len(items)*M, K, N, Yg)
+		for j, i := range items {
+			copy(Y[i*M*N:(i+1)*M*N], Yg[j*M*N:(j+1)*M*N])
+		}
+		putF32(Ag)
+		putF32(Yg)
 	}
 	fromF32(Y, out)
 	return nil
