@@ -464,7 +464,15 @@ func buildModel(raw json.RawMessage) (model, error) {
 		return nil, fmt.Errorf("%s: missing", part)
 	}
 	var m modelJSON
-	if err := json.Unmarshal(raw, &m); err != nil {
+	mf, err := objectFields(raw, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: malformed: %w", part, err)
+	}
+	m.Vocab, m.Merges = mf["vocab"], mf["merges"]
+	delete(mf, "vocab")
+	delete(mf, "merges")
+	small, _ := json.Marshal(mf)
+	if err := json.Unmarshal(small, &m); err != nil {
 		return nil, fmt.Errorf("%s: malformed: %w", part, err)
 	}
 	if m.Type == "" {
@@ -481,8 +489,8 @@ func buildModel(raw json.RawMessage) (model, error) {
 	fail := func(err error) (model, error) { return nil, fmt.Errorf("%s (%s): %w", part, m.Type, err) }
 	switch m.Type {
 	case "BPE", "WordLevel", "WordPiece":
-		var vocab map[string]int
-		if err := json.Unmarshal(m.Vocab, &vocab); err != nil {
+		vocab, err := scanVocab(m.Vocab)
+		if err != nil {
 			return fail(fmt.Errorf("vocab: want an object of token -> id: %w", err))
 		}
 		switch m.Type {
@@ -504,28 +512,8 @@ func buildModel(raw json.RawMessage) (model, error) {
 		}
 		var merges [][2]string
 		if len(m.Merges) > 0 && string(m.Merges) != "null" {
-			var flat []string
-			if err := json.Unmarshal(m.Merges, &flat); err == nil {
-				merges = make([][2]string, len(flat))
-				for i, s := range flat {
-					a, b, ok := strings.Cut(s, " ")
-					if !ok {
-						return fail(fmt.Errorf("merges[%d] %q: want two tokens separated by a space", i, s))
-					}
-					merges[i] = [2]string{a, b}
-				}
-			} else {
-				var pairs [][]string
-				if err := json.Unmarshal(m.Merges, &pairs); err != nil {
-					return fail(fmt.Errorf(`merges: want ["a b", ...] or [["a", "b"], ...]: %w`, err))
-				}
-				merges = make([][2]string, len(pairs))
-				for i, p := range pairs {
-					if len(p) != 2 {
-						return fail(fmt.Errorf("merges[%d]: want 2 tokens, got %d", i, len(p)))
-					}
-					merges[i] = [2]string{p[0], p[1]}
-				}
+			if merges, err = scanMerges(m.Merges); err != nil {
+				return fail(fmt.Errorf("merges: %w", err))
 			}
 		}
 		bm, err := newBPE(vocab, merges, str(m.UnkToken), m.FuseUnk, m.ByteFallback, m.IgnoreMerges, str(m.ContPrefix), str(m.EOWSuffix))
@@ -564,12 +552,21 @@ func buildModel(raw json.RawMessage) (model, error) {
 // parseTokenizerJSON builds the pipeline from tokenizer.json's bytes; path
 // is only used in error messages.
 func parseTokenizerJSON(path string, data []byte) (*Tokenizer, error) {
-	var f fileJSON
-	if err := json.Unmarshal(data, &f); err != nil {
+	// The vocab and merges are most of the file: find the top-level parts
+	// with the fast scanner and let encoding/json decode the small ones.
+	fields, err := objectFields(data, map[string]bool{"added_tokens": true, "normalizer": true,
+		"pre_tokenizer": true, "post_processor": true, "decoder": true, "model": true})
+	if err != nil {
 		return nil, &partError{path, "file", fmt.Errorf("malformed JSON: %w", err)}
 	}
+	f := fileJSON{Normalizer: fields["normalizer"], PreTokenizer: fields["pre_tokenizer"],
+		PostProcessor: fields["post_processor"], Decoder: fields["decoder"], Model: fields["model"]}
+	if raw, ok := fields["added_tokens"]; ok {
+		if err := json.Unmarshal(raw, &f.AddedTokens); err != nil {
+			return nil, &partError{path, "added_tokens", fmt.Errorf("malformed: %w", err)}
+		}
+	}
 	t := &Tokenizer{path: path}
-	var err error
 	wrap := func(err error) error { return fmt.Errorf("tokenizer: %s: %w", path, err) }
 	if t.model, err = buildModel(f.Model); err != nil {
 		return nil, wrap(err)
