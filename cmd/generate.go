@@ -16,6 +16,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/generate"
 	"github.com/mlxgo/mlxgo/pkg/hub"
 	"github.com/mlxgo/mlxgo/pkg/model"
+	_ "github.com/mlxgo/mlxgo/pkg/model/all" // every architecture
 	"github.com/mlxgo/mlxgo/pkg/sample"
 	"github.com/mlxgo/mlxgo/pkg/tokenizer"
 )
@@ -355,7 +356,8 @@ func formatStats(r generate.Response) string {
 
 // loadModel loads a model folder; tests swap it for a fake.
 var loadModel = func(dir string) (model.Model, error) {
-	return nil, fmt.Errorf("%s: loading models is not available yet (pkg/model.Load, issue #4)", dir)
+	m, _, err := model.Load(dir)
+	return m, err
 }
 
 // loadedModel is a model with its tokenizer and context length.
