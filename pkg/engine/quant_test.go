@@ -103,6 +103,30 @@ func TestQuantized(t *testing.T) {
 	}
 	linearGrad(t, "QuantizedMatmul", func(x *Array) *Array { return QuantizedMatmul(x, w, s, b, true, gs, bits) }, randT(2, K),
 		func(R tensor) tensor { return matmulT(R, q.deq) })
+	// batched weights [2, N, K'] against x [2, 3, K]; x broadcast over a
+	// weight batch too
+	q2 := quantizeRef(randT(N, K), gs, bits, BFloat16)
+	w2, s2, b2 := q2.arrays(BFloat16)
+	wb, sb, bb := Stack([]*Array{w, w2}, 0), Stack([]*Array{s, s2}, 0), Stack([]*Array{b, b2}, 0)
+	xb := randT(2, 3, K)
+	gotB := QuantizedMatmul(xb.arr(), wb, sb, bb, true, gs, bits)
+	var wantB, saB []float64
+	for i, dq := range []tensor{q.deq, q2.deq} {
+		for r := 0; r < 3; r++ {
+			y, a := qdot(xb.data[(i*3+r)*K:(i*3+r+1)*K], dq)
+			wantB, saB = append(wantB, y...), append(saB, a...)
+		}
+	}
+	nearSA(t, "QuantizedMatmul/batched", gotB, wantB, saB)
+	x1 := randT(3, K)
+	var want1, sa1 []float64
+	for _, dq := range []tensor{q.deq, q2.deq} {
+		for r := 0; r < 3; r++ {
+			y, a := qdot(x1.data[r*K:(r+1)*K], dq)
+			want1, sa1 = append(want1, y...), append(sa1, a...)
+		}
+	}
+	nearSA(t, "QuantizedMatmul/broadcast-x", QuantizedMatmul(x1.arr(), wb, sb, bb, true, gs, bits), want1, sa1)
 	// bad inputs are errors naming what was expected
 	if err := QuantizedMatmul(randT(2, 60).arr(), w, s, b, true, gs, bits).Err(); err == nil {
 		t.Error("QuantizedMatmul with a wrong K did not fail")

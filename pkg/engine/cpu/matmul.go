@@ -20,6 +20,17 @@ func contig(v backend.View) backend.View {
 	return out
 }
 
+// matContig returns v when each of its matrices (last two dims) is
+// contiguous, whatever the batch strides (zero for broadcast); else a
+// contiguous copy.
+func matContig(v backend.View) backend.View {
+	nd := len(v.Shape)
+	if nd >= 2 && (v.Strides[nd-1] == 1 || v.Shape[nd-1] == 1) && (v.Strides[nd-2] == v.Shape[nd-1] || v.Shape[nd-2] == 1) {
+		return v
+	}
+	return contig(v)
+}
+
 // batchOffsets returns the element offset of every matrix of v (all dims
 // but the last two), in row-major batch order.
 func batchOffsets(v backend.View) []int {
@@ -184,7 +195,7 @@ func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) er
 	if err := checkQuant(o.Quant); err != nil {
 		return err
 	}
-	w, s, b = contig(w), contig(s), contig(b)
+	w, s, b = matContig(w), matContig(s), matContig(b)
 	nd := len(x.Shape)
 	M, K := x.Shape[nd-2], x.Shape[nd-1]
 	N := out.Shape[nd-1]
@@ -222,7 +233,7 @@ func gatherQMM(o backend.GatherQMM, x, w, s, b, lhs, rhs, out backend.View) erro
 	if err := checkQuant(o.Quant); err != nil {
 		return err
 	}
-	w, s, b = contig(w), contig(s), contig(b)
+	w, s, b = matContig(w), matContig(s), matContig(b)
 	nd := len(x.Shape)
 	M, K := x.Shape[nd-2], x.Shape[nd-1]
 	N := out.Shape[len(out.Shape)-1]
