@@ -69,11 +69,22 @@ func runLlamaCpp(t *testing.T, jobs []llamaCppJob) map[string]llamaCppResult {
 
 // refForward is the Hugging Face forward pass (LlamaForCausalLM,
 // MistralForCausalLM, MixtralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
-// GemmaForCausalLM) in float64 for a short prompt; it returns the logits of
-// the last position. Rotary embeddings use HF's rotate-half layout on the
-// unpermuted weights.
+// GemmaForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM) in float64 for a
+// short prompt; it returns the logits of the last position. Rotary embeddings
+// use HF's rotate-half layout on the unpermuted weights. Gemma 2/3 add the
+// sandwich norms, Gemma 2 the attention and final logit soft-capping (50, 30
+// as the test configs set), Gemma 3 runs its sliding-window layers (all of a
+// 2-layer model) with rope_local_base_freq 10000. The attention scale is
+// head_dim^-0.5 (the gemma test configs set query_pre_attn_scalar = head_dim).
 func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) []float64 {
-	gemma := tn.modelType == "gemma"
+	gemma := strings.HasPrefix(tn.modelType, "gemma")
+	var attnCap, finalCap float64
+	if tn.modelType == "gemma2" {
+		attnCap, finalCap = 50, 30
+	}
+	if tn.modelType == "gemma3_text" {
+		theta = 10000 // sliding-window layers use rope_local_base_freq
+	}
 	d, H, Hk, dh := tn.d, tn.heads, tn.kv, tn.dh
 	T := len(ids)
 	rms := func(x []float64, wt []float32) []float64 {
@@ -167,6 +178,9 @@ func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) 
 						s[u] += q[t][hh*dh+i] * k[u][kh*dh+i]
 					}
 					s[u] /= math.Sqrt(float64(dh))
+					if attnCap > 0 {
+						s[u] = math.Tanh(s[u]/attnCap) * attnCap
+					}
 					mx = math.Max(mx, s[u])
 				}
 				var z float64
@@ -181,10 +195,18 @@ func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) 
 				}
 			}
 			o := mv(p+"self_attn.o_proj.weight", att, d)
+			if tn.sandwich {
+				o = rms(o, w[p+"post_attention_layernorm.weight"])
+			}
 			for i := range x[t] {
 				x[t][i] += o[i]
 			}
-			h := rms(x[t], w[p+"post_attention_layernorm.weight"])
+			var h []float64
+			if tn.sandwich {
+				h = rms(x[t], w[p+"pre_feedforward_layernorm.weight"])
+			} else {
+				h = rms(x[t], w[p+"post_attention_layernorm.weight"])
+			}
 			mlp := func(gate, up, down string) []float64 {
 				g, u := mv(gate, h, tn.ff), mv(up, h, tn.ff)
 				for i := range g {
@@ -225,6 +247,9 @@ func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) 
 			} else {
 				m = mlp(p+"mlp.gate_proj.weight", p+"mlp.up_proj.weight", p+"mlp.down_proj.weight")
 			}
+			if tn.sandwich {
+				m = rms(m, w[p+"post_feedforward_layernorm.weight"])
+			}
 			for i := range x[t] {
 				x[t][i] += m[i]
 			}
@@ -235,7 +260,13 @@ func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) 
 	if _, ok := w[head]; !ok {
 		head = "model.embed_tokens.weight"
 	}
-	return mv(head, h, tn.vocab)
+	logits := mv(head, h, tn.vocab)
+	if finalCap > 0 {
+		for i, v := range logits {
+			logits[i] = math.Tanh(v/finalCap) * finalCap
+		}
+	}
+	return logits
 }
 
 // relErr is ||a-b|| / ||b||.
@@ -264,8 +295,8 @@ func TestLlamaCppLoadsExports(t *testing.T) {
 		{tn: tiny{modelType: "qwen2", d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 2, vocab: byteLevelTokens, bias: true}, ref: true, text: "ab", tokens: []int{256}},
 		{tn: tiny{modelType: "qwen3", d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 2, vocab: byteLevelTokens, qkn: true}, ref: true, text: " ab", tokens: []int{259}},
 		{tn: tiny{modelType: "gemma", d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 2, vocab: spmTokens + 1}, spm: true, ref: true, text: "abc ab", tokens: []int{260, 263, 266}},
-		{tn: tiny{modelType: "gemma2", d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 2, vocab: spmTokens + 1, sandwich: true}, spm: true, text: "abc", tokens: []int{260, 263}},
-		{tn: tiny{modelType: "gemma3_text", d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 2, vocab: spmTokens + 1, sandwich: true, qkn: true}, spm: true, text: "abc", tokens: []int{260, 263}},
+		{tn: tiny{modelType: "gemma2", d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 2, vocab: spmTokens + 1, sandwich: true}, spm: true, ref: true, text: "abc", tokens: []int{260, 263}},
+		{tn: tiny{modelType: "gemma3_text", d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 2, vocab: spmTokens + 1, sandwich: true, qkn: true}, spm: true, ref: true, text: "abc", tokens: []int{260, 263}},
 	}
 	ids := []int{5, 97, 200, 33}
 	dir := t.TempDir()
@@ -286,9 +317,12 @@ func TestLlamaCppLoadsExports(t *testing.T) {
 			writeByteLevelTokenizer(t, tokDir)
 		}
 		cfg := withConfig(m.tn, func(c map[string]any) {
-			if m.tn.modelType == "gemma2" {
+			switch m.tn.modelType {
+			case "gemma2":
 				c["sliding_window"], c["attn_logit_softcapping"], c["final_logit_softcapping"] = 4096, 50.0, 30.0
 				c["query_pre_attn_scalar"] = 16
+			case "gemma3_text":
+				c["sliding_window"], c["query_pre_attn_scalar"] = 512, 16
 			}
 		})
 		types := []Type{F32, Q8_0}
