@@ -191,14 +191,18 @@ func SetTrace(fn func(op string, shape []int, elapsed time.Duration)) {
 	evalMu.Unlock()
 }
 
-// elementwise primitives write out[i] from inputs at index i only, so out
-// may share memory with an input of its shape (in-place update).
+// elementwise marks primitives whose output may share memory with an
+// input of its shape: they write out[i] from inputs at index i only, or
+// (the fused kernels) finish reading a row or compute into scratch before
+// writing it.
 type elementwise interface{ elementwise() }
 
-func (unaryPrim) elementwise()  {}
-func (binaryPrim) elementwise() {}
-func (wherePrim) elementwise()  {}
-func (copyPrim) elementwise()   {}
+func (unaryPrim) elementwise()   {}
+func (binaryPrim) elementwise()  {}
+func (wherePrim) elementwise()   {}
+func (copyPrim) elementwise()    {}
+func (fusedPrim) elementwise()   {}
+func (softmaxPrim) elementwise() {}
 
 // donate lets n write into the buffer of an input that dies with it: one
 // computed in this Eval, consumed only by n, not an output, viewed by no
