@@ -216,7 +216,12 @@ func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) 
 			}
 			var m []float64
 			if tn.experts > 0 { // softmax router, top-k, renormalised
-				r := mv(p+"block_sparse_moe.gate.weight", h, tn.experts)
+				moe := p + "block_sparse_moe." // Mixtral; Qwen3-MoE: mlp.gate, mlp.experts.N.*_proj
+				proj := [3]string{"w1", "w3", "w2"}
+				if _, ok := w[moe+"gate.weight"]; !ok {
+					moe, proj = p+"mlp.", [3]string{"gate_proj", "up_proj", "down_proj"}
+				}
+				r := mv(moe+"gate.weight", h, tn.experts)
 				mx := math.Inf(-1)
 				for _, v := range r {
 					mx = math.Max(mx, v)
@@ -238,8 +243,8 @@ func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) 
 				}
 				m = make([]float64, d)
 				for e := range chosen {
-					q := fmt.Sprintf("%sblock_sparse_moe.experts.%d.", p, e)
-					y := mlp(q+"w1.weight", q+"w3.weight", q+"w2.weight")
+					q := fmt.Sprintf("%sexperts.%d.", moe, e)
+					y := mlp(q+proj[0]+".weight", q+proj[1]+".weight", q+proj[2]+".weight")
 					for i := range m {
 						m[i] += r[e] / sum * y[i]
 					}
@@ -269,6 +274,21 @@ func refForward(tn tiny, w map[string][]float32, ids []int, theta, eps float64) 
 	return logits
 }
 
+// renamed copies a source with substrings of its tensor names replaced.
+func renamed(m *memSource, repl map[string]string) *memSource {
+	out := &memSource{data: map[string][]float32{}, reads: map[string]int{}}
+	for _, st := range m.list {
+		name := st.Name
+		for from, to := range repl {
+			name = strings.Replace(name, from, to, 1)
+		}
+		out.data[name] = m.data[st.Name]
+		st.Name = name
+		out.list = append(out.list, st)
+	}
+	return out
+}
+
 // relErr is ||a-b|| / ||b||.
 func relErr(a, b []float64) float64 {
 	var num, den float64
@@ -292,6 +312,7 @@ func TestLlamaCppLoadsExports(t *testing.T) {
 		{tn: llamaTiny, ref: true, text: "ab ab", tokens: []int{256, 259}, quantAll: true},
 		{tn: tiny{modelType: "mistral", d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 2, vocab: spmTokens + 1, lmHead: true}, spm: true, ref: true, text: "abc ab", tokens: []int{264, 263, 266}},
 		{tn: tiny{modelType: "mixtral", d: 32, heads: 2, kv: 1, dh: 16, ff: 64, layers: 2, vocab: byteLevelTokens, experts: 3, used: 2, lmHead: true}, ref: true, text: "abc", tokens: []int{258}},
+		{tn: tiny{modelType: "qwen3_moe", d: 32, heads: 2, kv: 1, dh: 16, ff: 64, layers: 2, vocab: byteLevelTokens, experts: 4, used: 2, qkn: true}, ref: true, text: "ab", tokens: []int{256}},
 		{tn: tiny{modelType: "qwen2", d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 2, vocab: byteLevelTokens, bias: true}, ref: true, text: "ab", tokens: []int{256}},
 		{tn: tiny{modelType: "qwen3", d: 64, heads: 4, kv: 2, dh: 16, ff: 64, layers: 2, vocab: byteLevelTokens, qkn: true}, ref: true, text: " ab", tokens: []int{259}},
 		{tn: tiny{modelType: "gemma", d: 64, heads: 4, kv: 1, dh: 16, ff: 64, layers: 2, vocab: spmTokens + 1}, spm: true, ref: true, text: "abc ab", tokens: []int{260, 263, 266}},
@@ -323,6 +344,9 @@ func TestLlamaCppLoadsExports(t *testing.T) {
 				c["query_pre_attn_scalar"] = 16
 			case "gemma3_text":
 				c["sliding_window"], c["query_pre_attn_scalar"] = 512, 16
+			case "qwen3_moe":
+				delete(c, "num_local_experts")
+				c["num_experts"], c["moe_intermediate_size"], c["norm_topk_prob"] = m.tn.experts, m.tn.ff, true
 			}
 		})
 		types := []Type{F32, Q8_0}
@@ -333,6 +357,9 @@ func TestLlamaCppLoadsExports(t *testing.T) {
 		// attention stays soft and the logits depend on every position's
 		// rotary angle, not just on which key wins
 		src := m.tn.source(11)
+		if m.tn.modelType == "qwen3_moe" { // HF Qwen3-MoE names
+			src = renamed(src, map[string]string{"block_sparse_moe.gate.": "mlp.gate.", ".w1.": ".gate_proj.", ".w3.": ".up_proj.", ".w2.": ".down_proj.", "block_sparse_moe.experts.": "mlp.experts."})
+		}
 		for name, x := range src.data {
 			if !strings.Contains(name, "norm") {
 				for i := range x {
