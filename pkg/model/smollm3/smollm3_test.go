@@ -1,0 +1,58 @@
+package smollm3
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
+)
+
+func TestFixtures(t *testing.T) {
+	// smollm3-f32 has the legacy spelling (rope_theta), -bf16 rope_parameters.
+	t.Run("smollm3-f32", func(t *testing.T) { modeltest.Run(t, "smollm3-f32", modeltest.F32) })
+	f32 := engine.Float32
+	t.Run("smollm3-bf16/compute_f32", func(t *testing.T) {
+		modeltest.Run(t, "smollm3-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
+	})
+	t.Run("smollm3-bf16", func(t *testing.T) { modeltest.Run(t, "smollm3-bf16", modeltest.BF16) })
+}
+
+func TestNoRopeLayersDefault(t *testing.T) {
+	// SmolLM3Config: without no_rope_layers every 4th layer (1-based) is NoPE.
+	cfg, err := model.NewConfig(map[string]any{
+		"model_type": "smollm3", "hidden_size": 32, "num_hidden_layers": 8, "intermediate_size": 64,
+		"num_attention_heads": 2, "vocab_size": 64, "rms_norm_eps": 1e-5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.RandomModel(cfg, engine.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []bool
+	for _, l := range m.(*Model).Model.Layers {
+		got = append(got, l.SelfAttn.rope != nil)
+	}
+	want := []bool{true, true, true, false, true, true, true, false}
+	if !slices.Equal(got, want) {
+		t.Errorf("rope per layer %v, want %v", got, want)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cfg, err := model.NewConfig(map[string]any{
+		"model_type": "smollm3", "hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64,
+		"num_attention_heads": 2, "vocab_size": 64, "rms_norm_eps": 1e-5, "no_rope_layers": []int{1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := model.RandomModel(cfg, engine.Float32, 1); err == nil {
+		t.Error("no_rope_layers of the wrong length: no error")
+	} else {
+		t.Log(err)
+	}
+}
