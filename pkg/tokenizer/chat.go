@@ -245,32 +245,92 @@ var tojsonRe = regexp.MustCompile(`\|\s*tojson\b`)
 // and escapes U+2028/U+2029. Where the operand cannot be delimited the
 // library's filter stays.
 func rewriteTojson(src string) string {
-	locs := tojsonRe.FindAllStringIndex(src, -1)
-	for k := len(locs) - 1; k >= 0; k-- {
-		pipe, end := locs[k][0], locs[k][1]
-		start := operandStart(src, pipe)
-		if start < 0 {
-			continue
-		}
-		args := ""
-		j := end
-		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
-			j++
-		}
-		if j < len(src) && src[j] == '(' {
-			close := matchForward(src, j)
-			if close < 0 {
-				continue
+	skip := 0 // matches (from the end) left alone
+	for guard := 0; guard < 1000; guard++ {
+		locs := tojsonRe.FindAllStringIndex(src, -1)
+		inStr := stringMask(src)
+		var cand [][]int
+		for _, l := range locs {
+			if !inStr[l[0]] {
+				cand = append(cand, l)
 			}
-			if inner := strings.TrimSpace(src[j+1 : close]); inner != "" {
-				args = ", " + inner
-			}
-			end = close + 1
 		}
-		operand := strings.TrimSpace(src[start:pipe])
-		src = src[:start] + tojsonFunc + "(" + operand + args + ")" + src[end:]
+		if len(cand) <= skip {
+			return src
+		}
+		l := cand[len(cand)-1-skip]
+		if out, ok := rewriteOneTojson(src, l[0], l[1]); ok {
+			src = out
+		} else {
+			skip++
+		}
 	}
 	return src
+}
+
+// rewriteOneTojson rewrites the filter whose "| tojson" spans src[pipe:end].
+func rewriteOneTojson(src string, pipe, end int) (string, bool) {
+	start := operandStart(src, pipe)
+	if start < 0 {
+		return src, false
+	}
+	args := ""
+	j := end
+	for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
+		j++
+	}
+	if j < len(src) && src[j] == '(' {
+		close := matchForward(src, j)
+		if close < 0 {
+			return src, false
+		}
+		if inner := strings.TrimSpace(src[j+1 : close]); inner != "" {
+			args = ", " + inner
+		}
+		end = close + 1
+	}
+	operand := strings.TrimSpace(src[start:pipe])
+	return src[:start] + tojsonFunc + "(" + operand + args + ")" + src[end:], true
+}
+
+// rewriteTagBody adapts one expression or statement to transformers'
+// environment: tojson is ours (see rewriteTojson), and from_json, which
+// transformers does not have, is renamed so that using it stays a
+// render-time "unknown filter" error, as in jinja2.
+func rewriteTagBody(body string) string {
+	inStr := stringMask(body)
+	if locs := fromJSONRe.FindAllStringIndex(body, -1); len(locs) > 0 {
+		for k := len(locs) - 1; k >= 0; k-- {
+			if inStr[locs[k][0]] {
+				continue
+			}
+			body = body[:locs[k][1]-len("from_json")] + "from_json_is_not_a_transformers_filter" + body[locs[k][1]:]
+		}
+	}
+	return rewriteTojson(body)
+}
+
+// stringMask marks the bytes of src that are inside a quoted string.
+func stringMask(src string) []bool {
+	m := make([]bool, len(src)+1)
+	for i := 0; i < len(src); i++ {
+		if c := src[i]; c == '\'' || c == '"' {
+			m[i] = true
+			i++
+			for i < len(src) && src[i] != c {
+				m[i] = true
+				if src[i] == '\\' && i+1 < len(src) {
+					i++
+					m[i] = true
+				}
+				i++
+			}
+			if i < len(src) {
+				m[i] = true
+			}
+		}
+	}
+	return m
 }
 
 // matchForward returns the index of the ')' closing the '(' at src[i].
@@ -355,11 +415,7 @@ func compileTemplate(src string) (*jinja.Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jinja scan: %w", err)
 	}
-	// transformers' environment has no from_json filter; ardanlabs/jinja
-	// does. Renaming it keeps "unknown filter" a render-time error, as in
-	// jinja2, raised only when the branch runs.
-	norm = fromJSONRe.ReplaceAllString(norm, "|${1}from_json_is_not_a_transformers_filter")
-	tmpl, err := jinja.Compile(rewriteTojson(norm))
+	tmpl, err := jinja.Compile(norm)
 	if err != nil {
 		return nil, err
 	}

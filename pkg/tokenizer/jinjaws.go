@@ -134,9 +134,9 @@ func normalizeJinja(src string) (string, error) {
 				continue
 			}
 			if t.kind == '{' {
-				b.WriteString("{{" + t.body + "}}")
+				b.WriteString("{{" + rewriteTagBody(t.body) + "}}")
 			} else {
-				b.WriteString("{%" + t.body + "%}")
+				b.WriteString("{%" + rewriteTagBody(t.body) + "%}")
 			}
 			continue
 		}

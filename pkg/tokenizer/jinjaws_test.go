@@ -48,3 +48,15 @@ func TestTojsonLikePython(t *testing.T) {
 		t.Errorf("got\n%q\nwant\n%q", got, want)
 	}
 }
+
+func TestTojsonRewriteLeavesStringsAlone(t *testing.T) {
+	src := `x | tojson {{ '| tojson' }} {{ ({"a": [1.0]} | tojson) | tojson }} {{ "a|tojson(indent=2)" ~ [2.0] | tojson }}`
+	got, err := RenderChatTemplate(src, "test", json.RawMessage(`[]`), nil, ChatOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `x | tojson | tojson "{\"a\": [1.0]}" a|tojson(indent=2)[2.0]`
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
