@@ -1,0 +1,233 @@
+// Package granite is IBM's Granite architecture (model_type "granite"),
+// after mlx_lm's models/granite.py and transformers' modeling_granite.py:
+// Llama with four scalar multipliers — the embeddings are multiplied by
+// embedding_multiplier, attention scores use attention_multiplier as the
+// scale (instead of 1/√Dh), each residual branch is multiplied by
+// residual_multiplier before it is added, and the logits are divided by
+// logits_scaling.
+package granite
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/nn"
+)
+
+func init() {
+	model.Register("granite", New)
+	model.RegisterSanitize("granite", Sanitize)
+}
+
+// Config mirrors the config.json keys Granite uses.
+type Config struct {
+	HiddenSize            int     `json:"hidden_size"`
+	NumHiddenLayers       int     `json:"num_hidden_layers"`
+	IntermediateSize      int     `json:"intermediate_size"`
+	NumAttentionHeads     int     `json:"num_attention_heads"`
+	NumKeyValueHeads      int     `json:"num_key_value_heads"` // 0: = heads
+	HeadDim               int     `json:"head_dim"`            // 0: hidden/heads
+	VocabSize             int     `json:"vocab_size"`
+	RMSNormEps            float64 `json:"rms_norm_eps"`
+	MaxPositionEmbeddings int     `json:"max_position_embeddings"`
+	AttentionBias         bool    `json:"attention_bias"`
+	MLPBias               bool    `json:"mlp_bias"`
+	TieWordEmbeddings     *bool   `json:"tie_word_embeddings"` // nil: tied when the checkpoint has no lm_head
+	HiddenAct             string  `json:"hidden_act"`
+	EmbeddingMultiplier   float64 `json:"embedding_multiplier"`
+	AttentionMultiplier   float64 `json:"attention_multiplier"`
+	ResidualMultiplier    float64 `json:"residual_multiplier"`
+	LogitsScaling         float64 `json:"logits_scaling"`
+}
+
+// required: mlx_lm's ModelArgs has no defaults for the multipliers either.
+var required = []string{"hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size", "rms_norm_eps",
+	"embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling"}
+
+func (c *Config) validate(cfg *model.Config) error {
+	if c.NumKeyValueHeads == 0 {
+		c.NumKeyValueHeads = c.NumAttentionHeads
+	}
+	if c.HeadDim == 0 && c.NumAttentionHeads > 0 {
+		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
+	}
+	switch {
+	case c.HiddenSize <= 0 || c.NumHiddenLayers <= 0 || c.IntermediateSize <= 0 || c.VocabSize <= 0:
+		return cfg.Errorf("hidden_size, num_hidden_layers, intermediate_size and vocab_size must be positive")
+	case c.NumAttentionHeads <= 0 || c.NumKeyValueHeads <= 0 || c.NumAttentionHeads%c.NumKeyValueHeads != 0:
+		return cfg.Errorf("num_attention_heads %d must be a positive multiple of num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
+	case c.HeadDim <= 0 || c.HeadDim%2 != 0:
+		return cfg.Errorf("head_dim %d must be positive and even", c.HeadDim)
+	case c.HiddenAct != "" && c.HiddenAct != "silu":
+		return cfg.Errorf("hidden_act %q: granite supports silu", c.HiddenAct)
+	case c.LogitsScaling == 0:
+		return cfg.Errorf("logits_scaling must not be 0 (the logits are divided by it)")
+	case c.AttentionMultiplier <= 0:
+		return cfg.Errorf("attention_multiplier %g must be positive", c.AttentionMultiplier)
+	}
+	return nil
+}
+
+// Model is GraniteForCausalLM.
+type Model struct {
+	model.Params
+	Model  Backbone // model.*
+	LMHead nn.Layer // lm_head; nil with tied embeddings
+	cfg    Config
+}
+
+// Backbone is GraniteModel.
+type Backbone struct {
+	EmbedTokens nn.Embedder // model.embed_tokens [V, D]
+	Layers      []Layer     // model.layers.N
+	Norm        nn.RMSNorm  // model.norm
+}
+
+// Layer is one decoder block; residual branches are scaled by resid.
+type Layer struct {
+	SelfAttn               Attention  // self_attn
+	MLP                    MLP        // mlp
+	InputLayernorm         nn.RMSNorm // input_layernorm
+	PostAttentionLayernorm nn.RMSNorm // post_attention_layernorm
+	resid                  float64
+}
+
+// Attention is grouped-query attention scaled by attention_multiplier.
+type Attention struct {
+	QProj, KProj, VProj, OProj nn.Layer // q [H·Dh, D], k/v [Hk·Dh, D], o [D, H·Dh]
+	rope                       *nn.RoPE
+	heads, kvHeads, headDim    int
+	scale                      float64
+}
+
+// MLP is the SwiGLU feed-forward block.
+type MLP struct {
+	GateProj, UpProj, DownProj nn.Layer // gate/up [I, D], down [D, I]
+}
+
+// New builds a Granite model.
+func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
+	var c Config
+	if err := cfg.Decode(&c, required...); err != nil {
+		return nil, err
+	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	rc, err := cfg.Rope("", 10000)
+	if err != nil {
+		return nil, err
+	}
+	r, err := rc.Resolve(c.HeadDim, false, c.MaxPositionEmbeddings)
+	if err != nil {
+		return nil, cfg.Errorf("%v", err)
+	}
+	rope := r.NN()
+	D, H, Hk, Dh, I := c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.IntermediateSize
+	m := &Model{cfg: c}
+	w.Embedding(&m.Model.EmbedTokens, "model.embed_tokens", c.VocabSize, D)
+	m.Model.Layers = make([]Layer, c.NumHiddenLayers)
+	for i := range m.Model.Layers {
+		l, p := &m.Model.Layers[i], "model.layers."+strconv.Itoa(i)+"."
+		l.resid = c.ResidualMultiplier
+		a := &l.SelfAttn
+		a.rope, a.heads, a.kvHeads, a.headDim, a.scale = rope, H, Hk, Dh, c.AttentionMultiplier
+		w.Linear(&a.QProj, p+"self_attn.q_proj", D, H*Dh, c.AttentionBias)
+		w.Linear(&a.KProj, p+"self_attn.k_proj", D, Hk*Dh, c.AttentionBias)
+		w.Linear(&a.VProj, p+"self_attn.v_proj", D, Hk*Dh, c.AttentionBias)
+		w.Linear(&a.OProj, p+"self_attn.o_proj", H*Dh, D, c.AttentionBias)
+		w.Linear(&l.MLP.GateProj, p+"mlp.gate_proj", D, I, c.MLPBias)
+		w.Linear(&l.MLP.UpProj, p+"mlp.up_proj", D, I, c.MLPBias)
+		w.Linear(&l.MLP.DownProj, p+"mlp.down_proj", I, D, c.MLPBias)
+		w.RMSNorm(&l.InputLayernorm, p+"input_layernorm", D, c.RMSNormEps)
+		w.RMSNorm(&l.PostAttentionLayernorm, p+"post_attention_layernorm", D, c.RMSNormEps)
+	}
+	w.RMSNorm(&m.Model.Norm, "model.norm", D, c.RMSNormEps)
+	tied := !w.Has("lm_head.weight")
+	if c.TieWordEmbeddings != nil {
+		tied = *c.TieWordEmbeddings
+	}
+	if !tied {
+		w.Linear(&m.LMHead, "lm_head", D, c.VocabSize, false)
+	}
+	m.Params = w.Params()
+	return m, w.Err()
+}
+
+// scaled multiplies x by s in x's dtype.
+func scaled(x *engine.Array, s float64) *engine.Array {
+	return engine.Multiply(x, engine.ScalarOf(s, x.DType()))
+}
+
+// Forward maps tokens [B, L] to logits [B, L, V].
+func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
+	h := scaled(m.Model.EmbedTokens.Forward(tokens), m.cfg.EmbeddingMultiplier) // [B, L, D]
+	for i := range m.Model.Layers {
+		var c model.Cache
+		if caches != nil {
+			c = caches[i]
+			// Caches write in place (evaluating their inputs): keep the
+			// residual stream evaluated so it is not recomputed.
+			if err := engine.Eval(h); err != nil {
+				return engine.Errorf("granite: layer %d: %v", i, err)
+			}
+		}
+		h = m.Model.Layers[i].forward(h, c)
+	}
+	h = m.Model.Norm.Forward(h)
+	var logits *engine.Array
+	if m.LMHead != nil {
+		logits = m.LMHead.Forward(h) // [B, L, V]
+	} else {
+		logits = m.Model.EmbedTokens.AsLinear(h)
+	}
+	return engine.Divide(logits, engine.ScalarOf(m.cfg.LogitsScaling, logits.DType()))
+}
+
+func (l *Layer) forward(x *engine.Array, c model.Cache) *engine.Array {
+	h := engine.Add(x, scaled(l.SelfAttn.forward(l.InputLayernorm.Forward(x), c), l.resid))
+	return engine.Add(h, scaled(l.MLP.forward(l.PostAttentionLayernorm.Forward(h)), l.resid))
+}
+
+func (a *Attention) forward(x *engine.Array, c model.Cache) *engine.Array {
+	L := x.Dim(1)
+	q := nn.SplitHeads(a.QProj.Forward(x), a.heads, a.headDim)   // [B, H, L, Dh]
+	k := nn.SplitHeads(a.KProj.Forward(x), a.kvHeads, a.headDim) // [B, Hk, L, Dh]
+	v := nn.SplitHeads(a.VProj.Forward(x), a.kvHeads, a.headDim) // [B, Hk, L, Dh]
+	offset := 0
+	if c != nil {
+		offset = c.Offset()
+	}
+	q, k = a.rope.Forward(q, offset), a.rope.Forward(k, offset)
+	if c != nil {
+		k, v = c.Update(k, v) // [B, Hk, T, Dh]
+	}
+	o := nn.Attend(q, k, v, a.scale, model.MaskFor(c, L, 0)) // [B, H, L, Dh]
+	return a.OProj.Forward(nn.MergeHeads(o))                 // [B, L, D]
+}
+
+func (m *MLP) forward(x *engine.Array) *engine.Array {
+	return m.DownProj.Forward(nn.SwiGLU(m.GateProj.Forward(x), m.UpProj.Forward(x)))
+}
+
+// NewCaches makes one cache per layer.
+func (m *Model) NewCaches(o model.CacheOptions) []model.Cache {
+	return model.NewCaches(len(m.Model.Layers), nil, o)
+}
+
+// ModelType is "granite".
+func (m *Model) ModelType() string { return "granite" }
+
+// VocabSize is V.
+func (m *Model) VocabSize() int { return m.cfg.VocabSize }
+
+// Sanitize drops rotary inv_freq buffers, and lm_head when the config says
+// the embeddings are tied.
+func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.TensorPlan, error) {
+	tied, _ := cfg["tie_word_embeddings"].(bool)
+	return model.Drop(tensors, func(name string) bool {
+		return strings.Contains(name, "self_attn.rotary_emb.inv_freq") || (tied && strings.HasPrefix(name, "lm_head."))
+	}), nil
+}
