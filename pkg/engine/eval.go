@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
@@ -37,11 +38,20 @@ func DefaultBackend() backend.Backend {
 func SetDefaultBackend(b backend.Backend) {
 	evalMu.Lock()
 	defaultBackend = b
+	current.Store(&b)
 	evalMu.Unlock()
 }
 
+// current mirrors defaultBackend for readers that must not wait for an
+// Eval in progress (the memory statistics).
+var current atomic.Pointer[backend.Backend]
+
 func stats() backend.MemoryStats {
-	s, _ := defaultBackend.(backend.MemoryStats)
+	p := current.Load()
+	if p == nil {
+		p = &defaultBackend
+	}
+	s, _ := (*p).(backend.MemoryStats)
 	return s
 }
 

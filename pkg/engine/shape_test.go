@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -273,5 +274,38 @@ func TestNilArrays(t *testing.T) {
 	}
 	if _, err := (*Array)(nil).Item(); err == nil {
 		t.Error("Item of nil did not fail")
+	}
+}
+
+// Graphs built and evaluated from several goroutines at once give the same
+// results as one goroutine (Eval serialises; graph building needs no lock).
+func TestConcurrentEval(t *testing.T) {
+	x := randT(8, 16)
+	w := randT(16, 4)
+	want := mustF(t, Softmax(Matmul(x.arr(), w.arr()), -1))
+	xa, wa := x.arr(), w.arr()
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 20; i++ {
+				got, err := Softmax(Matmul(xa, wa), -1).Float32s()
+				if err != nil {
+					errs <- err
+					return
+				}
+				for j := range got {
+					if float64(got[j]) != want[j] {
+						errs <- fmt.Errorf("goroutine result differs at %d", j)
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
