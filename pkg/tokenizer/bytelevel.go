@@ -6,9 +6,8 @@ import "unicode/utf8"
 // Latin-1 map to themselves, the others to runes from U+0100 upwards.
 var (
 	byteToRune [256]rune
-	runeToByte = map[rune]byte{}
-	// byteToString[b] is string(byteToRune[b]), precomputed for the hot path.
-	byteToString [256]string
+	// runeToByte[r] is the byte of GPT-2 rune r plus one (0: not in the table).
+	runeToByte [324]uint16
 )
 
 func init() {
@@ -21,8 +20,7 @@ func init() {
 			byteToRune[b] = rune(256 + n)
 			n++
 		}
-		runeToByte[byteToRune[b]] = byte(b)
-		byteToString[b] = string(byteToRune[b])
+		runeToByte[byteToRune[b]] = uint16(b) + 1
 	}
 }
 
@@ -41,11 +39,10 @@ func byteLevelEncode(s string) string {
 func byteLevelDecodeToken(dst []byte, tok string) []byte {
 	start := len(dst)
 	for _, r := range tok {
-		b, ok := runeToByte[r]
-		if !ok {
+		if r < 0 || int(r) >= len(runeToByte) || runeToByte[r] == 0 {
 			return append(dst[:start], tok...)
 		}
-		dst = append(dst, b)
+		dst = append(dst, byte(runeToByte[r]-1))
 	}
 	return dst
 }
