@@ -1,11 +1,17 @@
 package cmd
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"io"
 	"os"
+	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlxgo/mlxgo/pkg/generate"
 	"github.com/mlxgo/mlxgo/pkg/generate/gentest"
@@ -108,5 +114,72 @@ func TestChatInterruptStopsReplyOnly(t *testing.T) {
 	}
 	if got[2] == "" {
 		t.Fatalf("no second reply after the interrupt: %q", out)
+	}
+}
+
+// TestChatSIGINT runs the real command in a child process and sends it
+// SIGINT in the middle of a long reply: the reply stops, the REPL asks for
+// the next message, and 'q' ends the session normally.
+func TestChatSIGINT(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT on windows")
+	}
+	c := exec.Command(os.Args[0], "chat", "--model", "../testdata/models/llama-f32", "-m", "1000000")
+	c.Env = append(os.Environ(), "MLXGO_TEST_MAIN=1")
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill()
+	out := bufio.NewReader(stdout)
+	var seen strings.Builder
+	readUntil := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.HasSuffix(seen.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the output %q (stderr %q)", what, seen.String(), stderr.String())
+			}
+			r, _, err := out.ReadRune()
+			if err != nil {
+				t.Fatalf("reading the output: %v; so far %q (stderr %q)", err, seen.String(), stderr.String())
+			}
+			seen.WriteRune(r)
+		}
+	}
+	readUntil(">> ")
+	io.WriteString(stdin, "hello\n")
+	start := seen.Len()
+	for seen.Len()-start < 40 { // some of the reply has streamed
+		r, _, err := out.ReadRune()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen.WriteRune(r)
+	}
+	if err := c.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	readUntil("\n>> ")
+	io.WriteString(stdin, "q\n")
+	stdin.Close()
+	rest, _ := io.ReadAll(out)
+	if err := c.Wait(); err != nil {
+		t.Fatalf("chat did not exit cleanly after the interrupt and 'q': %v (stderr %q)", err, stderr.String())
+	}
+	if len(rest) != 0 || stderr.Len() != 0 {
+		t.Fatalf("after 'q': stdout %q, stderr %q", rest, stderr.String())
+	}
+	if n := seen.Len() - start; n > 100000 {
+		t.Fatalf("the reply ran to %d bytes: SIGINT did not stop it", n)
 	}
 }

@@ -8,8 +8,12 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// TestMain lets testscript run this test binary as the mlxgo command.
+// TestMain lets testscript run this test binary as the mlxgo command, and
+// so do tests that start it with MLXGO_TEST_MAIN=1.
 func TestMain(m *testing.M) {
+	if os.Getenv("MLXGO_TEST_MAIN") == "1" {
+		os.Exit(Execute())
+	}
 	testscript.Main(m, map[string]func(){
 		"mlxgo": func() { os.Exit(Execute()) },
 	})
