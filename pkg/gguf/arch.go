@@ -158,7 +158,7 @@ func (c *hfConfig) experts() int {
 
 // modelKVs gives the architecture metadata, as convert_hf_to_gguf.py's
 // set_gguf_parameters writes it for each family.
-func modelKVs(c *hfConfig, spec archSpec) []KV {
+func modelKVs(c *hfConfig, spec archSpec, nVocab int) []KV {
 	a := spec.gguf
 	u := func(k string, v int) KV { return KV{a + "." + k, uint32(v)} }
 	f := func(k string, v float64) KV { return KV{a + "." + k, float32(v)} }
@@ -194,9 +194,8 @@ func modelKVs(c *hfConfig, spec archSpec) []KV {
 		kvs = append(kvs, u("attention.key_length", c.HeadDim), u("attention.value_length", c.HeadDim))
 	}
 	if a == "llama" {
-		if c.VocabSize > 0 {
-			kvs = append(kvs, u("vocab_size", c.VocabSize))
-		}
+		// the embedding's row count: llama.cpp sizes token_embd and output by it
+		kvs = append(kvs, u("vocab_size", nVocab))
 		kvs = append(kvs, u("rope.dimension_count", c.headDim()))
 	}
 	if typ, _ := ropeType(c.RopeScaling); typ == "linear" {

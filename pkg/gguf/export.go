@@ -70,6 +70,11 @@ func Export(dst string, config []byte, tokenizerDir string, src TensorSource, ou
 	if nVocab == 0 {
 		return fmt.Errorf("gguf: checkpoint has no model.embed_tokens.weight")
 	}
+	for _, p := range plans {
+		if p.info.Name == "output.weight" && p.info.Shape[0] != nVocab {
+			return fmt.Errorf("gguf: tensor %s has %d rows but the embedding has %d: llama.cpp needs one vocabulary size", p.sources[0], p.info.Shape[0], nVocab)
+		}
+	}
 	tok, err := tokenizerKVs(tokenizerDir, c, spec, nVocab)
 	if err != nil {
 		return err
@@ -80,7 +85,7 @@ func Export(dst string, config []byte, tokenizerDir string, src TensorSource, ou
 		{"general.type", "model"},
 		{"general.name", name},
 	}
-	kvs = append(kvs, modelKVs(c, spec)...)
+	kvs = append(kvs, modelKVs(c, spec, nVocab)...)
 	kvs = append(kvs, KV{"general.file_type", outType.FileType()}, KV{"general.quantization_version", uint32(QuantizationVersion)})
 	kvs = append(kvs, tok...)
 

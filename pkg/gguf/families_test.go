@@ -353,6 +353,11 @@ func TestExportBadInput(t *testing.T) {
 			return s
 		}, false, "no llama.cpp name"},
 		{"missing tokenizer.json", nil, nil, true, "tokenizer.json not found"},
+		{"lm_head rows", nil, func() *memSource {
+			s := tn.source(1)
+			s.list[len(s.list)-1].Shape = []int{300, 64}
+			return s
+		}, false, "lm_head.weight has 300 rows but the embedding has 266"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
