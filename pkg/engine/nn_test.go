@@ -183,6 +183,10 @@ func TestRoPE(t *testing.T) {
 
 // sdpaRef is the textbook attention in float64.
 func sdpaRef(q, k, v tensor, mask *tensor, o AttentionOptions) tensor {
+	return sdpaRefSinks(q, k, v, mask, nil, o)
+}
+
+func sdpaRefSinks(q, k, v tensor, mask *tensor, sinks []float64, o AttentionOptions) tensor {
 	B, H, Lq, D := q.shape[0], q.shape[1], q.shape[2], q.shape[3]
 	Hk, Lk, Dv := k.shape[1], k.shape[2], v.shape[3]
 	out := tensor{[]int{B, H, Lq, Dv}, make([]float64, B*H*Lq*Dv)}
@@ -220,7 +224,10 @@ func sdpaRef(q, k, v tensor, mask *tensor, o AttentionOptions) tensor {
 					}
 					s[j] = d
 				}
-				p := softmaxRow(s)
+				if sinks != nil {
+					s = append(s, sinks[h])
+				}
+				p := softmaxRow(s)[:Lk]
 				for e := 0; e < Dv; e++ {
 					var acc float64
 					for j := range p {
@@ -264,7 +271,7 @@ func TestScaledDotProductAttention(t *testing.T) {
 		if c.mask != nil {
 			m = c.o.Mask
 		}
-		near(t, "sdpaComposite/"+c.name, sdpaComposite(q.arr(), k.arr(), v.arr(), m, c.o), want, 1e-5, 1e-5)
+		near(t, "sdpaComposite/"+c.name, sdpaComposite(q.arr(), k.arr(), v.arr(), m, nil, c.o), want, 1e-5, 1e-5)
 	}
 	// keys and values read through views: a [B, Lk, Hk, D] layout transposed
 	kt := randT(B, Lk, Hk, D)
@@ -281,6 +288,14 @@ func TestScaledDotProductAttention(t *testing.T) {
 	for _, c := range []AttentionOptions{{Scale: 0.5, Causal: true}, {Scale: 0.5, SoftCap: 1, Mask: randT(2, 3).arr()}} {
 		gradCheck(t, "SDPA", func(xs []*Array) *Array { return ScaledDotProductAttention(xs[0], xs[1], xs[2], c) }, gq, gk, gv)
 	}
+	// attention sinks (gpt-oss): fused, composite and gradient
+	sinks := randT(H)
+	os := AttentionOptions{Scale: scale, Causal: true, Window: 4, Sinks: sinks.arr()}
+	wantS := sdpaRefSinks(q, k, v, nil, sinks.data, os)
+	near(t, "SDPA/sinks", ScaledDotProductAttention(q.arr(), k.arr(), v.arr(), os), wantS, 1e-5, 1e-5)
+	near(t, "sdpaComposite/sinks", sdpaComposite(q.arr(), k.arr(), v.arr(), nil, sinks.arr(), os), wantS, 1e-5, 1e-5)
+	gs := AttentionOptions{Scale: 0.5, Causal: true, Sinks: randT(2).arr()}
+	gradCheck(t, "SDPA/sinks", func(xs []*Array) *Array { return ScaledDotProductAttention(xs[0], xs[1], xs[2], gs) }, gq, gk, gv)
 	if ScaledDotProductAttention(q.arr(), randT(B, 3, Lk, D).arr(), randT(B, 3, Lk, D).arr(), o).Err() == nil {
 		t.Error("SDPA with H not a multiple of Hk did not fail")
 	}

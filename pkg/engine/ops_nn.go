@@ -296,6 +296,9 @@ type AttentionOptions struct {
 	// SoftCap > 0 applies SoftCap·tanh(s/SoftCap) to the scaled scores
 	// before masking (Gemma 2).
 	SoftCap float32
+	// Sinks [H], if set, is one extra logit per head that joins every
+	// softmax and carries no value (gpt-oss's attention sinks).
+	Sinks *Array
 }
 
 // ScaledDotProductAttention computes softmax(q·kᵀ·scale + mask)·v for
@@ -326,13 +329,32 @@ func ScaledDotProductAttention(q, k, v *Array, o AttentionOptions) *Array {
 		}
 		in = append(in, o.Mask)
 	}
-	dt := q.dtype
-	comp := func(in []*Array) *Array {
-		var m *Array
-		if len(in) > 3 {
-			m = in[3]
+	hasMask, hasSinks := o.Mask != nil, o.Sinks != nil
+	if hasSinks {
+		if err := firstErr(o.Sinks); err != nil {
+			return errArray(err)
 		}
-		return sdpaComposite(in[0], in[1], in[2], m, o)
+		if !slices.Equal(o.Sinks.shape, []int{H}) {
+			return Errorf("engine: ScaledDotProductAttention: sinks %v, want [%d]", o.Sinks.shape, H)
+		}
+		in = append(in, o.Sinks)
+	}
+	dt := q.dtype
+	// split returns the optional mask and sinks inputs
+	split := func(in []*Array) (m, sk *Array) {
+		i := 3
+		if hasMask {
+			m = in[i]
+			i++
+		}
+		if hasSinks {
+			sk = in[i]
+		}
+		return m, sk
+	}
+	comp := func(in []*Array) *Array {
+		m, sk := split(in)
+		return sdpaComposite(in[0], in[1], in[2], m, sk, o)
 	}
 	if f, ok := defaultBackend.(backend.FusedAttention); ok {
 		op := backend.SDPA{Scale: o.Scale, Causal: o.Causal, Window: o.Window, SoftCap: o.SoftCap}
@@ -344,18 +366,19 @@ func ScaledDotProductAttention(q, k, v *Array, o AttentionOptions) *Array {
 			if err := alloc(out); err != nil {
 				return err
 			}
+			m, sk := split(in)
 			var mv *backend.View
-			if len(in) > 3 {
-				m := broadcastView(in[3].view(), full)
-				mv = &m
+			if m != nil {
+				b := broadcastView(m.view(), full)
+				mv = &b
 			}
-			return f.ScaledDotProductAttention(op, in[0].view(), in[1].view(), in[2].view(), mv, out.view())
+			return f.ScaledDotProductAttention(op, in[0].view(), in[1].view(), in[2].view(), mv, viewPtr(sk), out.view())
 		}}, in...)
 	}
 	return comp(in)
 }
 
-func sdpaComposite(q, k, v, mask *Array, o AttentionOptions) *Array {
+func sdpaComposite(q, k, v, mask, sinks *Array, o AttentionOptions) *Array {
 	B, H, Lq, D := q.shape[0], q.shape[1], q.shape[2], q.shape[3]
 	Hk, Lk, Dv := k.shape[1], k.shape[2], v.shape[3]
 	G := H / Hk
@@ -387,7 +410,14 @@ func sdpaComposite(q, k, v, mask *Array, o AttentionOptions) *Array {
 		}
 		s = Where(keep, s, Scalar(math.Inf(-1)))
 	}
+	if sinks != nil {
+		sk := BroadcastTo(Reshape(AsType(sinks, Float32), 1, Hk, G, 1, 1), B, Hk, G, Lq, 1)
+		s = Concatenate([]*Array{s, sk}, 4)
+	}
 	p := softmaxComposite(s, 4)
+	if sinks != nil {
+		p = SliceAxis(p, 4, 0, Lk)
+	}
 	// rows with every key hidden give 0, like the fused path
 	p = Where(IsNaN(p), Scalar(0), p)
 	out := Matmul(p, v5) // [B, Hk, G, Lq, Dv]

@@ -154,10 +154,12 @@ type MemoryStats interface {
 }
 
 // FusedAttention computes scaled dot-product attention in one pass.
-// q [B, H, Lq, Dh], k and v [B, Hk, Lk, Dh(v)], mask nil or broadcastable
-// to [B, H, Lq, Lk]; out [B, H, Lq, Dv] contiguous.
+// q [B, H, Lq, Dh], k and v [B, Hk, Lk, Dh(v)], mask nil or broadcast
+// (zero strides) to [B, H, Lq, Lk], sinks nil or [H] (one extra logit per
+// head that joins every softmax and takes no value); out [B, H, Lq, Dv]
+// contiguous.
 type FusedAttention interface {
-	ScaledDotProductAttention(op SDPA, q, k, v View, mask *View, out View) error
+	ScaledDotProductAttention(op SDPA, q, k, v View, mask, sinks *View, out View) error
 }
 
 // FusedNorm computes RMSNorm and LayerNorm over the last axis. weight and

@@ -161,10 +161,14 @@ func rowsF32(v backend.View, off, R, C, sr, sc int) ([]float32, int) {
 // rows of one kv head (the query heads of a GQA group together): scores
 // [rows, Lk] = Q·Kᵀ and out = P·V through kernels.Sgemm, softmax per row
 // in between. Memory is O(rows·Lk), never Lq×Lk.
-func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View, mask *backend.View, out backend.View) error {
+func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View, mask, sinks *backend.View, out backend.View) error {
 	B, H, Lq, D := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
 	Hk, Lk, Dv := k.Shape[1], k.Shape[2], v.Shape[3]
 	G := H / Hk
+	var sink []float64
+	if sinks != nil {
+		sink = vec(sinks, H)
+	}
 	rows := G * Lq // query rows per kv head, ordered (g, i)
 	nblk := (rows + sdpaBlock - 1) / sdpaBlock
 	Y := getF32(B * H * Lq * Dv)
@@ -209,7 +213,11 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 					mo := mask.Offset + b*mask.Strides[0] + h*mask.Strides[1] + i*mask.Strides[2]
 					load(mrow, *mask, mo, mask.Strides[3])
 				}
-				sdpaRow(o, S[r*Lk:(r+1)*Lk], i+Lk-Lq, mask != nil, mrow)
+				sk := math.Inf(-1)
+				if sink != nil {
+					sk = sink[h]
+				}
+				sdpaRow(o, S[r*Lk:(r+1)*Lk], i+Lk-Lq, mask != nil, mrow, sk)
 			}
 			sgemmRows(false, nr, Dv, Lk, S, Lk, e.V, e.ldv, O, Dv)
 			for r := 0; r < nr; r++ {
@@ -240,8 +248,9 @@ func sgemmRows(transB bool, M, N, K int, A []float32, lda int, B []float32, ldb 
 
 // sdpaRow turns raw scores q·k of the query at key position qpos into
 // softmax weights in place (hidden keys get 0; a row with every key hidden
-// is all 0).
-func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64) {
+// is all 0). sink (−inf for none) is a logit that joins the softmax and is
+// dropped.
+func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64, sink float64) {
 	neg := float32(math.Inf(-1))
 	lo, hi := 0, len(s)
 	if o.Causal {
@@ -274,6 +283,21 @@ func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64
 		if x > m {
 			m = x
 		}
+	}
+	if !math.IsInf(sink, -1) {
+		sk := float32(sink)
+		m = max(m, sk)
+		var sum float32
+		for j, x := range s {
+			p := expf(x - m)
+			s[j] = p
+			sum += p
+		}
+		inv := 1 / (sum + expf(sk-m))
+		for j := range s {
+			s[j] *= inv
+		}
+		return
 	}
 	if m == neg {
 		clear(s)
