@@ -8,4 +8,5 @@ import (
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/smollm3"
+	_ "github.com/mlxgo/mlxgo/pkg/model/starcoder2"
 )
