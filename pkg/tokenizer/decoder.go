@@ -111,6 +111,16 @@ func (r replaceDec) decodeChain(toks []string) []string {
 	return out
 }
 
+type regexReplaceDec struct{ rn replaceNorm }
+
+func (r regexReplaceDec) decodeChain(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		out[i] = r.rn.normalize(t)
+	}
+	return out
+}
+
 // byteFallbackTok parses "<0xNN>".
 func byteFallbackTok(t string) (byte, bool) {
 	if len(t) != 6 || t[:3] != "<0x" || t[5] != '>' {

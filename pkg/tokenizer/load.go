@@ -193,6 +193,10 @@ func buildNormalizer(raw json.RawMessage, part string) (normalizer, error) {
 			b.stripAccents = *c.StripAccents
 		}
 		return b, nil
+	case "Nmt":
+		return normFunc(nmt), nil
+	case "ByteLevel":
+		return normFunc(byteLevelEncode), nil
 	case "Precompiled":
 		if c.Precompile == nil || *c.Precompile == "" {
 			return nil, nil
@@ -200,7 +204,7 @@ func buildNormalizer(raw json.RawMessage, part string) (normalizer, error) {
 		return fail(errors.New("SentencePiece precompiled_charsmap normalization is not supported"))
 	}
 	return nil, fmt.Errorf("%s: %w", part, unsupported("normalizer", c.Type,
-		[]string{"Sequence", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Strip", "Replace", "Prepend", "BertNormalizer"}))
+		[]string{"Sequence", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Strip", "Replace", "Prepend", "BertNormalizer", "Nmt", "ByteLevel"}))
 }
 
 func behaviorOf(s string) (splitBehavior, error) {
@@ -404,10 +408,17 @@ func buildDecoder(raw json.RawMessage, part string) (decoder, error) {
 	case "Metaspace":
 		return metaspaceDec{replacement: replacementOf(c), prepend: prependScheme(c)}, nil
 	case "Replace":
-		if c.Pattern == nil || c.Pattern.String == nil || c.Content == nil {
-			return fail(errors.New(`want "pattern": {"String": ...} and "content"`))
+		if c.Pattern == nil || c.Content == nil {
+			return fail(errors.New(`want "pattern" and "content"`))
 		}
-		return replaceDec{pat: *c.Pattern.String, content: *c.Content}, nil
+		if c.Pattern.String != nil {
+			return replaceDec{pat: *c.Pattern.String, content: *c.Content}, nil
+		}
+		p, err := compilePattern(c)
+		if err != nil {
+			return fail(err)
+		}
+		return regexReplaceDec{rn: replaceNorm{pat: p, content: *c.Content}}, nil
 	case "ByteFallback":
 		return byteFallbackDec{}, nil
 	case "Fuse":

@@ -100,3 +100,18 @@ func (b *bertNormalizer) normalize(s string) string {
 	}
 	return out
 }
+
+// nmt is HF's Nmt normalizer: drops some control characters and turns
+// others, and some invisible spaces, into a space.
+func nmt(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case (r >= 0x1 && r <= 0x8) || r == 0xB || (r >= 0xE && r <= 0x1F) || r == 0x7F || r == 0x8F || r == 0x9F:
+			return -1
+		case r == 0x9 || r == 0xA || r == 0xC || r == 0xD || r == 0x1680 || (r >= 0x200B && r <= 0x200F) ||
+			r == 0x2028 || r == 0x2029 || r == 0x2581 || r == 0xFEFF || r == 0xFFFD:
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -444,3 +444,40 @@ func TestEncodePromptAndNaiveDetokenizer(t *testing.T) {
 		}
 	}
 }
+
+func TestMoreNormalizersAndDecoders(t *testing.T) {
+	for _, c := range []struct{ raw, in, want string }{
+		{`{"type":"Nmt"}`, "a\x01b\tc\u200bd", "ab c d"},
+		{`{"type":"ByteLevel"}`, "a é", "aĠÃ©"},
+		{`{"type":"Sequence","normalizers":[{"type":"NFKD"},{"type":"StripAccents"},{"type":"Lowercase"}]}`, "Ångström ﬁ", "angstrom fi"},
+		{`{"type":"Strip","strip_left":true,"strip_right":false}`, " \t x ", "x "},
+		{`{"type":"Replace","pattern":{"Regex":"\\s+"},"content":" "}`, "a \t\n b", "a b"},
+		{`{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":true}`, "Héllo\x00中", "hello 中 "},
+	} {
+		n, err := buildNormalizer(json.RawMessage(c.raw), "normalizer")
+		if err != nil {
+			t.Fatalf("%s: %v", c.raw, err)
+		}
+		if got := n.normalize(c.in); got != c.want {
+			t.Errorf("%s(%q) = %q, want %q", c.raw, c.in, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		raw  string
+		toks []string
+		want string
+	}{
+		{`{"type":"Replace","pattern":{"Regex":"_+"},"content":" "}`, []string{"a__b", "_c"}, "a b c"},
+		{`{"type":"Strip","content":" ","start":1,"stop":1}`, []string{" a ", "  b  "}, "a b "},
+		{`{"type":"BPEDecoder","suffix":"</w>"}`, []string{"hel", "lo</w>", "world</w>"}, "hello world"},
+		{`{"type":"Sequence","decoders":[{"type":"ByteFallback"},{"type":"Fuse"}]}`, []string{"<0xE4>", "<0xBD>", "<0xA0>", "x", "<0xE4>", "y"}, "你x\uFFFDy"},
+	} {
+		d, err := buildDecoder(json.RawMessage(c.raw), "decoder")
+		if err != nil {
+			t.Fatalf("%s: %v", c.raw, err)
+		}
+		if got := strings.Join(d.decodeChain(c.toks), ""); got != c.want {
+			t.Errorf("%s(%q) = %q, want %q", c.raw, c.toks, got, c.want)
+		}
+	}
+}
