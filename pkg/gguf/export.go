@@ -42,8 +42,9 @@ type plan struct {
 // outType is the type of the 2-D weights: F32, F16, BF16, Q8_0 or Q4_0.
 // As in llama.cpp's converter, 1-D tensors, norms, biases and the MoE router
 // stay F32, and a weight whose rows are not a multiple of 32 falls back to
-// F16 under Q8_0/Q4_0. Under Q4_0 the output layer is written Q8_0 (where
-// llama-quantize would use Q6_K, which this package does not write).
+// F16 under Q8_0/Q4_0. Under Q4_0 the output layer (or, when the output is
+// tied to it, the embedding) is written Q8_0, where llama-quantize would use
+// Q6_K, which this package does not write.
 //
 // Supported model_type values: see SupportedModelTypes. A quantized checkpoint
 // (config "quantization", or integer tensors) is refused: dequantize first.
@@ -216,8 +217,18 @@ func planTensors(c *hfConfig, spec archSpec, tensors []SourceTensor, outType Typ
 		v := llama3RopeFactors(c)
 		plans = append(plans, &plan{info: TensorInfo{Name: "rope_freqs.weight", Shape: []int{len(v)}}, block: -1, values: v})
 	}
+	tied := true
+	for _, p := range plans {
+		if p.info.Name == "output.weight" {
+			tied = false
+		}
+	}
 	for _, p := range plans {
 		p.info.Type = tensorType(p.info, outType)
+		// with a tied output layer the embedding is the output layer
+		if outType == Q4_0 && tied && p.info.Name == "token_embd.weight" && p.info.Type == Q4_0 {
+			p.info.Type = Q8_0
+		}
 	}
 	// token_embd and other global tensors first, then the blocks in order,
 	// output_norm and output last (as llama.cpp's converter usually leaves them).

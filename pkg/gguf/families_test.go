@@ -61,6 +61,10 @@ func TestExportGemma(t *testing.T) {
 			})
 			src := tn.source(2)
 			p := exportTiny(t, tn, cfg, src, true, false, F16)
+			if q := exportTiny(t, tn, cfg, src, true, false, Q4_0); Type(names(q)["token_embd.weight"].Type) != Q8_0 ||
+				Type(names(q)["blk.0.attn_q.weight"].Type) != Q4_0 {
+				t.Error("Q4_0 with a tied output: want token_embd Q8_0 (it is the output layer), the rest Q4_0")
+			}
 			arch := map[string]string{"gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3"}[mt]
 			if got := p.kv(t, "general.architecture").ValueString(); got != arch {
 				t.Fatalf("architecture %q, want %q", got, arch)
@@ -258,6 +262,17 @@ func TestExportQwen(t *testing.T) {
 				t.Error("embedding_length missing")
 			}
 		})
+	}
+}
+
+func TestParseType(t *testing.T) {
+	for s, want := range map[string]Type{"f32": F32, "F16": F16, "bf16": BF16, "q8_0": Q8_0, "Q4_0": Q4_0} {
+		if got, err := ParseType(s); err != nil || got != want {
+			t.Errorf("ParseType(%q) = %v, %v", s, got, err)
+		}
+	}
+	if _, err := ParseType("q4_k"); err == nil {
+		t.Error("ParseType(q4_k): no error")
 	}
 }
 
