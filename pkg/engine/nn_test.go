@@ -168,7 +168,7 @@ func TestRoPE(t *testing.T) {
 		{Dims: 6, Traditional: true, Base: 500, Scale: 1, Offset: 2},
 	} {
 		near(t, "RoPE", RoPE(x.arr(), o), ropeRef(x, o, nil), 1e-5, 1e-5)
-		near(t, "ropeComposite", ropeComposite(x.arr(), o, nil), ropeRef(x, o, nil), 1e-5, 1e-5)
+		near(t, "ropeComposite", ropeComposite(x.arr(), o, nil, nil), ropeRef(x, o, nil), 1e-5, 1e-5)
 		gradCheck(t, "RoPE", func(xs []*Array) *Array { return RoPE(xs[0], o) }, randT(1, 2, 3, 8))
 	}
 	// custom frequencies, transposed input ([B, L, H, Dh] -> [B, H, L, Dh])
@@ -176,6 +176,22 @@ func TestRoPE(t *testing.T) {
 	xl := randT(2, 5, 3, 8)
 	near(t, "RoPE/freqs", RoPE(Transpose(xl.arr(), 0, 2, 1, 3), o), ropeRef(xl.permute(0, 2, 1, 3), o, freqs.data), 1e-5, 1e-5)
 	gradCheck(t, "RoPE/freqs", func(xs []*Array) *Array { return RoPE(Transpose(xs[0], 0, 2, 1, 3), o) }, randT(1, 3, 2, 8))
+	// per-sequence offsets: batch entry b starts at offs[b]
+	offs := []int32{3, 17}
+	ob := RoPEOptions{Dims: 6, Base: 10000, Scale: 0.5, Traditional: true, Offsets: FromInt32s(offs, 2)}
+	var wantO []float64
+	for bi, st := range offs {
+		xb := tensor{[]int{1, 3, 5, 8}, x.data[bi*120 : (bi+1)*120]}
+		oo := ob
+		oo.Offset = int(st)
+		wantO = append(wantO, ropeRef(xb, oo, nil).data...)
+	}
+	near(t, "RoPE/offsets", RoPE(x.arr(), ob), tensor{x.shape, wantO}, 1e-5, 1e-5)
+	near(t, "ropeComposite/offsets", ropeComposite(x.arr(), ob, nil, ob.Offsets), tensor{x.shape, wantO}, 1e-5, 1e-5)
+	gradCheck(t, "RoPE/offsets", func(xs []*Array) *Array { return RoPE(xs[0], ob) }, randT(2, 1, 3, 8))
+	if RoPE(x.arr(), RoPEOptions{Dims: 8, Base: 1, Offsets: FromInt32s([]int32{1, 2, 3}, 3)}).Err() == nil {
+		t.Error("RoPE with offsets for the wrong batch did not fail")
+	}
 	xr := x.roundTo(BFloat16)
 	o = RoPEOptions{Dims: 8, Base: 10000, Scale: 1, Offset: 11}
 	near(t, "RoPE/bf16", RoPE(x.arrAs(BFloat16), o), ropeRef(xr, o, nil), 1e-2, 8e-3)

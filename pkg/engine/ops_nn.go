@@ -191,6 +191,10 @@ type RoPEOptions struct {
 	Scale       float32 // position scale (1 for none)
 	Offset      int     // position of the first row
 	Freqs       *Array  // optional [Dims/2] frequencies: θ_i = pos / Freqs[i]
+	// Offsets, if set, is an integer [B] of per-sequence first positions
+	// (batched generation with caches of different lengths); Offset is
+	// then ignored.
+	Offsets *Array
 }
 
 // RoPE applies rotary position embeddings to x [..., L, D]: row l is at
@@ -220,13 +224,31 @@ func RoPE(x *Array, o RoPEOptions) *Array {
 		}
 		in = append(in, o.Freqs)
 	}
-	hasF := o.Freqs != nil
-	comp := func(in []*Array) *Array {
-		var f *Array
-		if hasF {
-			f = in[1]
+	hasF, hasO := o.Freqs != nil, o.Offsets != nil
+	if hasO {
+		if err := firstErr(o.Offsets); err != nil {
+			return errArray(err)
 		}
-		return ropeComposite(in[0], o, f)
+		if o.Offsets.dtype.IsFloat() || !slices.Equal(o.Offsets.shape, x.shape[:1]) || nd < 3 {
+			return Errorf("engine: RoPE: offsets %s%v must be integers shaped [%d] for x %v", o.Offsets.dtype, o.Offsets.shape, x.shape[0], x.shape)
+		}
+		in = append(in, o.Offsets)
+	}
+	// split returns the optional freqs and offsets inputs
+	split := func(in []*Array) (f, off *Array) {
+		i := 1
+		if hasF {
+			f = in[i]
+			i++
+		}
+		if hasO {
+			off = in[i]
+		}
+		return f, off
+	}
+	comp := func(in []*Array) *Array {
+		f, off := split(in)
+		return ropeComposite(in[0], o, f, off)
 	}
 	if r, ok := defaultBackend.(backend.FusedRoPE); ok {
 		op := backend.RoPE{Dims: o.Dims, Traditional: o.Traditional, Base: o.Base, Scale: o.Scale, Offset: o.Offset}
@@ -234,17 +256,14 @@ func RoPE(x *Array, o RoPEOptions) *Array {
 			if err := alloc(out); err != nil {
 				return err
 			}
-			var f *Array
-			if hasF {
-				f = in[1]
-			}
-			return r.RoPE(op, in[0].view(), viewPtr(f), out.view())
+			f, off := split(in)
+			return r.RoPE(op, in[0].view(), viewPtr(f), viewPtr(off), out.view())
 		}}, in...)
 	}
 	return comp(in)
 }
 
-func ropeComposite(x *Array, o RoPEOptions, freqs *Array) *Array {
+func ropeComposite(x *Array, o RoPEOptions, freqs, offsets *Array) *Array {
 	nd := len(x.shape)
 	L, D, half := x.shape[nd-2], x.shape[nd-1], o.Dims/2
 	pos := Multiply(Arange(float64(o.Offset), float64(o.Offset+L), 1, Float32), Scalar(float64(o.Scale)))
@@ -256,6 +275,18 @@ func ropeComposite(x *Array, o RoPEOptions, freqs *Array) *Array {
 		inv = Power(ScalarOf(float64(o.Base), Float32), Negative(e))
 	}
 	theta := Multiply(Reshape(pos, L, 1), Reshape(inv, 1, half)) // [L, half]
+	if offsets != nil {
+		// per-sequence start: θ[b, l] = (offsets[b] + l)·scale·inv
+		rel := Multiply(Arange(0, float64(L), 1, Float32), Scalar(float64(o.Scale)))
+		st := Multiply(AsType(StopGradient(offsets), Float32), Scalar(float64(o.Scale)))
+		p := Add(Reshape(st, -1, 1), Reshape(rel, 1, L)) // [B, L]
+		shape := make([]int, nd)
+		for i := range shape {
+			shape[i] = 1
+		}
+		shape[0], shape[nd-2], shape[nd-1] = x.shape[0], L, half
+		theta = Reshape(Multiply(ExpandDims(p, -1), Reshape(inv, 1, 1, half)), shape...) // [B, 1.., L, half]
+	}
 	c, s := Cos(theta), Sin(theta)
 	x32 := compute32(x)
 	var x1, x2 *Array

@@ -169,9 +169,11 @@ type FusedNorm interface {
 	LayerNorm(eps float32, x View, weight, bias *View, out View) error
 }
 
-// FusedRoPE applies rotary embeddings; see the RoPE descriptor.
+// FusedRoPE applies rotary embeddings; see the RoPE descriptor. offsets,
+// when given, is an integer [B]: row l of batch entry b sits at position
+// offsets[b] + l (op.Offset is then ignored).
 type FusedRoPE interface {
-	RoPE(op RoPE, x View, freqs *View, out View) error
+	RoPE(op RoPE, x View, freqs, offsets *View, out View) error
 }
 
 // FusedSoftmax computes softmax over the last axis.

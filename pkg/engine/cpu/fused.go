@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
@@ -97,7 +98,7 @@ func (c *Backend) norm(center bool, eps float32, x backend.View, w, b *backend.V
 }
 
 // RoPE rotates feature pairs of x [..., L, D] by position.
-func (c *Backend) RoPE(o backend.RoPE, x backend.View, freqs *backend.View, out backend.View) error {
+func (c *Backend) RoPE(o backend.RoPE, x backend.View, freqs, offsets *backend.View, out backend.View) error {
 	nd := len(x.Shape)
 	D := x.Shape[nd-1]
 	half := o.Dims / 2
@@ -117,13 +118,24 @@ func (c *Backend) RoPE(o backend.RoPE, x backend.View, freqs *backend.View, out 
 	// iterate over rows; the row index along axis -2 is the position.
 	shape := append([]int(nil), x.Shape...)
 	shape[nd-1] = 1
-	// pass a third "operand" whose offset counts the position
+	// extra "operands" whose offsets count the row and the batch entry
 	pstr := make([]int, nd)
-	if nd >= 2 {
-		pstr[lax] = 1
+	pstr[lax] = 1
+	bstr := make([]int, nd)
+	bstr[0] = 1
+	var offs0 []int
+	if offsets != nil {
+		offs0 = toIdx(*offsets)
+		if len(offs0) != x.Shape[0] {
+			return fmt.Errorf("cpu: rope offsets has %d entries for batch %d", len(offs0), x.Shape[0])
+		}
 	}
-	positions(shape, [][]int{x.Strides, out.Strides, pstr}, []int{x.Offset, out.Offset, 0}, func(offs []int) {
-		pos := float64(o.Offset+offs[2]) * float64(o.Scale)
+	positions(shape, [][]int{x.Strides, out.Strides, pstr, bstr}, []int{x.Offset, out.Offset, 0, 0}, func(offs []int) {
+		start := o.Offset
+		if offs0 != nil {
+			start = offs0[offs[3]]
+		}
+		pos := float64(start+offs[2]) * float64(o.Scale)
 		v := make([]float64, D)
 		load(v, x, offs[0], xs)
 		for i := 0; i < half; i++ {
