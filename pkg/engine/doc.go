@@ -25,8 +25,11 @@
 //
 // Buffers come from the backend's size-bucketed pool. During Eval each
 // intermediate buffer goes back to the pool as soon as its last consumer
-// has run; the arrays passed to Eval keep their data and drop their graph,
-// and arrays created from data (weights) keep theirs. An intermediate whose
+// has run, and an elementwise or fused op may write straight into the
+// buffer of an input that dies with it (MLX's donation), so a chain of ops
+// needs one buffer, not one per op. The arrays passed to Eval keep their
+// data and drop their graph, and arrays created from data (weights) keep
+// theirs. An intermediate whose
 // buffer was released is unevaluated again and would be recomputed if
 // evaluated later, so evaluate together what you need together (MLX keeps
 // such arrays alive through reference counts, which Go does not have). A
@@ -34,6 +37,10 @@
 // cleanup; the hot path never waits for it. ActiveMemory, PeakMemory,
 // ResetPeakMemory, CacheMemory and ClearCache report and manage the
 // allocator (mlx_lm prints PeakMemory as "Peak memory").
+//
+// Array.UpdateSlice writes into an evaluated array's buffer in place (for
+// preallocated KV caches, as mlx_lm's cache does); it copies first when
+// another evaluated array shares the buffer.
 //
 // FromBytes wraps host memory in place (for the cpu backend), so weights
 // memory-mapped from a safetensors file are used in their stored dtype
@@ -66,6 +73,18 @@
 // is the default and the reference; it routes matrix products through
 // pkg/kernels. Fused kernels are optional interfaces (backend.FusedAttention,
 // FusedNorm, FusedRoPE, FusedSoftmax): when the backend lacks one, the
-// engine builds the op from smaller primitives instead. Eval serialises on
-// one mutex, so arrays may be built and evaluated from several goroutines.
+// engine builds the op from smaller primitives instead. Backends register
+// by name (backend.Register, backend.Open); SetDefaultBackend picks one.
+// Eval serialises on one mutex, so arrays may be built and evaluated from
+// several goroutines. SetTrace reports each primitive's run time.
+//
+// # Tests
+//
+// Every op is checked against float64 references on random inputs
+// (including transposed, sliced and broadcast views and bfloat16/float16
+// data) and every VJP against central finite differences of the float32
+// engine function (or, for the quantized products whose forward rounds
+// activations to int8 in pkg/kernels, against the exact pullback).
+// MLXGO_TEST_BACKEND=<name> runs the same suite on another registered
+// backend; MLXGO_TEST_SEED draws other random inputs.
 package engine
