@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/mlxgo/mlxgo/pkg/model/granite"
 	_ "github.com/mlxgo/mlxgo/pkg/model/llama"
+	_ "github.com/mlxgo/mlxgo/pkg/model/olmo2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/smollm3"
