@@ -1,9 +1,32 @@
-// Package tokenizer loads Hugging Face tokenizer.json files (BPE, byte-level
-// and SentencePiece-style, Unigram, WordLevel, WordPiece) with their
-// normalizers, pre-tokenizers, post-processors and decoders, and encodes and
-// decodes exactly as the HF `tokenizers` library does. It also renders chat
-// templates as transformers does and offers streaming detokenizers as mlx_lm
-// does.
+// Package tokenizer loads Hugging Face tokenizer.json files and encodes and
+// decodes exactly as the HF `tokenizers` library does, renders chat templates
+// as transformers' apply_chat_template does, and streams decoded text as
+// mlx_lm's detokenizers do.
+//
+// Supported tokenizer.json parts:
+//   - models: BPE (byte-level and SentencePiece-style with byte fallback,
+//     ignore_merges, continuing_subword_prefix, end_of_word_suffix), Unigram
+//     (Viterbi, byte fallback), WordLevel, WordPiece;
+//   - normalizers: Sequence, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents,
+//     Strip, Replace, Prepend, BertNormalizer, Nmt, ByteLevel (Precompiled only
+//     when its charsmap is empty);
+//   - pre-tokenizers: Sequence, Split (String or Oniguruma regex; the family
+//     patterns of Llama 3, Qwen, GPT-4o, DeepSeek and GPT-2 have hand-written
+//     matchers, others go through Go's regexp with \s made Unicode-aware and
+//     `\s+(?!\S)` emulated), ByteLevel, Metaspace, Digits, Whitespace,
+//     WhitespaceSplit, Punctuation, CharDelimiterSplit, BertPreTokenizer;
+//   - post-processors: TemplateProcessing, ByteLevel, RobertaProcessing,
+//     BertProcessing, Sequence;
+//   - decoders: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip,
+//     WordPiece, BPEDecoder, Sequence;
+//   - added tokens (lstrip, rstrip, single_word, normalized) matched
+//     leftmost-longest before the model.
+//
+// Anything else is refused at load time with an error naming the file and
+// the part. Chat templates run on github.com/ardanlabs/jinja v1.8.0 behind
+// our own jinja2-exact whitespace handling and a Python-compatible tojson;
+// where that library is more lenient than Python (printing None as "",
+// `x in None` being false) renders can differ for "content": null messages.
 package tokenizer
 
 import (
