@@ -309,3 +309,23 @@ func TestConcurrentEval(t *testing.T) {
 		}
 	}
 }
+
+// Empty arrays flow through ops without errors or panics.
+func TestEmptyArrays(t *testing.T) {
+	e := Zeros([]int{0, 3}, Float32)
+	w := randT(3, 2).arr()
+	outs := []*Array{
+		Exp(e), Add(e, Scalar(1)), Sum(e, false, 0), Matmul(e, w), Softmax(e, -1), Concatenate([]*Array{e, e}, 0),
+		Transpose(e), Reshape(e, 3, 0), RMSNorm(e, nil, 1e-5), Take(w, FromInt32s(nil, 0), 0), TakeAlongAxis(e, Zeros([]int{0, 1}, Int32), 1),
+	}
+	if err := Eval(outs...); err != nil {
+		t.Fatal(err)
+	}
+	s := mustF(t, outs[2])
+	if len(s) != 3 || s[0] != 0 {
+		t.Errorf("sum over an empty axis = %v", s)
+	}
+	if sh := outs[3].Shape(); sh[0] != 0 || sh[1] != 2 {
+		t.Errorf("empty matmul shape %v", sh)
+	}
+}

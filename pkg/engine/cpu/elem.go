@@ -455,6 +455,9 @@ func where(c, a, b, out backend.View) {
 // already contiguous float32, else a converted copy.
 func toF32(v backend.View) []float32 {
 	n := v.Size()
+	if n == 0 {
+		return nil
+	}
 	if v.DType == backend.Float32 && v.Contiguous() {
 		return f32s(bytesOf(v))[v.Offset : v.Offset+n]
 	}
@@ -475,6 +478,9 @@ func toF32(v backend.View) []float32 {
 // fromF32 writes contiguous float32 data into the view out.
 func fromF32(src []float32, out backend.View) {
 	n := out.Size()
+	if n == 0 {
+		return
+	}
 	if out.DType == backend.Float32 && out.Contiguous() {
 		d := f32s(bytesOf(out))[out.Offset : out.Offset+n]
 		if &d[0] != &src[0] {
