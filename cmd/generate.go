@@ -164,8 +164,8 @@ func newGenerateCmdWith(f *Factory, runF func(context.Context, *Factory, *Genera
 				return err
 			}
 			o.Verbose = str2bool(verbose)
-			if o.Model == "" {
-				o.Model = DefaultModel
+			if o.Model == "" && o.PromptCacheFile == "" {
+				o.Model = DefaultModel // with a prompt cache, the model it records
 			}
 			if o.Prompt == "-" {
 				b, err := io.ReadAll(f.In)
@@ -249,11 +249,27 @@ func checkGroup(flag string, g int) error {
 }
 
 func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
-	if o.PromptCacheFile != "" {
-		return fmt.Errorf("--prompt-cache-file %s: prompt cache files are not supported yet (issue #4)", o.PromptCacheFile)
-	}
 	if err := checkUnsupported(o.AdapterPath, o.QuantizeActivations); err != nil {
 		return err
+	}
+	var cached []model.Cache
+	if o.PromptCacheFile != "" {
+		if o.DraftModel != "" {
+			return fmt.Errorf("--prompt-cache-file with --draft-model is not supported yet")
+		}
+		var meta map[string]string
+		var err error
+		if cached, meta, err = generate.LoadPromptCache(o.PromptCacheFile); err != nil {
+			return fmt.Errorf("--prompt-cache-file: %w", err)
+		}
+		switch recorded := meta["model"]; {
+		case o.Model == "" && recorded == "":
+			o.Model = DefaultModel
+		case o.Model == "":
+			o.Model = recorded
+		case recorded != "" && o.Model != recorded:
+			return fmt.Errorf("providing a different model (%s) than that used to create the prompt cache (%s) is an error", o.Model, recorded)
+		}
 	}
 	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
 	if err != nil {
@@ -271,16 +287,21 @@ func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
 	}
 	prompt, err := generate.EncodePrompt(tok, generate.PromptOptions{
 		Prompt: o.Prompt, SystemPrompt: o.SystemPrompt, PrefillResponse: o.PrefillResponse,
-		IgnoreChatTemplate: o.IgnoreChatTemplate, TemplateKwargs: kwargs,
+		IgnoreChatTemplate: o.IgnoreChatTemplate, TemplateKwargs: kwargs, CachedPrefix: cached != nil,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", lm.dir, err)
 	}
-	if err := lm.checkPrompt(len(prompt)); err != nil {
+	if cached != nil {
+		if err := lm.checkPrompt(cached[0].Offset() + len(prompt)); err != nil {
+			return fmt.Errorf("with the %d tokens of --prompt-cache-file, %w", cached[0].Offset(), err)
+		}
+	} else if err := lm.checkPrompt(len(prompt)); err != nil {
 		return err
 	}
 	gopts := generate.Options{
 		MaxTokens: o.MaxTokens,
+		Caches:    cached,
 		CacheOptions: model.CacheOptions{
 			MaxKVSize: o.MaxKVSize, KVBits: o.KVBits, KVGroupSize: o.KVGroupSize, QuantizedKVStart: o.QuantizedKVStart,
 		},

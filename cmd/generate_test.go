@@ -163,7 +163,7 @@ func TestGenerateErrors(t *testing.T) {
 	}{
 		{"prompt too long", []string{"--model", dir, "--prompt", strings.Repeat("a", 60)}, "more than the model's context of 48 (max_position_embeddings in " + filepath.Join(dir, "config.json") + ")"},
 		{"missing folder", []string{"--model", "./no/such/model"}, `model folder "./no/such/model" does not exist`},
-		{"prompt cache", []string{"--model", dir, "--prompt-cache-file", "c.safetensors"}, "--prompt-cache-file c.safetensors: prompt cache files are not supported yet"},
+		{"prompt cache", []string{"--model", dir, "--prompt-cache-file", "c.safetensors"}, "--prompt-cache-file: load prompt cache: open c.safetensors: no such file or directory"},
 		{"adapter", []string{"--model", dir, "--adapter-path", "ad"}, "--adapter-path ad: loading adapters at inference is not supported yet"},
 		{"draft vocabulary", []string{"--model", dir, "--draft-model", other}, "draft model tokenizer does not match model tokenizer (vocabulary of 513, the model's has 512)"},
 		{"template config", []string{"--model", dir, "--chat-template-config", `{"x": 1}`, "--system-prompt", "s", "-m", "1"}, ""},
@@ -281,5 +281,50 @@ func TestGenerateFixtures(t *testing.T) {
 	}
 	if ran == 0 {
 		t.Fatal("no fixture architecture is registered")
+	}
+}
+
+// TestGeneratePromptCacheFile saves the cache of a prefix as mlx_lm's
+// cache_prompt does (template with continue_final_message), then
+// generate --prompt-cache-file continues it: the text equals a run over the
+// whole prompt.
+func TestGeneratePromptCacheFile(t *testing.T) {
+	dir := "../testdata/models/llama-f32"
+	m, _, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix, err := generate.ApplyChatTemplate(tok, []tokenizer.Message{{Role: "user", Content: "Tell me"}}, false, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := generate.New(m, tok.Encode(prefix, false), generate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "prompt.safetensors")
+	if err := generate.SavePromptCache(path, g.Caches(), map[string]string{"model": dir, "tokenizer_config": "{}"}); err != nil {
+		t.Fatal(err)
+	}
+	// No --model: the one the cache records.
+	code, out, errOut := runWith(t, "", "generate", "--prompt-cache-file", path, "--prompt", " more", "-m", "10", "--verbose", "F")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	whole := prefix + " more\n<|assistant|>"
+	code, want, errOut := runWith(t, "", "generate", "--model", dir, "--ignore-chat-template", "--prompt", whole, "-m", "10", "--verbose", "F")
+	if code != 0 || out != want || len(out) < 10 {
+		t.Fatalf("with the cache %q, over the whole prompt %q (exit %d %s)", out, want, code, errOut)
+	}
+	code, _, errOut = runWith(t, "", "generate", "--model", "../testdata/models/llama-bf16", "--prompt-cache-file", path)
+	if code != 1 || !strings.Contains(errOut, "than that used to create the prompt cache") {
+		t.Fatalf("another model: exit %d, %q", code, errOut)
 	}
 }

@@ -21,6 +21,10 @@ type PromptOptions struct {
 	IgnoreChatTemplate bool
 	// TemplateKwargs are extra template variables (--chat-template-config).
 	TemplateKwargs map[string]json.RawMessage
+	// CachedPrefix says a prompt cache already holds the conversation's
+	// start: only the text from the last message's content on is encoded
+	// (mlx_lm finds it by rendering a "<query>" placeholder).
+	CachedPrefix bool
 }
 
 // EncodePrompt turns a prompt into token ids as mlx_lm's generate does:
@@ -45,6 +49,18 @@ func EncodePrompt(tok *tokenizer.Tokenizer, o PromptOptions) ([]int, error) {
 	text, err := ApplyChatTemplate(tok, msgs, !prefill, prefill, o.TemplateKwargs)
 	if err != nil {
 		return nil, err
+	}
+	if o.CachedPrefix {
+		msgs[len(msgs)-1].Content = "<query>"
+		probe, err := ApplyChatTemplate(tok, msgs, !prefill, prefill, o.TemplateKwargs)
+		if err != nil {
+			return nil, err
+		}
+		i := strings.Index(probe, "<query>")
+		if i < 0 || i > len(text) {
+			return nil, fmt.Errorf("the chat template does not render the message content verbatim, so the part after the cached prefix cannot be found")
+		}
+		text = text[i:]
 	}
 	return tok.Encode(text, false), nil
 }
