@@ -100,6 +100,15 @@ func reduce(op backend.ReduceOp, axes []int, a, out backend.View) {
 	for _, ax := range axes {
 		red[ax] = true
 	}
+	for d := range a.Shape {
+		if red[d] && a.Shape[d] == 0 { // empty reduction: the identity
+			positions(out.Shape, [][]int{out.Strides}, []int{out.Offset}, func(offs []int) {
+				x := [1]float64{reduceInit(op)}
+				store(x[:], out, offs[0], 0)
+			})
+			return
+		}
+	}
 	var rs, rst []int
 	for d := range a.Shape {
 		if red[d] && a.Shape[d] > 1 {
