@@ -6,6 +6,7 @@ import (
 	_ "github.com/mlxgo/mlxgo/pkg/model/granite"
 	_ "github.com/mlxgo/mlxgo/pkg/model/llama"
 	_ "github.com/mlxgo/mlxgo/pkg/model/olmo2"
+	_ "github.com/mlxgo/mlxgo/pkg/model/phi3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/smollm3"
