@@ -264,9 +264,9 @@ func (a *Attention) forward(x *engine.Array, c model.Cache, window int) *engine.
 	L := x.Dim(1)
 	qDim, kvDim := a.heads*a.headDim, a.kvHeads*a.headDim
 	qkv := engine.SplitAt(a.QKVProj.Forward(x), []int{qDim, qDim + kvDim}, -1) // [B, L, H·Dh], [B, L, Hk·Dh] ×2
-	q := nn.SplitHeads(qkv[0], a.heads, a.headDim)                              // [B, H, L, Dh]
-	k := nn.SplitHeads(qkv[1], a.kvHeads, a.headDim)                            // [B, Hk, L, Dh]
-	v := nn.SplitHeads(qkv[2], a.kvHeads, a.headDim)                            // [B, Hk, L, Dh]
+	q := nn.SplitHeads(qkv[0], a.heads, a.headDim)                             // [B, H, L, Dh]
+	k := nn.SplitHeads(qkv[1], a.kvHeads, a.headDim)                           // [B, Hk, L, Dh]
+	v := nn.SplitHeads(qkv[2], a.kvHeads, a.headDim)                           // [B, Hk, L, Dh]
 	offset := 0
 	if c != nil {
 		offset = c.Offset()

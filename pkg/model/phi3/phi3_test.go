@@ -18,4 +18,3 @@ func TestFixtures(t *testing.T) {
 	})
 	t.Run("phi3-bf16", func(t *testing.T) { modeltest.Run(t, "phi3-bf16", modeltest.BF16) })
 }
-
