@@ -3,7 +3,9 @@ package nn
 import "github.com/mlxgo/mlxgo/pkg/engine"
 
 // RMSNorm is x / √(mean(x²) + ε) · w (mlx.nn.RMSNorm), or · (1 + w) with
-// OnePlus (Gemma's variant, whose checkpoints store w − 1).
+// OnePlus (Gemma's variant, whose checkpoints store w − 1). 1 + w is
+// formed in float32, as transformers does (mlx_lm rounds it to a bf16
+// weight's dtype first).
 type RMSNorm struct {
 	Weight  *engine.Array // [D]
 	Eps     float32
@@ -14,7 +16,7 @@ type RMSNorm struct {
 func (n *RMSNorm) Forward(x *engine.Array) *engine.Array {
 	w := n.Weight
 	if n.OnePlus {
-		w = engine.Add(engine.Scalar(1), w)
+		w = engine.Add(engine.Scalar(1), engine.AsType(w, engine.Float32))
 	}
 	return engine.RMSNorm(x, w, n.Eps)
 }

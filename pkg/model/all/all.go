@@ -3,6 +3,9 @@
 package all
 
 import (
+	_ "github.com/mlxgo/mlxgo/pkg/model/gemma"
+	_ "github.com/mlxgo/mlxgo/pkg/model/gemma2"
+	_ "github.com/mlxgo/mlxgo/pkg/model/gemma3_text"
 	_ "github.com/mlxgo/mlxgo/pkg/model/granite"
 	_ "github.com/mlxgo/mlxgo/pkg/model/llama"
 	_ "github.com/mlxgo/mlxgo/pkg/model/olmo2"
