@@ -45,6 +45,11 @@ type Array struct {
 	// graph state
 	prim   primitive
 	inputs []*Array
+
+	// Eval bookkeeping, guarded by evalMu and zero outside Eval
+	mark  uint8 // 1 visiting, 2 scheduled in this Eval
+	isOut bool  // passed to this Eval
+	uses  int32 // consumers still to run in this Eval
 }
 
 // storage is a buffer shared by the evaluated arrays that view it.

@@ -166,3 +166,20 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	b.ReportMetric(float64(PeakMemory())/1e6, "peakMB")
 }
+
+// Per-node cost of building and evaluating a graph of tiny ops (the
+// engine's fixed overhead, ≈ 1150 nodes per decode step of a 24-layer model).
+func BenchmarkGraphOverhead(b *testing.B) {
+	x := FromFloat32s(make([]float32, 8), 8)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		y := x
+		for j := 0; j < 1000; j++ {
+			y = Add(y, x)
+		}
+		if err := Eval(y); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/node")
+}

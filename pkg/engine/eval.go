@@ -111,19 +111,33 @@ func evalLocked(arrays []*Array) error {
 	if err := firstErr(arrays...); err != nil {
 		return err
 	}
-	// Iterative post-order DFS over unevaluated nodes.
+	// Iterative post-order DFS over unevaluated nodes. The per-node
+	// bookkeeping lives in the nodes (mark, uses, isOut), reset on return.
 	order := make([]*Array, 0, 64)
-	state := map[*Array]uint8{} // 1 visiting, 2 done
+	var touched []*Array
+	defer func() {
+		for _, n := range touched {
+			n.mark, n.uses, n.isOut = 0, 0, false
+		}
+	}()
+	for _, a := range arrays {
+		if !a.isOut {
+			a.isOut = true
+			touched = append(touched, a)
+		}
+	}
 	type frame struct {
 		a *Array
 		i int
 	}
+	var stack []frame
 	for _, root := range arrays {
-		if root.st != nil || state[root] != 0 {
+		if root.st != nil || root.mark != 0 {
 			continue
 		}
-		stack := []frame{{root, 0}}
-		state[root] = 1
+		stack = append(stack[:0], frame{root, 0})
+		root.mark = 1
+		touched = append(touched, root)
 		for len(stack) > 0 {
 			f := &stack[len(stack)-1]
 			if f.i < len(f.a.inputs) {
@@ -132,35 +146,31 @@ func evalLocked(arrays []*Array) error {
 				if in.err != nil {
 					return in.err
 				}
-				if in.st == nil && state[in] == 0 {
-					state[in] = 1
+				if in.st == nil && in.mark == 0 {
+					in.mark = 1
+					touched = append(touched, in)
 					stack = append(stack, frame{in, 0})
 				}
 				continue
 			}
-			state[f.a] = 2
+			f.a.mark = 2
 			order = append(order, f.a)
 			stack = stack[:len(stack)-1]
 		}
 	}
-	consumers := make(map[*Array]int, len(order))
 	for _, n := range order {
 		if n.prim == nil {
 			return fmt.Errorf("engine: array %v has neither data nor a primitive", n.shape)
 		}
 		for _, in := range n.inputs {
-			if state[in] == 2 {
-				consumers[in]++
+			if in.mark == 2 {
+				in.uses++
 			}
 		}
 	}
-	isOut := make(map[*Array]bool, len(arrays))
-	for _, a := range arrays {
-		isOut[a] = true
-	}
 	for _, n := range order {
 		if _, ok := n.prim.(elementwise); ok {
-			donate(n, state, consumers, isOut)
+			donate(n)
 		}
 		var t0 time.Time
 		if traceFn != nil {
@@ -173,11 +183,11 @@ func evalLocked(arrays []*Array) error {
 			traceFn(n.prim.name(), n.shape, time.Since(t0))
 		}
 		for _, in := range n.inputs {
-			if state[in] != 2 {
+			if in.mark != 2 {
 				continue
 			}
-			consumers[in]--
-			if consumers[in] == 0 && !isOut[in] {
+			in.uses--
+			if in.uses == 0 && !in.isOut {
 				in.releaseData()
 			}
 		}
@@ -218,9 +228,9 @@ func (softmaxPrim) elementwise() {}
 // computed in this Eval, consumed only by n, not an output, viewed by no
 // other array, contiguous from offset 0, with n's shape and element size.
 // MLX does the same; it keeps peak memory near the live working set.
-func donate(n *Array, state map[*Array]uint8, consumers map[*Array]int, isOut map[*Array]bool) {
+func donate(n *Array) {
 	for _, in := range n.inputs {
-		if state[in] != 2 || consumers[in] != 1 || isOut[in] || in.st == nil || in.st.refs != 1 ||
+		if in.mark != 2 || in.uses != 1 || in.isOut || in.st == nil || in.st.refs != 1 ||
 			in.offset != 0 || in.dtype.Size() != n.dtype.Size() || !sameShape(in.shape, n.shape) ||
 			!in.view().Contiguous() {
 			continue
