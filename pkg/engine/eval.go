@@ -88,6 +88,14 @@ func CacheMemory() int64 {
 	return 0
 }
 
+// SetCacheLimit caps the allocator's pool of reusable buffers (negative:
+// no cap, the default), like mx.set_cache_limit.
+func SetCacheLimit(bytes int64) {
+	if s := stats(); s != nil {
+		s.SetCacheLimit(bytes)
+	}
+}
+
 // ClearCache gives the allocator's pooled buffers back to the system.
 func ClearCache() {
 	if s := stats(); s != nil {

@@ -151,6 +151,9 @@ type MemoryStats interface {
 	ResetPeakMemory()
 	CacheMemory() int64 // bytes held in the pool for reuse
 	ClearCache()
+	// SetCacheLimit caps CacheMemory (negative: no cap, the default);
+	// freed buffers beyond it go back to the system.
+	SetCacheLimit(bytes int64)
 }
 
 // FusedAttention computes scaled dot-product attention in one pass.

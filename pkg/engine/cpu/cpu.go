@@ -39,10 +39,11 @@ type Backend struct {
 	active int64
 	peak   int64
 	cached int64
+	limit  int64 // cache cap; < 0: none
 }
 
-// New returns a cpu backend with an empty pool.
-func New() *Backend { return &Backend{free: map[int][]*Buffer{}} }
+// New returns a cpu backend with an empty pool and no cache limit.
+func New() *Backend { return &Backend{free: map[int][]*Buffer{}, limit: -1} }
 
 // Name returns "cpu".
 func (c *Backend) Name() string { return "cpu" }
@@ -97,9 +98,28 @@ func (c *Backend) Free(b backend.Buffer) {
 	size := len(buf.b)
 	c.mu.Lock()
 	c.active -= int64(size)
-	c.free[size] = append(c.free[size], buf)
-	c.cached += int64(size)
+	if c.limit < 0 || c.cached+int64(size) <= c.limit {
+		c.free[size] = append(c.free[size], buf)
+		c.cached += int64(size)
+	}
 	c.mu.Unlock()
+}
+
+// SetCacheLimit caps the pool (negative: no cap) and trims it to the cap.
+func (c *Backend) SetCacheLimit(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.limit = n
+	if n < 0 {
+		return
+	}
+	for size, l := range c.free {
+		for len(l) > 0 && c.cached > n {
+			l = l[:len(l)-1]
+			c.cached -= int64(size)
+		}
+		c.free[size] = l
+	}
 }
 
 // WrapHost uses b in place when it is 4-byte aligned (enough for every

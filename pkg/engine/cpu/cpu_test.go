@@ -49,6 +49,18 @@ func TestPool(t *testing.T) {
 	if c.CacheMemory() != 0 {
 		t.Error("ClearCache kept buffers")
 	}
+	c.SetCacheLimit(int64(bucket(3000)))
+	p, _ := c.Alloc(3000)
+	q, _ := c.Alloc(3000)
+	c.Free(p)
+	c.Free(q) // over the cap: dropped
+	if c.CacheMemory() != int64(bucket(3000)) || c.ActiveMemory() != 0 {
+		t.Errorf("with a cap: cache %d active %d", c.CacheMemory(), c.ActiveMemory())
+	}
+	c.SetCacheLimit(0)
+	if c.CacheMemory() != 0 {
+		t.Error("SetCacheLimit(0) kept buffers")
+	}
 	if err := c.Run(unknownOp{}, nil, backend.View{}); err == nil {
 		t.Error("unknown op did not fail")
 	}
