@@ -8,6 +8,7 @@ import (
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma3_text"
 	_ "github.com/mlxgo/mlxgo/pkg/model/granite"
 	_ "github.com/mlxgo/mlxgo/pkg/model/llama"
+	_ "github.com/mlxgo/mlxgo/pkg/model/mixtral"
 	_ "github.com/mlxgo/mlxgo/pkg/model/olmo2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/phi3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen2"
