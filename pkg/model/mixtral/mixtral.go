@@ -202,7 +202,7 @@ func (a *Attention) forward(x *engine.Array, c model.Cache, window int) *engine.
 func (s *SparseMoe) forward(x *engine.Array) *engine.Array {
 	gates := s.Gate.Forward(x) // [B, L, E]
 	E := gates.Dim(-1)
-	inds := engine.SliceAxis(engine.ArgPartition(gates, E-s.k, -1), -1, E-s.k, E) // [B, L, K]
+	inds := engine.SliceAxis(engine.ArgPartition(gates, E-s.k, -1), -1, E-s.k, E)   // [B, L, K]
 	scores := engine.Softmax(engine.TakeAlongAxis(gates, inds, -1), -1)             // [B, L, K]
 	y := s.SwitchMLP.Forward(x, inds)                                               // [B, L, K, D]
 	return engine.Sum(engine.Multiply(y, engine.ExpandDims(scores, -1)), false, -2) // [B, L, D]
