@@ -128,7 +128,14 @@ func (t *Tokenizer) specialTokenVars() map[string]jinja.Value {
 // RenderChatTemplate renders template source src (where names it in errors)
 // with transformers' variables: messages, tools, documents,
 // add_generation_prompt, the special tokens in vars, and opts.Kwargs.
-func RenderChatTemplate(src, where string, messages json.RawMessage, vars map[string]jinja.Value, opts ChatOptions) (string, error) {
+func RenderChatTemplate(src, where string, messages json.RawMessage, vars map[string]jinja.Value, opts ChatOptions) (out string, err error) {
+	// The template engine is third-party code run on model-supplied
+	// templates: turn a panic in it into an error.
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = "", fmt.Errorf("tokenizer: %s: template engine failed: %v", where, r)
+		}
+	}()
 	if opts.ContinueFinalMessage && opts.AddGenerationPrompt {
 		return "", errors.New("tokenizer: continue_final_message and add_generation_prompt are not compatible: use continue_final_message to continue the final message, add_generation_prompt to start a new assistant message")
 	}
@@ -179,7 +186,7 @@ func RenderChatTemplate(src, where string, messages json.RawMessage, vars map[st
 		return jinja.NewString(strftime(now(), args[0].AsString())), nil
 	})
 	data[tojsonFunc] = jinja.NewCallable(tojsonFunc, tojson)
-	out, err := tmpl.RenderValues(data)
+	out, err = tmpl.RenderValues(data)
 	if err != nil {
 		return "", fmt.Errorf("tokenizer: %s: render: %w", where, err)
 	}

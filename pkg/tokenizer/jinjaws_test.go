@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -59,4 +60,35 @@ func TestTojsonRewriteLeavesStringsAlone(t *testing.T) {
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+}
+
+// FuzzNormalizeJinja: the whitespace pass must not panic, and must keep
+// plain text (no tags) unchanged apart from jinja2's newline rules.
+func FuzzNormalizeJinja(f *testing.F) {
+	for _, c := range []string{"{%- if x -%}a{{ b }}{% endif %}\n", "{# c #}", "{{ 'x' ~ \"}}\" }}", "{% raw %}{{{% endraw %}", "a\r\nb\n", "{%+ x +%}"} {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		out, err := normalizeJinja(src)
+		if err != nil {
+			return
+		}
+		if !strings.Contains(src, "{") {
+			got, err := RenderChatTemplate(src, "fuzz", json.RawMessage(`[]`), nil, ChatOptions{})
+			want := strings.TrimSuffix(strings.ReplaceAll(strings.ReplaceAll(src, "\r\n", "\n"), "\r", "\n"), "\n")
+			if err == nil && got != want {
+				t.Fatalf("plain text %q rendered %q (normalized %q)", src, got, out)
+			}
+		}
+	})
+}
+
+// FuzzRenderTemplate: any template source gives a render or an error.
+func FuzzRenderTemplate(f *testing.F) {
+	for _, c := range []string{"{%- for m in messages %}{{ m.content | tojson(indent=2) }}{% endfor %}", "{{ a[1:2] }}", "{% set x = namespace(a=1) %}{{ x.a }}", "{{ (1|tojson) }}", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1) }}"} {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		RenderChatTemplate(src, "fuzz", json.RawMessage(`[{"role": "user", "content": "hi"}]`), nil, ChatOptions{})
+	})
 }

@@ -99,3 +99,27 @@ func TestRoundTripRandom(t *testing.T) {
 		})
 	}
 }
+
+// FuzzEncode: encoding never panics, and on valid UTF-8 a byte-level
+// tokenizer gives the (NFC) text back and streams it identically.
+func FuzzEncode(f *testing.F) {
+	for _, s := range []string{"Hello world", "I'm  \n\n x", "<|im_start|>a", "中文 😀", "\xff\xfe"} {
+		f.Add(s)
+	}
+	tk := realTokenizer(f, "qwen3")
+	spm := realTokenizer(f, "llama2")
+	f.Fuzz(func(t *testing.T, s string) {
+		ids := tk.Encode(s, true)
+		spm.Encode(s, true)
+		if !utf8.ValidString(s) {
+			return
+		}
+		want := norm.NFC.String(s)
+		if got := tk.Decode(ids, false); got != want {
+			t.Fatalf("Decode(Encode(%q)) = %q", s, got)
+		}
+		if got, _ := streamAll(tk.NewDetokenizer(), ids); got != want {
+			t.Fatalf("stream(%q) = %q", s, got)
+		}
+	})
+}
