@@ -1,0 +1,370 @@
+// Package qwen3_moe is the Qwen3 mixture-of-experts architecture
+// (model_type "qwen3_moe"), after mlx_lm's models/qwen3_moe.py and
+// transformers' modeling_qwen3_moe.py: Qwen3 attention (per-head q/k
+// RMSNorm) with a softmax router over E experts, the top k kept and, with
+// norm_topk_prob, renormalised. Layers listed in mlp_only_layers, or off
+// the decoder_sparse_step grid, keep a dense MLP. Experts are stored
+// stacked (mlp.switch_mlp.{gate,up,down}_proj [E, out, in]); Sanitize
+// stacks the hub's per-expert tensors into that layout.
+package qwen3_moe
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/nn"
+)
+
+func init() {
+	model.Register("qwen3_moe", New)
+	model.RegisterSanitize("qwen3_moe", Sanitize)
+}
+
+// Config mirrors the config.json keys Qwen3-MoE uses.
+type Config struct {
+	HiddenSize            int     `json:"hidden_size"`
+	NumHiddenLayers       int     `json:"num_hidden_layers"`
+	IntermediateSize      int     `json:"intermediate_size"` // dense layers
+	MoeIntermediateSize   int     `json:"moe_intermediate_size"`
+	NumAttentionHeads     int     `json:"num_attention_heads"`
+	NumKeyValueHeads      int     `json:"num_key_value_heads"` // 0: = heads
+	HeadDim               int     `json:"head_dim"`            // 0: hidden/heads
+	AttentionBias         bool    `json:"attention_bias"`
+	VocabSize             int     `json:"vocab_size"`
+	RMSNormEps            float64 `json:"rms_norm_eps"`
+	MaxPositionEmbeddings int     `json:"max_position_embeddings"`
+	// NumExperts is "num_experts" (hub checkpoints, mlx_lm) or
+	// "num_local_experts" (what transformers 5 writes).
+	NumExperts        int    `json:"num_experts"`
+	NumLocalExperts   int    `json:"num_local_experts"`
+	NumExpertsPerTok  int    `json:"num_experts_per_tok"`
+	DecoderSparseStep int    `json:"decoder_sparse_step"` // 0: 1
+	MlpOnlyLayers     []int  `json:"mlp_only_layers"`
+	NormTopkProb      bool   `json:"norm_topk_prob"`
+	TieWordEmbeddings bool   `json:"tie_word_embeddings"`
+	HiddenAct         string `json:"hidden_act"`
+}
+
+var required = []string{"hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "rms_norm_eps", "num_experts_per_tok", "moe_intermediate_size"}
+
+func (c *Config) validate(cfg *model.Config) error {
+	if c.NumKeyValueHeads == 0 {
+		c.NumKeyValueHeads = c.NumAttentionHeads
+	}
+	if c.HeadDim == 0 && c.NumAttentionHeads > 0 {
+		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
+	}
+	if c.NumExperts == 0 {
+		c.NumExperts = c.NumLocalExperts
+	}
+	if c.DecoderSparseStep == 0 {
+		c.DecoderSparseStep = 1
+	}
+	switch {
+	case c.HiddenSize <= 0 || c.NumHiddenLayers <= 0 || c.MoeIntermediateSize <= 0 || c.VocabSize <= 0:
+		return cfg.Errorf("hidden_size, num_hidden_layers, moe_intermediate_size and vocab_size must be positive")
+	case c.NumAttentionHeads <= 0 || c.NumKeyValueHeads <= 0 || c.NumAttentionHeads%c.NumKeyValueHeads != 0:
+		return cfg.Errorf("num_attention_heads %d must be a positive multiple of num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
+	case c.HeadDim <= 0 || c.HeadDim%2 != 0:
+		return cfg.Errorf("head_dim %d must be positive and even", c.HeadDim)
+	case c.NumExperts < 0 || (c.NumExperts > 0 && (c.NumExpertsPerTok <= 0 || c.NumExpertsPerTok > c.NumExperts)):
+		return cfg.Errorf("num_experts_per_tok %d must be in 1..num_experts (%d)", c.NumExpertsPerTok, c.NumExperts)
+	case c.DecoderSparseStep < 0:
+		return cfg.Errorf("decoder_sparse_step %d must be positive", c.DecoderSparseStep)
+	case c.HiddenAct != "" && c.HiddenAct != "silu":
+		return cfg.Errorf("hidden_act %q: qwen3_moe supports silu", c.HiddenAct)
+	}
+	for i := range c.NumHiddenLayers {
+		if !c.sparse(i) && c.IntermediateSize <= 0 {
+			return cfg.Errorf("layer %d has a dense MLP but intermediate_size is %d", i, c.IntermediateSize)
+		}
+	}
+	return nil
+}
+
+// sparse reports whether layer i has the expert block (transformers' and
+// mlx_lm's rule).
+func (c *Config) sparse(i int) bool {
+	return !slices.Contains(c.MlpOnlyLayers, i) && c.NumExperts > 0 && (i+1)%c.DecoderSparseStep == 0
+}
+
+// Model is Qwen3MoeForCausalLM: the struct tree is the weight-name tree.
+type Model struct {
+	model.Params
+	Model  Backbone // model.*
+	LMHead nn.Layer // lm_head [V, D]; nil with tied embeddings
+	cfg    Config
+}
+
+// Backbone is Qwen3MoeModel.
+type Backbone struct {
+	EmbedTokens nn.Embedder // model.embed_tokens [V, D]
+	Layers      []Layer     // model.layers.N
+	Norm        nn.RMSNorm  // model.norm [D]
+}
+
+// Layer is one decoder block; MLP is a *SparseMoe or a *MLP.
+type Layer struct {
+	SelfAttn               Attention  // self_attn
+	MLP                    FFN        // mlp
+	InputLayernorm         nn.RMSNorm // input_layernorm [D]
+	PostAttentionLayernorm nn.RMSNorm // post_attention_layernorm [D]
+}
+
+// FFN is a layer's feed-forward block.
+type FFN interface {
+	Forward(x *engine.Array) *engine.Array
+}
+
+// Attention is grouped-query attention with per-head query/key norms.
+type Attention struct {
+	QProj, KProj, VProj, OProj nn.Layer   // q [H·Dh, D], k/v [Hk·Dh, D], o [D, H·Dh]
+	QNorm, KNorm               nn.RMSNorm // q_norm, k_norm [Dh]
+	rope                       *nn.RoPE
+	heads, kvHeads, headDim    int
+	scale                      float64
+}
+
+// MLP is the dense SwiGLU block of mlp_only_layers.
+type MLP struct {
+	GateProj, UpProj, DownProj nn.Layer // gate/up [I, D], down [D, I]
+}
+
+// SparseMoe is the routed expert block.
+type SparseMoe struct {
+	Gate      nn.Layer     // gate [E, D]: router logits
+	SwitchMLP nn.SwitchGLU // switch_mlp.{gate,up}_proj [E, Im, D], down_proj [E, D, Im]
+	k         int
+	normTopK  bool
+}
+
+// New builds a Qwen3-MoE model.
+func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
+	var c Config
+	if err := cfg.Decode(&c, required...); err != nil {
+		return nil, err
+	}
+	if err := c.validate(cfg); err != nil {
+		return nil, err
+	}
+	D, H, Hk, Dh, E := c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.NumExperts
+	rc, err := cfg.Rope("", 1e6)
+	if err != nil {
+		return nil, err
+	}
+	r, err := rc.Resolve(Dh, false, c.MaxPositionEmbeddings)
+	if err != nil {
+		return nil, cfg.Errorf("%v", err)
+	}
+	rope := r.NN()
+	m := &Model{cfg: c}
+	w.Embedding(&m.Model.EmbedTokens, "model.embed_tokens", c.VocabSize, D)
+	m.Model.Layers = make([]Layer, c.NumHiddenLayers)
+	for i := range m.Model.Layers {
+		l, p := &m.Model.Layers[i], "model.layers."+strconv.Itoa(i)+"."
+		a := &l.SelfAttn
+		a.rope, a.heads, a.kvHeads, a.headDim, a.scale = rope, H, Hk, Dh, nn.DefaultScale(Dh)
+		w.Linear(&a.QProj, p+"self_attn.q_proj", D, H*Dh, c.AttentionBias)
+		w.Linear(&a.KProj, p+"self_attn.k_proj", D, Hk*Dh, c.AttentionBias)
+		w.Linear(&a.VProj, p+"self_attn.v_proj", D, Hk*Dh, c.AttentionBias)
+		w.Linear(&a.OProj, p+"self_attn.o_proj", H*Dh, D, c.AttentionBias)
+		w.RMSNorm(&a.QNorm, p+"self_attn.q_norm", Dh, c.RMSNormEps)
+		w.RMSNorm(&a.KNorm, p+"self_attn.k_norm", Dh, c.RMSNormEps)
+		if c.sparse(i) {
+			Im := c.MoeIntermediateSize
+			s := &SparseMoe{k: c.NumExpertsPerTok, normTopK: c.NormTopkProb}
+			w.Linear(&s.Gate, p+"mlp.gate", D, E, false)
+			w.SwitchLinear(&s.SwitchMLP.GateProj, p+"mlp.switch_mlp.gate_proj", E, D, Im, false)
+			w.SwitchLinear(&s.SwitchMLP.UpProj, p+"mlp.switch_mlp.up_proj", E, D, Im, false)
+			w.SwitchLinear(&s.SwitchMLP.DownProj, p+"mlp.switch_mlp.down_proj", E, Im, D, false)
+			l.MLP = s
+		} else {
+			I := c.IntermediateSize
+			d := &MLP{}
+			w.Linear(&d.GateProj, p+"mlp.gate_proj", D, I, false)
+			w.Linear(&d.UpProj, p+"mlp.up_proj", D, I, false)
+			w.Linear(&d.DownProj, p+"mlp.down_proj", I, D, false)
+			l.MLP = d
+		}
+		w.RMSNorm(&l.InputLayernorm, p+"input_layernorm", D, c.RMSNormEps)
+		w.RMSNorm(&l.PostAttentionLayernorm, p+"post_attention_layernorm", D, c.RMSNormEps)
+	}
+	w.RMSNorm(&m.Model.Norm, "model.norm", D, c.RMSNormEps)
+	if !c.TieWordEmbeddings {
+		w.Linear(&m.LMHead, "lm_head", D, c.VocabSize, false)
+	}
+	m.Params = w.Params()
+	return m, w.Err()
+}
+
+// Forward maps tokens [B, L] to logits [B, L, V].
+func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
+	h := m.Model.EmbedTokens.Forward(tokens) // [B, L, D]
+	for i := range m.Model.Layers {
+		var c model.Cache
+		if caches != nil {
+			c = caches[i]
+			// Caches write in place (evaluating their inputs): keep the
+			// residual stream evaluated so it is not recomputed.
+			if err := engine.Eval(h); err != nil {
+				return engine.Errorf("qwen3_moe: layer %d: %v", i, err)
+			}
+		}
+		h = m.Model.Layers[i].forward(h, c)
+	}
+	h = m.Model.Norm.Forward(h)
+	if m.LMHead != nil {
+		return m.LMHead.Forward(h) // [B, L, V]
+	}
+	return m.Model.EmbedTokens.AsLinear(h)
+}
+
+func (l *Layer) forward(x *engine.Array, c model.Cache) *engine.Array {
+	h := engine.Add(x, l.SelfAttn.forward(l.InputLayernorm.Forward(x), c))
+	return engine.Add(h, l.MLP.Forward(l.PostAttentionLayernorm.Forward(h)))
+}
+
+func (a *Attention) forward(x *engine.Array, c model.Cache) *engine.Array {
+	L := x.Dim(1)
+	q := a.QNorm.Forward(nn.SplitHeads(a.QProj.Forward(x), a.heads, a.headDim))   // [B, H, L, Dh]
+	k := a.KNorm.Forward(nn.SplitHeads(a.KProj.Forward(x), a.kvHeads, a.headDim)) // [B, Hk, L, Dh]
+	v := nn.SplitHeads(a.VProj.Forward(x), a.kvHeads, a.headDim)                  // [B, Hk, L, Dh]
+	offset := 0
+	if c != nil {
+		offset = c.Offset()
+	}
+	q, k = a.rope.Forward(q, offset), a.rope.Forward(k, offset)
+	if c != nil {
+		k, v = c.Update(k, v) // [B, Hk, T, Dh]
+	}
+	o := nn.Attend(q, k, v, a.scale, model.MaskFor(c, L, 0)) // [B, H, L, Dh]
+	return a.OProj.Forward(nn.MergeHeads(o))                 // [B, L, D]
+}
+
+// Forward maps x [B, L, D] to [B, L, D].
+func (m *MLP) Forward(x *engine.Array) *engine.Array {
+	return m.DownProj.Forward(nn.SwiGLU(m.GateProj.Forward(x), m.UpProj.Forward(x)))
+}
+
+// Forward routes x [B, L, D] as transformers does: softmax over all E
+// router logits (float32), top k, renormalised when norm_topk_prob.
+func (s *SparseMoe) Forward(x *engine.Array) *engine.Array {
+	probs := engine.Softmax(s.Gate.Forward(x), -1) // [B, L, E]
+	E := probs.Dim(-1)
+	inds := engine.SliceAxis(engine.ArgPartition(probs, E-s.k, -1), -1, E-s.k, E) // [B, L, K]
+	scores := engine.TakeAlongAxis(probs, inds, -1)                               // [B, L, K]
+	if s.normTopK {
+		scores = engine.Divide(scores, engine.Sum(scores, true, -1))
+	}
+	y := s.SwitchMLP.Forward(x, inds)                                               // [B, L, K, D]
+	return engine.Sum(engine.Multiply(y, engine.ExpandDims(scores, -1)), false, -2) // [B, L, D]
+}
+
+// NewCaches makes one cache per layer.
+func (m *Model) NewCaches(o model.CacheOptions) []model.Cache {
+	return model.NewCaches(len(m.Model.Layers), nil, o)
+}
+
+// ModelType is "qwen3_moe".
+func (m *Model) ModelType() string { return "qwen3_moe" }
+
+// VocabSize is V.
+func (m *Model) VocabSize() int { return m.cfg.VocabSize }
+
+// Sanitize stacks mlp.experts.{e}.{gate,up,down}_proj.{weight,scales,
+// biases} into mlp.switch_mlp.*_proj.* [E, out, in], drops rotary inv_freq
+// buffers and a tied lm_head. A checkpoint already in the stacked layout
+// is copied through.
+func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.TensorPlan, error) {
+	tied, _ := cfg["tie_word_embeddings"].(bool)
+	E, ok := cfg["num_experts"].(float64)
+	if !ok {
+		E, _ = cfg["num_local_experts"].(float64)
+	}
+	names := [][2]string{{"gate_proj", "gate_proj"}, {"up_proj", "up_proj"}, {"down_proj", "down_proj"}}
+	plan, err := stackExperts(tensors, int(E), ".mlp.experts.", ".mlp.switch_mlp.", names)
+	if err != nil {
+		return nil, err
+	}
+	out := plan[:0]
+	for _, p := range plan {
+		if strings.Contains(p.Name, "self_attn.rotary_emb.inv_freq") || (tied && strings.HasPrefix(p.Name, "lm_head.")) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// stackExperts returns a plan that copies every tensor except per-expert
+// ones, "<prefix>N<from>E.<src>.<suffix>" (e.g. "model.layers.0" +
+// ".block_sparse_moe.experts." + "3" + ".w1.weight"), which it stacks over
+// e = 0..E−1 into "<prefix>N<to><dst>.<suffix>" for each {src, dst} in
+// names. Every expert of a stacked tensor must be present with one shape.
+func stackExperts(tensors map[string]model.TensorMeta, E int, from, to string, names [][2]string) ([]model.TensorPlan, error) {
+	type key struct{ prefix, src, suffix string }
+	groups := map[key]bool{}
+	var plan []model.TensorPlan
+	for _, p := range model.IdentityPlan(tensors) {
+		i := strings.Index(p.Name, from)
+		if i < 0 {
+			plan = append(plan, p)
+			continue
+		}
+		rest := p.Name[i+len(from):] // "3.w1.weight"
+		parts := strings.SplitN(rest, ".", 3)
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("tensor %q: expected %s<expert>.<name>.<weight|scales|biases>", p.Name, from)
+		}
+		if _, err := strconv.Atoi(parts[0]); err != nil {
+			return nil, fmt.Errorf("tensor %q: expert index %q is not a number", p.Name, parts[0])
+		}
+		groups[key{p.Name[:i], parts[1], parts[2]}] = true
+	}
+	if len(groups) > 0 && E <= 0 {
+		return nil, fmt.Errorf("the checkpoint has per-expert tensors but config.json gives no positive expert count")
+	}
+	dst := map[string]string{}
+	for _, n := range names {
+		dst[n[0]] = n[1]
+	}
+	keys := make([]key, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		return keys[a].prefix+keys[a].src+keys[a].suffix < keys[b].prefix+keys[b].src+keys[b].suffix
+	})
+	for _, k := range keys {
+		d, ok := dst[k.src]
+		if !ok {
+			return nil, fmt.Errorf("tensor %q: unknown expert projection %q", k.prefix+from+"0."+k.src+"."+k.suffix, k.src)
+		}
+		srcs := make([]string, E)
+		var shape []int
+		for e := range E {
+			n := k.prefix + from + strconv.Itoa(e) + "." + k.src + "." + k.suffix
+			meta, ok := tensors[n]
+			if !ok {
+				return nil, fmt.Errorf("missing tensor %q (config.json has %d experts)", n, E)
+			}
+			if shape == nil {
+				shape = meta.Shape
+			} else if fmt.Sprint(shape) != fmt.Sprint(meta.Shape) {
+				return nil, fmt.Errorf("tensor %q: shape %v differs from expert 0's %v", n, meta.Shape, shape)
+			}
+			srcs[e] = n
+		}
+		// Extra experts beyond E would be silently dropped: refuse them.
+		if extra := k.prefix + from + strconv.Itoa(E) + "." + k.src + "." + k.suffix; tensors[extra].Shape != nil {
+			return nil, fmt.Errorf("tensor %q: expert index beyond config.json's %d experts", extra, E)
+		}
+		plan = append(plan, model.TensorPlan{Name: k.prefix + to + d + "." + k.suffix, Op: model.OpStack, Sources: srcs})
+	}
+	return plan, nil
+}
