@@ -27,6 +27,25 @@ type tokenizerConfig struct {
 	// generation_config.json's when that has one (mlx_lm's load_config).
 	configEOS []int
 	hasConfig bool
+	// tokenizer_class, add_bos_token and add_eos_token (nil: absent).
+	class          string
+	addBOS, addEOS *bool
+}
+
+// Option changes how Load reads a model directory.
+type Option func(*loadOptions)
+
+type loadOptions struct{ transformersPost bool }
+
+// WithTransformersPostProcessor makes special tokens follow transformers
+// 4.x instead of tokenizer.json: for the Llama, CodeLlama and Gemma
+// tokenizer classes it rebuilds the post-processor from tokenizer_config's
+// add_bos_token (default true) and add_eos_token (default false), as their
+// update_post_processor does. It matters for files whose tokenizer.json
+// disagrees, such as DeepSeek V3's (class LlamaTokenizerFast, ByteLevel
+// post-processor: transformers 4.x adds BOS, tokenizers alone does not).
+func WithTransformersPostProcessor() Option {
+	return func(o *loadOptions) { o.transformersPost = true }
 }
 
 // specialTok reads "<s>" or {"content": "<s>", ...}; null gives "".
@@ -83,7 +102,11 @@ func idList(raw json.RawMessage) ([]int, error) {
 // Load loads the tokenizer of a model directory: tokenizer.json (required),
 // tokenizer_config.json, special_tokens_map.json, chat_template.jinja,
 // config.json and generation_config.json (all optional).
-func Load(dir string) (*Tokenizer, error) {
+func Load(dir string, opts ...Option) (*Tokenizer, error) {
+	var lo loadOptions
+	for _, o := range opts {
+		o(&lo)
+	}
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
@@ -106,8 +129,48 @@ func Load(dir string) (*Tokenizer, error) {
 	if err := t.loadConfigs(dir); err != nil {
 		return nil, err
 	}
+	if lo.transformersPost {
+		if err := t.transformersPostProcessor(); err != nil {
+			return nil, err
+		}
+	}
 	t.finish()
 	return t, nil
+}
+
+// transformersPostProcessor is transformers 4.x's update_post_processor of
+// LlamaTokenizerFast, CodeLlamaTokenizerFast and GemmaTokenizerFast.
+func (t *Tokenizer) transformersPostProcessor() error {
+	switch strings.TrimSuffix(t.cfg.class, "Fast") {
+	case "LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer":
+	default:
+		return nil
+	}
+	addBOS, addEOS := true, false
+	if t.cfg.addBOS != nil {
+		addBOS = *t.cfg.addBOS
+	}
+	if t.cfg.addEOS != nil {
+		addEOS = *t.cfg.addEOS
+	}
+	var p templatePost
+	if addBOS {
+		id, ok := t.TokenToID(t.cfg.bos)
+		if t.cfg.bos == "" || !ok {
+			return fmt.Errorf("tokenizer: %s: add_bos_token is true but bos_token %q is not a token", t.cfg.class, t.cfg.bos)
+		}
+		p.items = append(p.items, []int{id})
+	}
+	p.items = append(p.items, nil)
+	if addEOS {
+		id, ok := t.TokenToID(t.cfg.eos)
+		if t.cfg.eos == "" || !ok {
+			return fmt.Errorf("tokenizer: %s: add_eos_token is true but eos_token %q is not a token", t.cfg.class, t.cfg.eos)
+		}
+		p.items = append(p.items, []int{id})
+	}
+	t.post = p
+	return nil
 }
 
 func (t *Tokenizer) loadConfigs(dir string) error {
@@ -152,6 +215,18 @@ func (t *Tokenizer) loadConfigs(dir string) error {
 				}
 				c.additional = append(c.additional, v)
 			}
+		}
+	}
+	if raw, ok := tc["tokenizer_class"]; ok {
+		json.Unmarshal(raw, &c.class) // not a string: no class-specific behavior
+	}
+	for key, dst := range map[string]**bool{"add_bos_token": &c.addBOS, "add_eos_token": &c.addEOS} {
+		if raw, ok := tc[key]; ok {
+			var b *bool
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return fmt.Errorf("tokenizer: %s: %s: want true, false or null: %w", tcPath, key, err)
+			}
+			*dst = b
 		}
 	}
 	if raw, ok := tc["chat_template"]; ok {

@@ -237,3 +237,27 @@ func TestGoldenTemplateFixtures(t *testing.T) {
 		}
 	}
 }
+
+// TestTransformersPostProcessor: with the option, DeepSeek V3 (class
+// LlamaTokenizerFast, add_bos_token true, ByteLevel post-processor) gets
+// its BOS; Llama 2 and Gemma 3, whose tokenizer.json already agrees with
+// transformers, are unchanged; Qwen3's class is not affected.
+func TestTransformersPostProcessor(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		bos  []int
+	}{{"deepseek_v3", []int{0}}, {"llama2", nil}, {"gemma3", nil}, {"qwen3", nil}} {
+		realTokenizer(t, c.name) // skips when absent
+		tk, err := Load(modelDir(c.name), WithTransformersPostProcessor())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range readGolden(t, c.name).Cases {
+			want := append(append([]int{}, c.bos...), g.IDs...)
+			if got := tk.Encode(g.Text, true); !slices.Equal(got, want) {
+				t.Errorf("%s %q: %v, want %v", c.name, g.Text, got, want)
+				break
+			}
+		}
+	}
+}
