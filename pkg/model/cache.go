@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/quant"
@@ -74,6 +75,11 @@ func (c *KVCache) Offset() int { return c.offset }
 // Update appends keys and values [B, Hk, L, Dh] (evaluating them) and
 // returns views of everything stored, [B, Hk, offset, Dh].
 func (c *KVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
+	// One evaluation for both (UpdateSlice would evaluate each alone).
+	if err := engine.Eval(k, v); err != nil {
+		e := engine.Errorf("kv cache: %v", err)
+		return e, e
+	}
 	L := k.Dim(2)
 	if c.keys == nil || c.offset+L > c.keys.Dim(2) {
 		c.keys = grow(c.keys, k, c.offset, L)
@@ -290,7 +296,9 @@ func (c *RotatingKVCache) Trim(n int) int {
 	return n
 }
 
-// State returns the stored keys and values, in temporal order.
+// State returns the stored keys and values [B, Hk, min(offset, n), Dh] in
+// storage order (rotated once wrapped; Meta's idx says where), as mlx_lm's
+// RotatingKVCache.state.
 func (c *RotatingKVCache) State() []*engine.Array {
 	if c.keys == nil {
 		return nil
@@ -305,6 +313,45 @@ func (c *RotatingKVCache) State() []*engine.Array {
 // Meta is mlx_lm's meta_state: keep, max_size, offset, _idx.
 func (c *RotatingKVCache) Meta() []string {
 	return []string{fmt.Sprint(c.Keep), fmt.Sprint(c.MaxSize), fmt.Sprint(c.offset), fmt.Sprint(c.idx)}
+}
+
+// Restore sets the cache from State and Meta as saved (mlx_lm's state and
+// meta_state setters): keys and values [B, Hk, n, Dh] and keep, max_size,
+// offset, _idx.
+func (c *RotatingKVCache) Restore(state []*engine.Array, meta []string) error {
+	n, err := ints(meta, 4, "RotatingKVCache meta_state (keep, max_size, offset, _idx)")
+	if err != nil {
+		return err
+	}
+	if len(state) != 2 || state[0].NDim() != 4 || state[1].NDim() != 4 || state[0].Dim(2) != state[1].Dim(2) {
+		return fmt.Errorf("RotatingKVCache state: want keys and values [B, Hk, n, Dh]")
+	}
+	if n[1] <= 0 || n[0] < 0 || n[0] > n[1] || n[3] < 0 || n[3] > state[0].Dim(2) || state[0].Dim(2) > n[2] && state[0].Dim(2) > n[1] {
+		return fmt.Errorf("RotatingKVCache meta_state %v does not fit %d stored positions", meta, state[0].Dim(2))
+	}
+	k, v := engine.Copy(state[0]), engine.Copy(state[1])
+	if err := engine.Eval(k, v); err != nil {
+		return err
+	}
+	c.Keep, c.MaxSize, c.offset, c.idx = n[0], n[1], n[2], n[3]
+	c.keys, c.values = k, v
+	return nil
+}
+
+// ints parses n integers of a meta_state.
+func ints(meta []string, n int, what string) ([]int, error) {
+	if len(meta) != n {
+		return nil, fmt.Errorf("%s: want %d values, got %d", what, n, len(meta))
+	}
+	out := make([]int, n)
+	for i, m := range meta {
+		v, err := strconv.Atoi(m)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not an integer", what, m)
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // QuantizedKVCache stores keys and values MLX affine-quantized along Dh
@@ -462,6 +509,42 @@ func (c *QuantizedKVCache) State() []*engine.Array {
 		}
 	}
 	return out
+}
+
+// Restore sets a converted cache from State and Meta as saved (mlx_lm's
+// QuantizedKVCache): keys (packed, scales, biases) then values, and
+// offset, group_size, bits. dt is the dtype attention reads them in.
+func (c *QuantizedKVCache) Restore(state []*engine.Array, meta []string, dt engine.DType) error {
+	n, err := ints(meta, 3, "QuantizedKVCache meta_state (offset, group_size, bits)")
+	if err != nil {
+		return err
+	}
+	if len(state) != 6 {
+		return fmt.Errorf("QuantizedKVCache state: want 6 arrays (keys and values: packed, scales, biases), got %d", len(state))
+	}
+	for _, a := range state {
+		if a.NDim() != 4 || a.Dim(2) != n[0] {
+			return fmt.Errorf("QuantizedKVCache state: array %v does not hold offset %d positions", a.Shape(), n[0])
+		}
+	}
+	c.plain, c.offset, c.GroupSize, c.Bits, c.dtype = nil, 0, n[1], n[2], dt
+	for i := range 2 {
+		for j := range 3 {
+			a := state[3*i+j]
+			shape := append([]int(nil), a.Shape()...)
+			shape[2] = 0
+			buf := grow(engine.Zeros(shape, a.DType()), a, 0, a.Dim(2))
+			if err := engine.Eval(buf); err != nil {
+				return err
+			}
+			if e := write(buf, a, 0); e != nil {
+				return e.Err()
+			}
+			c.state(i)[j] = buf
+		}
+	}
+	c.offset = n[0]
+	return nil
 }
 
 // Meta: offset, group_size, bits once quantized (mlx_lm's meta_state).

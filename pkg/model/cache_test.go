@@ -189,3 +189,38 @@ func TestSlidingWindowCache(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheRestore saves rotating and quantized caches through State/Meta,
+// restores them into fresh caches and checks decoding continues the same.
+func TestCacheRestore(t *testing.T) {
+	m := smallLlama(t, 0)
+	ids := make([]int, 30)
+	for i := range ids {
+		ids[i] = (i*29 + 3) % 256
+	}
+	for _, o := range []model.CacheOptions{{MaxKVSize: 12}, {KVBits: 8, KVGroupSize: 32}} {
+		caches := m.NewCaches(o)
+		modeltest.Logits(t, m, caches, ids[:20])
+		for _, id := range ids[20:25] {
+			modeltest.Logits(t, m, caches, []int{id})
+		}
+		fresh := m.NewCaches(o)
+		for i, c := range caches {
+			var err error
+			switch r := fresh[i].(type) {
+			case *model.RotatingKVCache:
+				err = r.Restore(c.State(), c.Meta())
+			case *model.QuantizedKVCache:
+				err = r.Restore(c.State(), c.Meta(), engine.Float32)
+			}
+			if err != nil {
+				t.Fatalf("%+v: restore layer %d: %v", o, i, err)
+			}
+		}
+		want := modeltest.Logits(t, m, caches, ids[25:])
+		got := modeltest.Logits(t, m, fresh, ids[25:])
+		if e := modeltest.RelErr(got, want); e > 1e-6 {
+			t.Errorf("%+v: restored cache rel err %.3g", o, e)
+		}
+	}
+}
