@@ -30,6 +30,7 @@ type tokenizerConfig struct {
 	// tokenizer_class, add_bos_token and add_eos_token (nil: absent).
 	class          string
 	addBOS, addEOS *bool
+	cleanUp        bool
 }
 
 // Option changes how Load reads a model directory.
@@ -229,6 +230,9 @@ func (t *Tokenizer) loadConfigs(dir string) error {
 			*dst = b
 		}
 	}
+	if raw, ok := tc["clean_up_tokenization_spaces"]; ok {
+		json.Unmarshal(raw, &c.cleanUp) // not a bool: false
+	}
 	if raw, ok := tc["chat_template"]; ok {
 		c.templateFile = tcPath + ": chat_template"
 		if err := parseTemplates(raw, c.templates); err != nil {
@@ -393,4 +397,19 @@ func (t *Tokenizer) HasThinking() bool {
 	_, a := t.TokenToID("<think>")
 	_, b := t.TokenToID("</think>")
 	return a && b
+}
+
+// CleanUpTokenizationSpaces is tokenizer_config.json's
+// clean_up_tokenization_spaces: whether transformers' decode applies
+// CleanUpSpaces (Decode itself, like HF tokenizers, does not).
+func (t *Tokenizer) CleanUpTokenizationSpaces() bool { return t.cfg.cleanUp }
+
+// CleanUpSpaces is transformers' clean_up_tokenization: it removes the
+// space before punctuation and English contractions.
+func CleanUpSpaces(s string) string {
+	for _, r := range [][2]string{{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+		{" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}} {
+		s = strings.ReplaceAll(s, r[0], r[1])
+	}
+	return s
 }

@@ -191,9 +191,13 @@ type wordPieceDec struct {
 	cleanup bool
 }
 
+// cleanupSpaces is HF tokenizers' decoder cleanup (sequential replaces).
 func cleanupSpaces(s string) string {
-	r := strings.NewReplacer(" .", ".", " ?", "?", " !", "!", " ,", ",", " ' ", "'", " n't", "n't", " 'm", "'m", " do not", " don't", " 's", "'s", " 've", "'ve", " 're", "'re")
-	return r.Replace(s)
+	for _, r := range [][2]string{{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+		{" n't", "n't"}, {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}} {
+		s = strings.ReplaceAll(s, r[0], r[1])
+	}
+	return s
 }
 
 func (w wordPieceDec) decodeChain(toks []string) []string {

@@ -481,3 +481,13 @@ func TestMoreNormalizersAndDecoders(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanUpSpaces(t *testing.T) {
+	// transformers' clean_up_tokenization applies its replacements in order.
+	if got := CleanUpSpaces("Hi , I 'm here . Do n't ' quote ' ok ?"); got != "Hi, I'm here. Don't'quote'ok?" {
+		t.Errorf("got %q", got)
+	}
+	if !realTokenizer(t, "llama3").CleanUpTokenizationSpaces() || realTokenizer(t, "qwen3").CleanUpTokenizationSpaces() {
+		t.Error("clean_up_tokenization_spaces flag not read (llama3: true, qwen3: false)")
+	}
+}
