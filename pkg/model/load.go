@@ -3,7 +3,11 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/safetensors"
@@ -20,6 +24,11 @@ type LoadOptions struct {
 	// weights instead of the quantized kernels (which may round activations
 	// to int8): a slow reference mode.
 	ExactQuantized bool
+	// Progress, when not nil, receives a byte progress bar while Load reads
+	// every weight page in (as mlx_lm evaluates the weights at load), so the
+	// first forward does not pay for the disk reads. nil leaves the pages to
+	// be read on first use.
+	Progress io.Writer
 }
 
 // Load reads a model folder: config.json (+ generation_config.json's EOS
@@ -50,8 +59,45 @@ func Load(dir string, opts ...LoadOptions) (Model, *Config, error) {
 		st.Close()
 		return nil, nil, err
 	}
+	if o.Progress != nil {
+		prefetch(st, o.Progress)
+	}
 	return m, cfg, nil
 }
+
+// prefetch reads every page of the model's tensors, showing a byte bar.
+func prefetch(st *safetensors.Model, w io.Writer) {
+	var total int64
+	for _, e := range st.Entries() {
+		total += e.NumBytes()
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("Loading"),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { _, _ = io.WriteString(w, "\n") }),
+	)
+	var sink byte
+	for _, e := range st.Entries() {
+		t, err := st.Tensor(e.Name)
+		if err != nil {
+			continue
+		}
+		t.WillNeed()
+		b := t.Bytes()
+		for i := 0; i < len(b); i += 4096 {
+			sink ^= b[i]
+		}
+		_ = bar.Add64(int64(len(b)))
+	}
+	_ = bar.Finish()
+	prefetchSink = sink
+}
+
+var prefetchSink byte
 
 func build(cfg *Config, ctor Constructor, st *safetensors.Model) (Model, error) {
 	metas := map[string]TensorMeta{}

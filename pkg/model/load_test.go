@@ -166,3 +166,13 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("first parameter %s %v", p.Name, (*p.Ptr).Shape())
 	}
 }
+
+func TestLoadProgress(t *testing.T) {
+	var buf strings.Builder
+	if _, _, err := model.Load(modeltest.Dir("llama-f32"), model.LoadOptions{Progress: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "Loading") || !strings.Contains(buf.String(), "100%") {
+		t.Errorf("progress output %q", buf.String())
+	}
+}
