@@ -3,6 +3,21 @@
 // matrix products, and dtype conversions. It knows nothing about arrays or
 // graphs. Every exported function has a pure-Go path; faster assembly paths
 // are chosen at run time where the CPU has them. All matrices are row-major.
+//
+// Paths on amd64 (golang.org/x/sys/cpu decides at start-up):
+//
+//   - Sgemm: packed, cache-blocked GEMM around a 6×32 AVX-512 or 6×16 AVX2
+//     micro-kernel (4×4 Go elsewhere); M <= 4 runs GEMVs instead.
+//   - QMatmul (4- and 8-bit): activations quantized to int8 per block of 32
+//     and integer dot products (AVX-512 VNNI VPDPBUSD, or AVX2 VPMADDUBSW),
+//     MLX's affine form split as scale·Σq·x + bias·Σx per group; other
+//     bit widths dequantize (AVX-512 for 4/8 bits) and use f32.
+//   - HGemm: AVX-512 or AVX2/F16C widening dot products for few rows,
+//     widen + Sgemm for many.
+//   - HalfToF32Slice / F32ToHalfSlice: AVX-512 or AVX2/F16C, bit-exact
+//     with the scalar round-to-nearest-even conversions.
+//
+// arm64 and other architectures run the pure-Go paths.
 package kernels
 
 import (
