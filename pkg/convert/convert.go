@@ -59,6 +59,8 @@ type Options struct {
 	Hub *hub.Client
 	// Version names mlxgo in the uploaded model card.
 	Version string
+
+	shardSize int64 // tests: shard cap instead of mlx_lm's 5 GiB
 }
 
 // Result describes a finished conversion.
@@ -282,6 +284,7 @@ func plan(m *st.Model, cfg *config, dtype string, o Options) (*planned, error) {
 		if err != nil {
 			return nil, fmt.Errorf("convert: %w", err)
 		}
+		in.mapped = true // safetensors.Open maps every file
 		inputs[tp.Name] = in
 		names = append(names, tp.Name)
 	}

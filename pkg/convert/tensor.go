@@ -36,6 +36,9 @@ type input struct {
 	rowLen int   // last dimension (1 for a scalar)
 	rows   int   // elements / rowLen
 	esize  int
+	// mapped: the sources are views of memory-mapped files
+	// (safetensors.Open), whose pages may be dropped after use.
+	mapped bool
 }
 
 func newInput(p model.TensorPlan, srcs []st.Tensor) (*input, error) {
@@ -112,7 +115,9 @@ func (in *input) whole() ([]byte, bool) {
 
 // chunks calls fn with consecutive runs of whole rows (row is the index of
 // the first), each at most about chunkBytes, as views of the source where
-// the rows are contiguous there and gathered into scratch otherwise.
+// the rows are contiguous there and gathered into scratch otherwise. The
+// source pages of each chunk are dropped from the resident set once fn has
+// used them, so a tensor of any size occupies about one chunk of memory.
 func (in *input) chunks(scratch *[]byte, fn func(row int, data []byte) error) error {
 	rowBytes := in.rowLen * in.esize
 	if rowBytes == 0 || in.rows == 0 {
@@ -127,8 +132,12 @@ func (in *input) chunks(scratch *[]byte, fn func(row int, data []byte) error) er
 			n := len(b) / rowBytes
 			for r := 0; r < n; r += per {
 				k := min(per, n-r)
-				if err := fn(row+r, b[r*rowBytes:(r+k)*rowBytes]); err != nil {
+				view := b[r*rowBytes : (r+k)*rowBytes]
+				if err := fn(row+r, view); err != nil {
 					return err
+				}
+				if in.mapped {
+					dropPages(view)
 				}
 			}
 			row += n
@@ -150,6 +159,9 @@ func (in *input) chunks(scratch *[]byte, fn func(row int, data []byte) error) er
 		}
 		if err := fn(r, buf); err != nil {
 			return err
+		}
+		if in.mapped {
+			dropPages(b[(2*r)*rowBytes : 2*(r+k)*rowBytes])
 		}
 	}
 	return nil

@@ -68,7 +68,7 @@ func (p *planned) write(ctx context.Context, o Options, src, repoID string, cfg 
 		}
 	}()
 
-	w, err = st.NewWriter(tmp, p.specs, nil)
+	w, err = st.NewWriter(tmp, p.specs, &st.WriterOptions{MaxShardSize: o.shardSize})
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}

@@ -1,0 +1,212 @@
+package convert
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlxgo/mlxgo/pkg/kernels"
+	"github.com/mlxgo/mlxgo/pkg/quant"
+	st "github.com/mlxgo/mlxgo/pkg/safetensors"
+)
+
+// childEnv carries the Options of a conversion run in a child process (so
+// its peak RSS is its own).
+const childEnv = "MLXGO_CONVERT_BENCH_CHILD"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(childConvert(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// childConvert runs one conversion and prints the process's peak resident
+// set (VmHWM from /proc/self/status) in KiB.
+func childConvert(spec string) int {
+	var o Options
+	if err := json.Unmarshal([]byte(spec), &o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if _, err := Convert(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			fmt.Printf("vmhwm_kib %s\n", strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// genModel writes a Llama-shaped bf16 checkpoint (tied embeddings) with
+// random weights of magnitude 2^-7..2^-3 into dir and returns its tensor
+// bytes.
+func genModel(tb testing.TB, dir string, hidden, layers, inter, vocab, heads, kvHeads int) int64 {
+	tb.Helper()
+	headDim := hidden / heads
+	type t struct {
+		name  string
+		shape []int
+	}
+	ts := []t{{"model.embed_tokens.weight", []int{vocab, hidden}}, {"model.norm.weight", []int{hidden}}}
+	for i := 0; i < layers; i++ {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		ts = append(ts,
+			t{p + "self_attn.q_proj.weight", []int{heads * headDim, hidden}},
+			t{p + "self_attn.k_proj.weight", []int{kvHeads * headDim, hidden}},
+			t{p + "self_attn.v_proj.weight", []int{kvHeads * headDim, hidden}},
+			t{p + "self_attn.o_proj.weight", []int{hidden, heads * headDim}},
+			t{p + "mlp.gate_proj.weight", []int{inter, hidden}},
+			t{p + "mlp.up_proj.weight", []int{inter, hidden}},
+			t{p + "mlp.down_proj.weight", []int{hidden, inter}},
+			t{p + "input_layernorm.weight", []int{hidden}},
+			t{p + "post_attention_layernorm.weight", []int{hidden}})
+	}
+	specs := make([]st.TensorSpec, len(ts))
+	for i, x := range ts {
+		specs[i] = st.TensorSpec{Name: x.name, DType: st.BF16, Shape: x.shape}
+	}
+	w, err := st.NewWriter(dir, specs, &st.WriterOptions{Metadata: map[string]string{"format": "pt"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var buf []uint16
+	for i, x := range ts {
+		n := 1
+		for _, d := range x.shape {
+			n *= d
+		}
+		if cap(buf) < n {
+			buf = make([]uint16, n)
+		}
+		buf = buf[:n]
+		seed := uint64(i+1) * 0x9E3779B97F4A7C15
+		kernels.Parallel(n, 1<<16, func(lo, hi int) {
+			s := seed ^ uint64(lo)*0xBF58476D1CE4E5B9 | 1
+			for k := lo; k < hi; k++ {
+				s ^= s << 13
+				s ^= s >> 7
+				s ^= s << 17
+				// sign, exponent 120..123, 7 random mantissa bits
+				buf[k] = uint16(s>>63)<<15 | uint16(120+(s>>8)&3)<<7 | uint16(s&0x7f)
+			}
+		})
+		if err := w.WriteTensor(x.name, st.AsBytes(buf)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": %d, "num_hidden_layers": %d,
+"intermediate_size": %d, "vocab_size": %d, "num_attention_heads": %d, "num_key_value_heads": %d, "head_dim": %d,
+"rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16"}`,
+		hidden, layers, inter, vocab, heads, kvHeads, headDim)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return w.Index().TotalSize
+}
+
+// BenchmarkConvertLlama1B converts a Llama-3.2-1B-shaped bf16 checkpoint
+// (hidden 2048, 16 layers, intermediate 8192, vocab 128256, tied; 2.47 GB)
+// in a child process and reports source GB/s and the child's peak RSS:
+// q4 is `convert -q` (4-bit, group 64); copy is `convert` with nothing to
+// cast (bf16 in and out: mmap read, write, fsync), the I/O ceiling of the
+// same run. The source is in the page cache (just written). src-GB/CPU-s
+// (source bytes over the child's user+system CPU time) does not depend on
+// how busy the machine is; on an idle machine with c cores the wall-clock
+// rate approaches c times it, until the disk limits.
+func BenchmarkConvertLlama1B(b *testing.B) {
+	src := filepath.Join(b.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	total := genModel(b, src, 2048, 16, 8192, 128256, 32, 8)
+	// encode: the 4-bit encoder alone on one in-memory [8192, 2048] bf16
+	// tensor, the compute ceiling of q4 (same CPU-time metric).
+	b.Run("encode", func(b *testing.B) {
+		const rows, cols = 8192, 2048
+		w := make([]uint16, rows*cols)
+		for i := range w {
+			w[i] = uint16(i*2654435761>>7)&0x807f | 0x3c00
+		}
+		q := make([]uint32, rows*cols/8)
+		sc, bi := make([]uint16, rows*cols/64), make([]uint16, rows*cols/64)
+		b.SetBytes(2 * rows * cols)
+		c0 := cpuTime()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if err := quant.QuantizeHalf(w, kernels.BF16, cols, quant.Options{Bits: 4, GroupSize: 64}, q, sc, bi); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n := float64(2*rows*cols) * float64(b.N)
+		b.ReportMetric(n/time.Since(start).Seconds()/1e9, "src-GB/s")
+		b.ReportMetric(n/(cpuTime()-c0).Seconds()/1e9, "src-GB/CPU-s")
+	})
+	for _, c := range []struct {
+		name string
+		o    Options
+	}{{"q4", Options{Quantize: true}}, {"copy", Options{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(total)
+			var peak int64
+			var elapsed, cpu time.Duration
+			for i := 0; i < b.N; i++ {
+				o := c.o
+				o.HFPath = src
+				o.MLXPath = filepath.Join(b.TempDir(), "out")
+				spec, _ := json.Marshal(o)
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+				cmd.Stderr = os.Stderr
+				start := time.Now()
+				out, err := cmd.Output()
+				elapsed += time.Since(start)
+				if err != nil {
+					b.Fatalf("child: %v", err)
+				}
+				cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				for _, line := range strings.Split(string(out), "\n") {
+					if v, ok := strings.CutPrefix(line, "vmhwm_kib "); ok {
+						k, _ := strconv.ParseInt(v, 10, 64)
+						peak = max(peak, k)
+					}
+				}
+				os.RemoveAll(o.MLXPath)
+			}
+			b.ReportMetric(float64(total)*float64(b.N)/elapsed.Seconds()/1e9, "src-GB/s")
+			b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+			b.ReportMetric(float64(total)*float64(b.N)/cpu.Seconds()/1e9, "src-GB/CPU-s")
+		})
+	}
+}
