@@ -263,18 +263,21 @@ func TestGenerateFixtures(t *testing.T) {
 			case strings.HasSuffix(name, "-q8"):
 				noise = 0.005
 			case r.DType == "bfloat16" || strings.HasSuffix(name, "-bf16"):
-				noise = 0.01
+				// The CLI computes in bf16 like mlx_lm (8-bit mantissa);
+				// the reference is float32 over the bf16 weights
+				// (phi3-bf16 flips at a 0.015 margin).
+				noise = 0.02
 			}
 			for i, want := range r.Greedy.IDs {
+				if r.Greedy.Margins[i] < noise {
+					t.Logf("stopping the comparison at step %d: margin %.4f is below the noise %.g", i, r.Greedy.Margins[i], noise)
+					break
+				}
 				if i >= len(got) {
 					t.Fatalf("only %d tokens printed (%q), want %d", len(got), out, len(r.Greedy.IDs))
 				}
 				if got[i] != want {
 					t.Fatalf("step %d: token %d, reference %d (margin %.4f); got %v, want %v", i, got[i], want, r.Greedy.Margins[i], got, r.Greedy.IDs)
-				}
-				if r.Greedy.Margins[i] < noise {
-					t.Logf("stopping the comparison at step %d: margin %.4f is below the noise %.g", i, r.Greedy.Margins[i], noise)
-					break
 				}
 			}
 		})
