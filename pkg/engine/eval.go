@@ -107,8 +107,16 @@ func ClearCache() {
 // evaluated, each node once. Intermediate buffers are released as soon as
 // their last consumer in this evaluation has run; an intermediate that is
 // released goes back to being unevaluated (it keeps its inputs and is
-// recomputed if asked for later), so evaluate together what you need
-// together. The arrays passed keep their data and drop their graph.
+// recomputed if asked for later). The arrays passed keep their data and
+// drop their graph.
+//
+// So evaluate together what you need together. In particular, evaluating
+// part of a graph in the middle of building it (say, new keys for a cache)
+// releases the values computed on the way (the residual stream), and a
+// later Eval recomputes them, back to the last evaluated arrays: pass
+// those values to the same Eval, or write caches with SliceUpdateInPlace
+// so that one Eval per step suffices. (MLX keeps such values alive through
+// reference counts, which Go does not have.)
 func Eval(arrays ...*Array) error {
 	evalMu.Lock()
 	defer evalMu.Unlock()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"slices"
 	"testing"
 
@@ -109,5 +110,42 @@ func TestUpdateSliceInPlace(t *testing.T) {
 	}
 	if v := mustF(t, cache); v[0] != 5 || v[len(v)-1] != 5 {
 		t.Errorf("cache not updated: %v", v[:4])
+	}
+}
+
+// The lazy in-place update lets a whole decode step (cache write and the
+// attention reading it) be one Eval, with no new cache buffer.
+func TestSliceUpdateInPlace(t *testing.T) {
+	cache := Zeros([]int{1, 1, 6, 2}, Float32) // [B, Hk, Lmax, Dh]
+	if err := Eval(cache); err != nil {
+		t.Fatal(err)
+	}
+	var want []float64
+	for step := 0; step < 3; step++ {
+		k := randT(1, 1, 1, 2)
+		want = append(want, k.data...)
+		before := ActiveMemory()
+		kv := SliceUpdateInPlace(cache, Multiply(k.arr(), Scalar(1)), []int{0, 0, step, 0}, []int{1, 1, step + 1, 2}, nil)
+		keys := SliceAxis(kv, 2, 0, step+1) // [1, 1, step+1, 2]
+		total := Sum(keys, false)
+		if err := Eval(total); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := total.Item(); math.Abs(got-sumF(want)) > 1e-5 {
+			t.Errorf("step %d: sum of keys = %v, want %v", step, got, sumF(want))
+		}
+		if grown := ActiveMemory() - before; grown > 256 {
+			t.Errorf("step %d: active memory grew by %d bytes", step, grown)
+		}
+	}
+	got := mustF(t, SliceAxis(cache, 2, 0, 3))
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-7 {
+			t.Fatalf("cache = %v, want %v", got, want)
+		}
+	}
+	// a target computed in the same Eval is refused
+	if err := Eval(SliceUpdateInPlace(Zeros([]int{2}, Float32), Scalar(1), []int{0}, []int{1}, nil)); err == nil {
+		t.Error("writing into an unevaluated target did not fail")
 	}
 }

@@ -210,20 +210,9 @@ func (a *Array) UpdateSlice(update *Array, start, stop, step []int) error {
 	defer evalMu.Unlock()
 	b := a.st.raw.b
 	if a.st.refs > 1 || isWrapped(a) || !a.view().Contiguous() {
-		old := a.view()
-		buf, err := b.Alloc(a.NBytes())
-		if err != nil {
-			return fmt.Errorf("engine: UpdateSlice: %w", err)
-		}
-		nv := backend.View{Buf: buf, DType: a.dtype, Shape: a.shape, Strides: backend.RowMajor(a.shape)}
-		if err := b.Run(backend.Copy{}, []backend.View{old}, nv); err != nil {
-			b.Free(buf)
+		if err := privatize(a); err != nil {
 			return err
 		}
-		a.st.refs--
-		a.st = newStorage(b, buf)
-		a.st.refs = 1
-		a.strides, a.offset = nv.Strides, 0
 	}
 	o := a.view()
 	region := backend.View{Buf: o.Buf, DType: o.DType, Shape: dims, Strides: make([]int, len(dims)), Offset: o.Offset}
@@ -232,6 +221,76 @@ func (a *Array) UpdateSlice(update *Array, start, stop, step []int) error {
 		region.Strides[i] = o.Strides[i] * st[i]
 	}
 	return b.Run(backend.Copy{}, []backend.View{u.view()}, region)
+}
+
+type inPlacePrim struct{ start, step, dims []int }
+
+func (inPlacePrim) name() string { return "SliceUpdateInPlace" }
+func (p inPlacePrim) eval(out *Array, in []*Array) error {
+	a, u := in[0], in[1]
+	if a.mark == 2 || a.st == nil {
+		return fmt.Errorf("SliceUpdateInPlace: the target must be evaluated before the Eval that writes it")
+	}
+	b := a.st.raw.b
+	if a.st.refs > 1 || isWrapped(a) || !a.view().Contiguous() {
+		if err := privatize(a); err != nil {
+			return err
+		}
+	}
+	o := a.view()
+	region := backend.View{Buf: o.Buf, DType: o.DType, Shape: p.dims, Strides: make([]int, len(p.dims)), Offset: o.Offset}
+	for i := range p.dims {
+		region.Offset += p.start[i] * o.Strides[i]
+		region.Strides[i] = o.Strides[i] * p.step[i]
+	}
+	uv := broadcastView(u.view(), p.dims)
+	if err := b.Run(backend.Copy{}, []backend.View{uv}, region); err != nil {
+		return err
+	}
+	setView(out, a, a.strides, a.offset)
+	return nil
+}
+func (inPlacePrim) vjp(*Array, []*Array, *Array) []*Array { return []*Array{nil, nil} }
+
+// SliceUpdateInPlace is the lazy form of UpdateSlice, for caches inside
+// one step's graph: when the result is evaluated it writes update into
+// a[start:stop:step] in a's own buffer (a must have been evaluated before
+// that Eval) and becomes a view of that buffer. Read what was written
+// through the result or arrays built from it; other arrays reading a in
+// the same Eval may see either contents. Copy-on-write as in UpdateSlice.
+// Not differentiable.
+func SliceUpdateInPlace(a, update *Array, start, stop, step []int) *Array {
+	if err := firstErr(a, update); err != nil {
+		return errArray(err)
+	}
+	s, st, dims, err := resolveSlice(a.shape, start, stop, step)
+	if err != nil {
+		return errArray(err)
+	}
+	if bs, err := BroadcastShapes(update.shape, dims); err != nil || !sameShape(bs, dims) {
+		return Errorf("engine: SliceUpdateInPlace: update %v does not fit the region %v", update.shape, dims)
+	}
+	return newNode(a.dtype, a.shape, inPlacePrim{s, st, dims}, a, AsType(update, a.dtype))
+}
+
+// privatize gives a its own contiguous copy of its data (copy-on-write).
+func privatize(a *Array) error {
+	b := a.st.raw.b
+	old := a.view()
+	buf, err := b.Alloc(a.NBytes())
+	if err != nil {
+		return fmt.Errorf("engine: copy-on-write: %w", err)
+	}
+	nv := backend.View{Buf: buf, DType: a.dtype, Shape: a.shape, Strides: backend.RowMajor(a.shape)}
+	if err := b.Run(backend.Copy{}, []backend.View{old}, nv); err != nil {
+		b.Free(buf)
+		return err
+	}
+	a.st.refs--
+	a.st = newStorage(b, buf)
+	a.st.refs = 1
+	a.strides, a.offset = nv.Strides, 0
+	return nil
 }
 
 // isWrapped reports whether a's buffer is caller memory used in place.
