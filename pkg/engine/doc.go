@@ -38,9 +38,10 @@
 // ResetPeakMemory, CacheMemory and ClearCache report and manage the
 // allocator (mlx_lm prints PeakMemory as "Peak memory").
 //
-// Array.UpdateSlice writes into an evaluated array's buffer in place (for
-// preallocated KV caches, as mlx_lm's cache does); it copies first when
-// another evaluated array shares the buffer.
+// Array.UpdateSlice (eager) and SliceUpdateInPlace (lazy, inside a step's
+// graph) write into an evaluated array's buffer in place, for preallocated
+// KV caches as mlx_lm's cache does; they copy first when another evaluated
+// array shares the buffer.
 //
 // FromBytes wraps host memory in place (for the cpu backend), so weights
 // memory-mapped from a safetensors file are used in their stored dtype
