@@ -331,3 +331,29 @@ func TestGeneratePromptCacheFile(t *testing.T) {
 		t.Fatalf("another model: exit %d, %q", code, errOut)
 	}
 }
+
+// TestGenerateInterrupted: Ctrl-C (the root context) mid-generation prints
+// what was generated and the stats, then fails with one line.
+func TestGenerateInterrupted(t *testing.T) {
+	dir := fakeModelDir(t, 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := gentest.New(512, 16, 1)
+	m.OnForward = func(call int) {
+		if call == 5 {
+			cancel()
+		}
+	}
+	fakeModels.Store(dir, m)
+	t.Cleanup(func() { fakeModels.Delete(dir) })
+	var out, errOut bytes.Buffer
+	f := &Factory{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+	code := run(ctx, f, []string{"generate", "--model", dir, "-m", "100"})
+	if code != 1 || !regexp.MustCompile(`^Error: generation interrupted after \d tokens\n$`).MatchString(errOut.String()) {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	got := verboseRE.FindStringSubmatch(out.String())
+	if got == nil || got[3] == "100" || got[1] == "" {
+		t.Fatalf("output %q: want the partial text and stats", out.String())
+	}
+}
