@@ -29,3 +29,15 @@ func TestConvertRuns(t *testing.T) {
 		t.Errorf("second run: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestConvertMixedGroupDefault: with a mixed recipe and no --q-group-size
+// the group size stays unset (mlx_lm writes null per layer).
+func TestConvertMixedGroupDefault(t *testing.T) {
+	o, err := parseWith(t, "", newConvertCmdWith, "--hf-path", "h", "-q", "--quant-predicate", "mixed_4_6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.QGroupSize != 0 || o.QBits != 4 {
+		t.Errorf("group %d bits %d", o.QGroupSize, o.QBits)
+	}
+}

@@ -931,3 +931,58 @@ func TestCancel(t *testing.T) {
 		t.Errorf("leftovers: %v", got)
 	}
 }
+
+// TestCastKinds: float64 and float16 sources cast as MLX's astype (f64
+// through float32; half to half through an exact widening), integer and
+// F8 tensors are copied untouched by a --dtype cast.
+func TestCastKinds(t *testing.T) {
+	src := copyFixture(t, "llama-f32", nil)
+	os.Remove(filepath.Join(src, "reference.safetensors"))
+	f64 := []float64{1, -2.5, 1e-3, 3.14159265358979, 65504, 1e-8, 0, -0.1}
+	f64b := make([]byte, 8*len(f64))
+	for i, v := range f64 {
+		b := math.Float64bits(v)
+		for k := 0; k < 8; k++ {
+			f64b[8*i+k] = byte(b >> (8 * k))
+		}
+	}
+	h16 := []uint16{0x3c00, 0xc000, 0x0001, 0x7bff, 0x3555, 0x8400, 0x7c00, 0x0400}
+	h16b := make([]byte, 16)
+	for i, v := range h16 {
+		h16b[2*i], h16b[2*i+1] = byte(v), byte(v>>8)
+	}
+	writeRaw(t, filepath.Join(src, "model.safetensors"), map[string]any{
+		"a": map[string]any{"dtype": "F64", "shape": []int{8}, "data_offsets": []int{0, 64}},
+		"b": map[string]any{"dtype": "F16", "shape": []int{8}, "data_offsets": []int{64, 80}},
+		"c": map[string]any{"dtype": "I32", "shape": []int{2}, "data_offsets": []int{80, 88}},
+		"d": map[string]any{"dtype": "F8_E4M3", "shape": []int{8}, "data_offsets": []int{88, 96}},
+	}, append(append(append(f64b, h16b...), 1, 0, 0, 0, 2, 0, 0, 0), 1, 2, 3, 4, 5, 6, 7, 8))
+	dir, _, _ := run(t, Options{HFPath: src, Dtype: "bfloat16"})
+	got := readTensors(t, dir)
+	a, b := u16s(got["a"].Data), u16s(got["b"].Data)
+	for i, v := range f64 {
+		if got["a"].DType != st.BF16 || a[i] != bf16(float32(v)) {
+			t.Errorf("f64 %v -> %#x, want %#x", v, a[i], bf16(float32(v)))
+		}
+	}
+	for i, v := range h16 {
+		if want := bf16(kernels.F16ToF32(v)); b[i] != want {
+			t.Errorf("f16 %#x -> %#x, want %#x", v, b[i], want)
+		}
+	}
+	if got["c"].DType != st.I32 || got["d"].DType != st.F8E4M3 || got["d"].Data[7] != 8 || got["c"].Data[4] != 2 {
+		t.Errorf("integer/F8 tensors changed: %v %v", got["c"], got["d"])
+	}
+	// f32 -> f16 rounds to nearest even.
+	dir, _, _ = run(t, Options{HFPath: filepath.Join(fixtures, "llama-f32"), Dtype: "float16"})
+	h := readTensors(t, dir)["model.norm.weight"]
+	o := f32s(readTensors(t, filepath.Join(fixtures, "llama-f32"))["model.norm.weight"].Data)
+	for i, v := range u16s(h.Data) {
+		back := kernels.F16ToF32(v)
+		// the neighbours of the result are no closer to the source
+		up, down := kernels.F16ToF32(v+1), kernels.F16ToF32(v-1)
+		if h.DType != st.F16 || math.Abs(float64(back-o[i])) > math.Abs(float64(up-o[i])) || math.Abs(float64(back-o[i])) > math.Abs(float64(down-o[i])) {
+			t.Fatalf("f16 of %v = %v", o[i], back)
+		}
+	}
+}
