@@ -1,10 +1,14 @@
 package generate
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -471,5 +475,48 @@ func TestGenerateBatchEqualsSingle(t *testing.T) {
 	}
 	if _, _, err := GenerateBatch(context.Background(), m, [][]int{{1, 2}, {3}}, 2, 0, nil, model.CacheOptions{}); err == nil {
 		t.Error("unequal prompt lengths accepted")
+	}
+}
+
+// TestEnableThinkingDefault: like mlx_lm's TokenizerWrapper, templates get
+// enable_thinking = whether the vocabulary has <think> and </think>, unless
+// the caller sets it (--chat-template-config).
+func TestEnableThinkingDefault(t *testing.T) {
+	dir := t.TempDir()
+	tj, err := os.ReadFile(filepath.Join(fixture, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	think := `"added_tokens": [{"id": 512, "content": "<think>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false}, {"id": 513, "content": "</think>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false}, `
+	tj = bytes.Replace(tj, []byte(`"added_tokens": [`), []byte(think), 1)
+	cfg := `{"bos_token": "<s>", "eos_token": "</s>", "chat_template": "{{ messages[0]['content'] }}|{{ enable_thinking }}"}`
+	for name, data := range map[string][]byte{"tokenizer.json": tj, "tokenizer_config.json": []byte(cfg)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		kw   map[string]json.RawMessage
+		want string
+	}{
+		{nil, "hi|True"},
+		{map[string]json.RawMessage{"enable_thinking": json.RawMessage("false")}, "hi|False"},
+	} {
+		ids, err := EncodePrompt(tok, PromptOptions{Prompt: "hi", TemplateKwargs: tc.kw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Decode(ids, false); got != tc.want {
+			t.Errorf("kwargs %s: %q, want %q", tc.kw, got, tc.want)
+		}
+	}
+	plain := loadTokenizer(t)
+	text, err := ApplyChatTemplate(plain, []tokenizer.Message{{Role: "user", Content: "x"}}, false, false, nil)
+	if err != nil || text != "<|user|>x\n" {
+		t.Errorf("fixture template %q %v", text, err)
 	}
 }
