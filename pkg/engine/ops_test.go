@@ -249,6 +249,11 @@ func TestReductions(t *testing.T) {
 		gradCheck(t, "Max", func(xs []*Array) *Array { return Max(xs[0], false, axes...) }, distinct(3, 4, 5))
 		gradCheck(t, "LogSumExp", func(xs []*Array) *Array { return LogSumExp(xs[0], false, axes...) }, x)
 	}
+	// leading-axis sums of a contiguous array (the row-adding path)
+	c := randT(3, 4, 20)
+	for _, axes := range [][]int{{0}, {0, 1}} {
+		near(t, "Sum/leading", Sum(c.arr(), true, axes...), reduceRef(c, axes, 0, func(a, v float64) float64 { return a + v }), 1e-5, 1e-5)
+	}
 	// keepDims=false drops axes
 	if s := Sum(a, false, 1).Shape(); !slices.Equal(s, []int{5, 4}) {
 		t.Errorf("Sum shape %v", s)

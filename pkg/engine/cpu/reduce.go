@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 )
 
 // positions calls fn with the operands' offsets for every index of shape
@@ -108,6 +109,9 @@ func reduce(op backend.ReduceOp, axes []int, a, out backend.View) {
 			})
 			return
 		}
+	}
+	if leadingReduce(op, red, a, out) {
+		return
 	}
 	var rs, rst []int
 	for d := range a.Shape {
@@ -240,4 +244,50 @@ func scan(o backend.Scan, a, out backend.View) {
 		}
 		store(x, out, offs[1], so)
 	})
+}
+
+// leadingReduce handles a contiguous float32 input reduced over leading
+// axes only (bias and norm-weight gradients: [B, L, D] -> [D]) by adding
+// whole rows, in parallel over column chunks; false if it does not apply.
+func leadingReduce(op backend.ReduceOp, red []bool, a, out backend.View) bool {
+	if a.DType != backend.Float32 || op != backend.Sum || !a.Contiguous() {
+		return false
+	}
+	k := 0
+	for k < len(red) && red[k] {
+		k++
+	}
+	for d := k; d < len(red); d++ {
+		if red[d] {
+			return false
+		}
+	}
+	rows, cols := backend.Prod(a.Shape[:k]), backend.Prod(a.Shape[k:])
+	if k == 0 || rows < 2 || cols < 16 {
+		return false
+	}
+	x := f32s(bytesOf(a))[a.Offset : a.Offset+rows*cols]
+	res := make([]float64, cols)
+	kernels.Parallel(cols, 256, func(lo, hi int) {
+		acc := res[lo:hi]
+		for r := 0; r < rows; r++ {
+			row := x[r*cols+lo : r*cols+hi]
+			for j, v := range row {
+				acc[j] += float64(v)
+			}
+		}
+	})
+	tmp := make([]float64, cols)
+	copy(tmp, res)
+	o := out
+	o.Shape, o.Strides = []int{cols}, []int{1}
+	if !out.Contiguous() {
+		positions(out.Shape, [][]int{out.Strides, backend.RowMajor(out.Shape)}, []int{out.Offset, 0}, func(offs []int) {
+			v := [1]float64{tmp[offs[1]]}
+			store(v[:], out, offs[0], 0)
+		})
+		return true
+	}
+	store(tmp, o, out.Offset, 1)
+	return true
 }
