@@ -14,6 +14,7 @@ import (
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen3_moe"
+	_ "github.com/mlxgo/mlxgo/pkg/model/qwen3_next"
 	_ "github.com/mlxgo/mlxgo/pkg/model/smollm3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/starcoder2"
 )
