@@ -178,12 +178,10 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// modelCard is the README.md mlx_lm's create_model_card writes: the
-// card's YAML block with library_name mlx, pipeline_tag text-generation,
-// tag mlx and, for a hub source, base_model; the text emptied. For a local
-// source mlx_lm starts from huggingface_hub's template (language: en). For
-// a hub source mlx_lm starts from the source repo's own card; mlxgo does
-// not carry the source card's other metadata over.
+// modelCard is the README.md mlx_lm's create_model_card writes when there
+// is no source card to start from: for a local source huggingface_hub's
+// template (language: en), for a hub source base_model; then library_name
+// mlx, pipeline_tag text-generation, tag mlx, and no text.
 func modelCard(repoID string) string {
 	var b strings.Builder
 	b.WriteString("---\n")

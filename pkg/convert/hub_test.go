@@ -103,3 +103,20 @@ func TestShards(t *testing.T) {
 		t.Errorf("weight map %v", idx.WeightMap)
 	}
 }
+
+// TestSourceCard: a hub source's own card metadata is kept (order, values,
+// tags plus mlx), null keys dropped, base_model/library_name/pipeline_tag
+// set, and the card text emptied, as mlx_lm's create_model_card.
+func TestSourceCard(t *testing.T) {
+	s := hubtest.New(t)
+	files := fixtureFiles(t, "llama-f32")
+	files["README.md"] = []byte("---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags: [llama, text]\nlibrary_name: transformers\ndatasets: null\nmodel-index: []\n---\n\n# Tiny\nSome text.\n")
+	s.AddRepo("org/carded", files)
+	s.SetEnv(t)
+	dir, _, _ := run(t, Options{HFPath: "org/carded"})
+	card, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	want := "---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags:\n- llama\n- text\n- mlx\nlibrary_name: mlx\nmodel-index: []\nbase_model: org/carded\npipeline_tag: text-generation\n---\n"
+	if string(card) != want {
+		t.Errorf("README.md\n%s\nwant\n%s", card, want)
+	}
+}

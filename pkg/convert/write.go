@@ -103,7 +103,7 @@ func (p *planned) write(ctx context.Context, o Options, src, repoID string, cfg 
 	if _, err := copySideFiles(src, tmp); err != nil {
 		return nil, fmt.Errorf("convert: copying tokenizer and side files: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "README.md"), []byte(modelCard(repoID)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "README.md"), []byte(cardFor(ctx, o, repoID)), 0o644); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
 	if err := finishPerms(tmp); err != nil {
