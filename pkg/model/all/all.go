@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "github.com/mlxgo/mlxgo/pkg/model/deepseek_v3"
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma"
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma3_text"
