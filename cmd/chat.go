@@ -90,11 +90,17 @@ func runChat(ctx context.Context, f *Factory, o *ChatOptions) error {
 	defer stop()
 	lines := make(chan string)
 	readErr := make(chan error, 1)
+	quit := make(chan struct{})
+	defer close(quit)
 	go func() {
 		sc := bufio.NewScanner(f.In)
 		sc.Buffer(make([]byte, 64*1024), 16<<20)
 		for sc.Scan() {
-			lines <- sc.Text()
+			select {
+			case lines <- sc.Text():
+			case <-quit:
+				return
+			}
 		}
 		readErr <- sc.Err()
 	}()
