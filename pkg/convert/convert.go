@@ -135,7 +135,10 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Quantize {
 		fmt.Fprintln(out, "[INFO] Quantizing")
-		if p.quantized == 0 {
+		// A group size that divides no layer is a mistake (mlx_lm would
+		// silently write a float model). Re-saving an already quantized
+		// model, or a predicate skipping every layer, is not.
+		if p.quantized == 0 && len(p.dims) > 0 && p.divisible == 0 {
 			return nil, fmt.Errorf("convert: no layer can be quantized with group size %d: no quantizable weight's last dimension (%s) is a multiple of it", p.settings.GroupSize, p.lastDims())
 		}
 	}
@@ -240,6 +243,7 @@ type planned struct {
 	quantized int
 	dequant   int
 	dims      map[int]bool // last dims of quantizable layers seen
+	divisible int          // of those, how many the group size divides
 	all       []st.Entry
 }
 
@@ -400,6 +404,9 @@ func plan(m *st.Model, cfg *config, dtype string, o Options) (*planned, error) {
 			layer := quant.GuessLayer(name, in.shape)
 			if layer.Kind != quant.NotQuantizable {
 				p.dims[in.rowLen] = true
+				if in.rowLen%qplan.Global.GroupSize == 0 {
+					p.divisible++
+				}
 			}
 			d, err := qplan.Decide(layer)
 			if err != nil {

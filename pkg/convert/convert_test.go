@@ -986,3 +986,44 @@ func TestCastKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceDtype: the default cast is mlx_lm's: config torch_dtype, else
+// text_config.dtype (a top-level transformers-5 "dtype" is not read by
+// mlx_lm's convert, so neither here).
+func TestSourceDtype(t *testing.T) {
+	for js, want := range map[string]string{
+		`{"torch_dtype": "bfloat16"}`:                                     "bfloat16",
+		`{"text_config": {"dtype": "float16"}}`:                           "float16",
+		`{"torch_dtype": null, "text_config": {"dtype": "float16"}}`:      "float16",
+		`{"torch_dtype": "float32", "text_config": {"dtype": "float16"}}`: "float32",
+		`{"dtype": "bfloat16"}`:                                           "",
+		`{"text_config": {}}`:                                             "",
+	} {
+		var c config
+		if err := json.Unmarshal([]byte(js), &c.plain); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.sourceDtype(); got != want {
+			t.Errorf("%s: %q, want %q", js, got, want)
+		}
+	}
+}
+
+// TestRequantizeQuantized: -q on a fully quantized MLX folder re-saves it
+// unchanged (mlx_lm leaves quantized layers alone), no group-size error.
+func TestRequantizeQuantized(t *testing.T) {
+	src := filepath.Join(fixtures, "llama-q4")
+	dir, printed, res := run(t, Options{HFPath: src, Quantize: true})
+	if res.Quantized != 0 || !strings.Contains(printed, "[INFO] Quantizing\n") {
+		t.Errorf("quantized %d, printed %q", res.Quantized, printed)
+	}
+	if !reflect.DeepEqual(readTensors(t, dir), readTensors(t, src)) {
+		t.Error("tensors changed")
+	}
+	var cfg map[string]any
+	readJSON(t, filepath.Join(dir, "config.json"), &cfg)
+	want := map[string]any{"group_size": 32.0, "bits": 4.0, "mode": "affine"}
+	if !reflect.DeepEqual(cfg["quantization"], want) || !reflect.DeepEqual(cfg["quantization_config"], want) {
+		t.Errorf("quantization %v / %v", cfg["quantization"], cfg["quantization_config"])
+	}
+}
