@@ -7,6 +7,7 @@ import (
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma"
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma3_text"
+	_ "github.com/mlxgo/mlxgo/pkg/model/glm4_moe"
 	_ "github.com/mlxgo/mlxgo/pkg/model/granite"
 	_ "github.com/mlxgo/mlxgo/pkg/model/llama"
 	_ "github.com/mlxgo/mlxgo/pkg/model/mixtral"

@@ -1,0 +1,135 @@
+package glm4_moe_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
+
+	_ "github.com/mlxgo/mlxgo/pkg/model/glm4_moe"
+)
+
+func TestFixtures(t *testing.T) {
+	t.Run("glm4_moe-f32", func(t *testing.T) { modeltest.Run(t, "glm4_moe-f32", modeltest.F32) })
+	f32 := engine.Float32
+	// bf16 weights computed in float32: the reference is exactly this.
+	t.Run("glm4_moe-bf16/compute_f32", func(t *testing.T) {
+		modeltest.Run(t, "glm4_moe-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
+	})
+	// bf16 activations, as mlx_lm runs a bf16 checkpoint.
+	t.Run("glm4_moe-bf16", func(t *testing.T) { modeltest.Run(t, "glm4_moe-bf16", modeltest.BF16) })
+}
+
+// fixtureMeta reads a fixture's config.json and its tensor list.
+func fixtureMeta(t *testing.T, variant string) (map[string]any, map[string]model.TensorMeta) {
+	t.Helper()
+	dir := modeltest.Dir(variant)
+	var cfg map[string]any
+	var ref struct {
+		Tensors map[string]model.TensorMeta `json:"tensors"`
+	}
+	for f, v := range map[string]any{"config.json": &cfg, "reference.json": &ref} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	return cfg, ref.Tensors
+}
+
+// apply returns the tensor metadata a plan produces.
+func apply(t *testing.T, plan []model.TensorPlan, in map[string]model.TensorMeta) map[string]model.TensorMeta {
+	t.Helper()
+	out := map[string]model.TensorMeta{}
+	for _, p := range plan {
+		src := in[p.Sources[0]]
+		switch p.Op {
+		case model.OpCopy:
+			out[p.Name] = src
+		case model.OpStack:
+			out[p.Name] = model.TensorMeta{DType: src.DType, Shape: append([]int{len(p.Sources)}, src.Shape...)}
+		default:
+			t.Fatalf("%s: unexpected op %d", p.Name, p.Op)
+		}
+	}
+	return out
+}
+
+func TestSanitize(t *testing.T) {
+	cfg, metas := fixtureMeta(t, "glm4_moe-f32")
+	plan, err := model.SanitizePlan("glm4_moe", cfg, metas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := apply(t, plan, metas)
+	want := map[string][]int{"gate_proj": {4, 32, 64}, "up_proj": {4, 32, 64}, "down_proj": {4, 64, 32}}
+	for l := 1; l < 2; l++ { // layer 0 is dense
+		for proj, shape := range want {
+			n := "model.layers." + string(rune('0'+l)) + ".mlp.switch_mlp." + proj + ".weight"
+			if m, ok := got[n]; !ok || !slices.Equal(m.Shape, shape) || m.DType != "F32" {
+				t.Errorf("%s: got %+v (present %v), want F32 %v", n, m, ok, shape)
+			}
+		}
+	}
+	for n := range got {
+		if strings.Contains(n, ".experts.") {
+			t.Errorf("per-expert tensor %q left after sanitize", n)
+		}
+	}
+	if len(got) != len(metas)-(3*4-3) {
+		t.Errorf("%d tensors after sanitize, want %d", len(got), len(metas)-9)
+	}
+	// Idempotent: the stacked (MLX) layout is copied through.
+	again, err := model.SanitizePlan("glm4_moe", cfg, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(got) {
+		t.Fatalf("second sanitize: %d tensors, want %d", len(again), len(got))
+	}
+	for _, p := range again {
+		if p.Op != model.OpCopy || p.Sources[0] != p.Name {
+			t.Errorf("second sanitize changes %q: %+v", p.Name, p)
+		}
+	}
+
+	// MLX-quantized per-expert tensors stack weight, scales and biases.
+	q := map[string]model.TensorMeta{}
+	for e := range 4 {
+		for _, k := range []string{"weight", "scales", "biases"} {
+			q["model.layers.0.mlp.experts."+string(rune('0'+e))+".down_proj."+k] = model.TensorMeta{DType: "U32", Shape: []int{64, 4}}
+		}
+	}
+	plan, err = model.SanitizePlan("glm4_moe", cfg, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range plan {
+		names = append(names, p.Name)
+	}
+	wantNames := []string{"model.layers.0.mlp.switch_mlp.down_proj.biases", "model.layers.0.mlp.switch_mlp.down_proj.scales", "model.layers.0.mlp.switch_mlp.down_proj.weight"}
+	if !slices.Equal(names, wantNames) {
+		t.Errorf("quantized plan names %v, want %v", names, wantNames)
+	}
+
+	// Multi-token-prediction layers (index num_hidden_layers) are dropped.
+	mtp := map[string]model.TensorMeta{"model.layers.2.eh_proj.weight": {DType: "F32", Shape: []int{64, 128}}, "model.norm.weight": {DType: "F32", Shape: []int{64}}}
+	if plan, err := model.SanitizePlan("glm4_moe", cfg, mtp); err != nil || len(plan) != 1 || plan[0].Name != "model.norm.weight" {
+		t.Errorf("mtp layer: plan %+v, err %v", plan, err)
+	}
+	// A missing expert is named.
+	delete(metas, "model.layers.1.mlp.experts.2.up_proj.weight")
+	if _, err := model.SanitizePlan("glm4_moe", cfg, metas); err == nil || !strings.Contains(err.Error(), "experts.2.up_proj.weight") {
+		t.Errorf("missing expert: err = %v", err)
+	}
+}
