@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -1025,5 +1026,34 @@ func TestRequantizeQuantized(t *testing.T) {
 	want := map[string]any{"group_size": 32.0, "bits": 4.0, "mode": "affine"}
 	if !reflect.DeepEqual(cfg["quantization"], want) || !reflect.DeepEqual(cfg["quantization_config"], want) {
 		t.Errorf("quantization %v / %v", cfg["quantization"], cfg["quantization_config"])
+	}
+}
+
+// countdownCtx reports cancellation from its n-th Err call on.
+type countdownCtx struct {
+	context.Context
+	n int
+}
+
+func (c *countdownCtx) Err() error {
+	if c.n--; c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestCancelMidway: cancelling while tensors are being written stops the
+// run with context.Canceled and removes the partial output.
+func TestCancelMidway(t *testing.T) {
+	for _, n := range []int{3, 10, 25} {
+		root := t.TempDir()
+		ctx := &countdownCtx{Context: context.Background(), n: n}
+		_, err := Convert(ctx, Options{HFPath: filepath.Join(fixtures, "llama-f32"), MLXPath: filepath.Join(root, "out"), Quantize: true, GroupSize: 32})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("n=%d: error %v", n, err)
+		}
+		if got := listDir(t, root); len(got) != 0 {
+			t.Errorf("n=%d: leftovers %v", n, got)
+		}
 	}
 }

@@ -200,7 +200,7 @@ func (p *planned) stream(ctx context.Context, w *st.Writer, progress io.Writer, 
 				}
 			}
 		}
-		if err := j.run(w, &bufs); err != nil {
+		if err := j.run(ctx, w, &bufs); err != nil {
 			bar.abort()
 			return fmt.Errorf("convert: %s: %w", j.in.name, err)
 		}
@@ -219,10 +219,10 @@ func (p *planned) stream(ctx context.Context, w *st.Writer, progress io.Writer, 
 	return nil
 }
 
-func (j *job) run(w *st.Writer, bufs *buffers) error {
+func (j *job) run(ctx context.Context, w *st.Writer, bufs *buffers) error {
 	switch j.kind {
 	case jobQuantize:
-		return j.quantize(w, bufs)
+		return j.quantize(ctx, w, bufs)
 	case jobDequantize:
 		return j.dequantize(w, bufs)
 	}
@@ -236,6 +236,9 @@ func (j *job) run(w *st.Writer, bufs *buffers) error {
 	rowOut := in.rowLen * osz
 	dst := grow(&bufs.out, in.rows*rowOut)
 	err := in.chunks(&bufs.gather, func(row int, data []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n := len(data) / in.esize
 		castInto(dst[row*rowOut:row*rowOut+n*osz], j.to, data, in.dtype, &bufs.tmp)
 		return nil
@@ -246,7 +249,7 @@ func (j *job) run(w *st.Writer, bufs *buffers) error {
 	return w.WriteTensor(in.name, dst)
 }
 
-func (j *job) quantize(w *st.Writer, bufs *buffers) error {
+func (j *job) quantize(ctx context.Context, w *st.Writer, bufs *buffers) error {
 	in := j.in
 	cols, opts := in.rowLen, j.set.Options()
 	pc, ng := quant.PackedCols(cols, j.set.Bits), cols/j.set.GroupSize
@@ -257,6 +260,9 @@ func (j *job) quantize(w *st.Writer, bufs *buffers) error {
 	sAll := buf[align8(qb) : align8(qb)+sb]
 	bAll := buf[align8(qb)+align8(sb) : align8(qb)+align8(sb)+sb]
 	err := in.chunks(&bufs.gather, func(row int, data []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n := len(data) / in.esize / cols
 		src := data
 		if in.dtype != j.to {
