@@ -165,6 +165,9 @@ func scaled(x *engine.Array, s float64) *engine.Array {
 func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
 	h := scaled(m.Model.EmbedTokens.Forward(tokens), m.cfg.EmbeddingMultiplier) // [B, L, D]
 	for i := range m.Model.Layers {
+		if h.Err() != nil {
+			return h // layers read dims: stop at the first error
+		}
 		var c model.Cache
 		if caches != nil {
 			c = caches[i]

@@ -153,6 +153,9 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
 	h := m.Model.EmbedTokens.Forward(tokens) // [B, L, D]
 	for i := range m.Model.Layers {
+		if h.Err() != nil {
+			return h // layers read dims: stop at the first error
+		}
 		var c model.Cache
 		if caches != nil {
 			c = caches[i]

@@ -237,6 +237,9 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
 	h := m.Model.EmbedTokens.Forward(tokens) // [B, L, D]
 	for i := range m.Model.Layers {
+		if h.Err() != nil {
+			return h // layers read dims: stop at the first error
+		}
 		var c model.Cache
 		if caches != nil {
 			c = caches[i]
@@ -264,9 +267,12 @@ func (a *Attention) forward(x *engine.Array, c model.Cache, window int) *engine.
 	L := x.Dim(1)
 	qDim, kvDim := a.heads*a.headDim, a.kvHeads*a.headDim
 	qkv := engine.SplitAt(a.QKVProj.Forward(x), []int{qDim, qDim + kvDim}, -1) // [B, L, H·Dh], [B, L, Hk·Dh] ×2
-	q := nn.SplitHeads(qkv[0], a.heads, a.headDim)                             // [B, H, L, Dh]
-	k := nn.SplitHeads(qkv[1], a.kvHeads, a.headDim)                           // [B, Hk, L, Dh]
-	v := nn.SplitHeads(qkv[2], a.kvHeads, a.headDim)                           // [B, Hk, L, Dh]
+	if len(qkv) != 3 {
+		return qkv[0] // an error
+	}
+	q := nn.SplitHeads(qkv[0], a.heads, a.headDim)   // [B, H, L, Dh]
+	k := nn.SplitHeads(qkv[1], a.kvHeads, a.headDim) // [B, Hk, L, Dh]
+	v := nn.SplitHeads(qkv[2], a.kvHeads, a.headDim) // [B, Hk, L, Dh]
 	offset := 0
 	if c != nil {
 		offset = c.Offset()
@@ -281,6 +287,9 @@ func (a *Attention) forward(x *engine.Array, c model.Cache, window int) *engine.
 
 func (m *MLP) forward(x *engine.Array) *engine.Array {
 	gu := engine.Split(m.GateUpProj.Forward(x), 2, -1) // [B, L, I] ×2
+	if len(gu) != 2 {
+		return gu[0] // an error
+	}
 	return m.DownProj.Forward(nn.SwiGLU(gu[0], gu[1]))
 }
 

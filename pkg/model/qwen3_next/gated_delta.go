@@ -95,6 +95,9 @@ func (g *GatedDeltaNet) forward(x *engine.Array, c *LinearCache) *engine.Array {
 	qkvz := engine.Reshape(g.InProjQKVZ.Forward(x), B, L, g.nk, 2*g.dk+2*r*g.dv)
 	parts := engine.SplitAt(qkvz, []int{g.dk, 2 * g.dk, 2*g.dk + r*g.dv}, -1) // q, k [B, L, Nk, Dk]; v, z [B, L, Nk, r·Dv]
 	ba := engine.Split(engine.Reshape(g.InProjBA.Forward(x), B, L, g.nk, 2*r), 2, -1)
+	if len(parts) != 4 || len(ba) != 2 {
+		return engine.Errorf("qwen3_next: linear attention projections: %v %v", parts[0].Err(), ba[0].Err())
+	}
 	b := engine.Reshape(ba[0], B, L, g.nv) // [B, L, Nv]
 	a := engine.Reshape(ba[1], B, L, g.nv) // [B, L, Nv]
 	z := engine.Reshape(parts[3], B, L, g.nv, g.dv)
@@ -117,6 +120,9 @@ func (g *GatedDeltaNet) forward(x *engine.Array, c *LinearCache) *engine.Array {
 	}
 	conv = engine.SiLU(conv)
 	qkv := engine.SplitAt(conv, []int{keyDim, 2 * keyDim}, -1)
+	if len(qkv) != 3 {
+		return qkv[0] // an error
+	}
 
 	f32 := engine.Float32
 	heads := func(t *engine.Array, n, d int) *engine.Array { // [B, L, n·d] -> [B, Nv, L, d] float32

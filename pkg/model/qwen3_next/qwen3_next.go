@@ -272,6 +272,9 @@ func newDense(w *model.Weights, p string, D, I int) *DenseMLP {
 func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
 	h := m.Model.EmbedTokens.Forward(tokens) // [B, L, D]
 	for i := range m.Model.Layers {
+		if h.Err() != nil {
+			return h // layers read dims: stop at the first error
+		}
 		var c model.Cache
 		if caches != nil {
 			c = caches[i]
@@ -308,10 +311,13 @@ func (l *Layer) forward(x *engine.Array, c model.Cache) *engine.Array {
 func (a *Attention) forward(x *engine.Array, c model.Cache) *engine.Array {
 	B, L := x.Dim(0), x.Dim(1)
 	qg := engine.Split(engine.Reshape(a.QProj.Forward(x), B, L, a.heads, 2*a.headDim), 2, -1) // [B, L, H, Dh] ×2
-	gate := engine.Reshape(qg[1], B, L, a.heads*a.headDim)                                    // [B, L, H·Dh]
-	q := engine.Transpose(a.QNorm.Forward(qg[0]), 0, 2, 1, 3)                                 // [B, H, L, Dh]
-	k := a.KNorm.Forward(nn.SplitHeads(a.KProj.Forward(x), a.kvHeads, a.headDim))             // [B, Hk, L, Dh]
-	v := nn.SplitHeads(a.VProj.Forward(x), a.kvHeads, a.headDim)                              // [B, Hk, L, Dh]
+	if len(qg) != 2 {
+		return qg[0] // an error
+	}
+	gate := engine.Reshape(qg[1], B, L, a.heads*a.headDim)                        // [B, L, H·Dh]
+	q := engine.Transpose(a.QNorm.Forward(qg[0]), 0, 2, 1, 3)                     // [B, H, L, Dh]
+	k := a.KNorm.Forward(nn.SplitHeads(a.KProj.Forward(x), a.kvHeads, a.headDim)) // [B, Hk, L, Dh]
+	v := nn.SplitHeads(a.VProj.Forward(x), a.kvHeads, a.headDim)                  // [B, Hk, L, Dh]
 	offset := 0
 	if c != nil {
 		offset = c.Offset()
