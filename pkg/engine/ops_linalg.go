@@ -82,29 +82,68 @@ func checkQuant(groupSize, bits int) error {
 	return nil
 }
 
+// fpModes are MLX's float quantization modes: group size and bits.
+var fpModes = map[string][2]int{"mxfp4": {32, 4}, "mxfp8": {32, 8}, "nvfp4": {16, 4}}
+
 // checkQWeight validates packed w [..., rows, cols·bits/32] with scales and
-// biases [..., rows, cols/groupSize] and returns rows, cols.
-func checkQWeight(w, scales, biases *Array, groupSize, bits int) (int, int, error) {
-	if err := checkQuant(groupSize, bits); err != nil {
-		return 0, 0, err
+// biases [..., rows, cols/groupSize] (float modes: uint8 scales, no
+// biases) and returns rows, cols, the backend descriptor and the biases
+// input to pass (scales again for float modes, which have none).
+func checkQWeight(w, scales, biases *Array, groupSize, bits int, mode string) (int, int, backend.Quant, *Array, error) {
+	var q backend.Quant
+	if mode == "" {
+		mode = "affine"
+	}
+	fp, isFP := fpModes[mode]
+	switch {
+	case isFP:
+		if groupSize == 0 {
+			groupSize = fp[0]
+		}
+		if bits == 0 {
+			bits = fp[1]
+		}
+		if groupSize != fp[0] || bits != fp[1] {
+			return 0, 0, q, nil, fmt.Errorf("engine: mode %s uses group size %d and %d bits, got %d and %d", mode, fp[0], fp[1], groupSize, bits)
+		}
+		if biases != nil {
+			return 0, 0, q, nil, fmt.Errorf("engine: mode %s has no biases", mode)
+		}
+		if scales.dtype != Uint8 {
+			return 0, 0, q, nil, fmt.Errorf("engine: mode %s needs uint8 scales, got %s", mode, scales.dtype)
+		}
+		biases = scales
+	case mode == "affine":
+		if err := checkQuant(groupSize, bits); err != nil {
+			return 0, 0, q, nil, err
+		}
+		if biases == nil {
+			return 0, 0, q, nil, fmt.Errorf("engine: affine quantization needs biases")
+		}
+		if !scales.dtype.IsFloat() || !biases.dtype.IsFloat() {
+			return 0, 0, q, nil, fmt.Errorf("engine: scales and biases must be float, got %s and %s", scales.dtype, biases.dtype)
+		}
+	default:
+		return 0, 0, q, nil, fmt.Errorf("engine: unknown quantization mode %q (affine, mxfp4, mxfp8 or nvfp4)", mode)
+	}
+	if err := firstErr(biases); err != nil {
+		return 0, 0, q, nil, err
 	}
 	if w.dtype != Uint32 {
-		return 0, 0, fmt.Errorf("engine: quantized weight must be uint32, got %s", w.dtype)
+		return 0, 0, q, nil, fmt.Errorf("engine: quantized weight must be uint32, got %s", w.dtype)
 	}
 	if len(w.shape) < 2 {
-		return 0, 0, fmt.Errorf("engine: quantized weight must be at least 2-D, got %v", w.shape)
+		return 0, 0, q, nil, fmt.Errorf("engine: quantized weight must be at least 2-D, got %v", w.shape)
 	}
 	nd := len(w.shape)
 	rows, cols := w.shape[nd-2], w.shape[nd-1]*32/bits
 	want := append(slices.Clone(w.shape[:nd-1]), cols/groupSize)
 	if cols%groupSize != 0 || !slices.Equal(scales.shape, want) || !slices.Equal(biases.shape, want) {
-		return 0, 0, fmt.Errorf("engine: quantized weight %v (%d bits, group %d) needs scales and biases %v, got %v and %v",
-			w.shape, bits, groupSize, want, scales.shape, biases.shape)
+		return 0, 0, q, nil, fmt.Errorf("engine: quantized weight %v (%s, %d bits, group %d) needs scales and biases %v, got %v and %v",
+			w.shape, mode, bits, groupSize, want, scales.shape, biases.shape)
 	}
-	if !scales.dtype.IsFloat() || !biases.dtype.IsFloat() {
-		return 0, 0, fmt.Errorf("engine: scales and biases must be float, got %s and %s", scales.dtype, biases.dtype)
-	}
-	return rows, cols, nil
+	q = backend.Quant{GroupSize: groupSize, Bits: bits, Mode: mode}
+	return rows, cols, q, biases, nil
 }
 
 type qmmPrim struct {
@@ -117,8 +156,17 @@ func (p qmmPrim) eval(out *Array, in []*Array) error {
 	return run(backend.QuantizedMatmul{Quant: p.q, Transpose: p.transpose}, out, in...)
 }
 func (p qmmPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
-	dx := QuantizedMatmul(g, in[1], in[2], in[3], !p.transpose, p.q.GroupSize, p.q.Bits)
+	dx := QuantizedMatmulMode(g, in[1], in[2], biasesIn(p.q, in[3]), !p.transpose, p.q.GroupSize, p.q.Bits, p.q.Mode)
 	return []*Array{AsType(dx, in[0].dtype), nil, nil, nil}
+}
+
+// biasesIn turns the biases input back into the argument (nil for the
+// float modes, which pass scales in its place).
+func biasesIn(q backend.Quant, b *Array) *Array {
+	if _, ok := fpModes[q.Mode]; ok {
+		return nil
+	}
+	return b
 }
 
 // QuantizedMatmul multiplies x [..., K] by an MLX affine-quantized matrix:
@@ -127,13 +175,26 @@ func (p qmmPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 // scales and biases are [rows, cols/groupSize]; w may carry batch dims that
 // broadcast with x's. Differentiable with respect to x only.
 func QuantizedMatmul(x, w, scales, biases *Array, transpose bool, groupSize, bits int) *Array {
-	if err := firstErr(x, w, scales, biases); err != nil {
+	if biases == nil {
+		return Errorf("engine: QuantizedMatmul: affine quantization needs biases")
+	}
+	return QuantizedMatmulMode(x, w, scales, biases, transpose, groupSize, bits, "affine")
+}
+
+// QuantizedMatmulMode is QuantizedMatmul for any MLX quantization mode
+// (mx.quantized_matmul's mode): "affine", or the float modes "mxfp4",
+// "mxfp8" and "nvfp4" with uint8 scales and nil biases (groupSize and bits
+// 0 mean the mode's defaults). nvfp4's optional global scale is not
+// supported.
+func QuantizedMatmulMode(x, w, scales, biases *Array, transpose bool, groupSize, bits int, mode string) *Array {
+	if err := firstErr(x, w, scales); err != nil {
 		return errArray(err)
 	}
-	rows, cols, err := checkQWeight(w, scales, biases, groupSize, bits)
+	rows, cols, q, biases, err := checkQWeight(w, scales, biases, groupSize, bits, mode)
 	if err != nil {
 		return errArray(fmt.Errorf("QuantizedMatmul: %w", err))
 	}
+	groupSize, bits = q.GroupSize, q.Bits
 	K, N := cols, rows
 	if !transpose {
 		K, N = rows, cols
@@ -142,7 +203,7 @@ func QuantizedMatmul(x, w, scales, biases *Array, transpose bool, groupSize, bit
 		return Errorf("engine: QuantizedMatmul: x %v does not match weight with K=%d", x.shape, K)
 	}
 	if len(x.shape) == 1 {
-		return Squeeze(QuantizedMatmul(ExpandDims(x, 0), w, scales, biases, transpose, groupSize, bits), 0)
+		return Squeeze(QuantizedMatmulMode(ExpandDims(x, 0), w, scales, biasesIn(q, biases), transpose, groupSize, bits, mode), 0)
 	}
 	dt := x.dtype
 	if !dt.IsFloat() {
@@ -163,7 +224,7 @@ func QuantizedMatmul(x, w, scales, biases *Array, transpose bool, groupSize, bit
 		biases = BroadcastTo(biases, append(slices.Clone(batch), biases.shape[nw-2:]...)...)
 	}
 	shape := append(slices.Clone(x.shape[:len(x.shape)-1]), N)
-	return newNode(dt, shape, qmmPrim{backend.Quant{GroupSize: groupSize, Bits: bits}, transpose}, x, w, scales, biases)
+	return newNode(dt, shape, qmmPrim{q, transpose}, x, w, scales, biases)
 }
 
 type dequantPrim struct{ q backend.Quant }
@@ -177,15 +238,28 @@ func (dequantPrim) vjp(*Array, []*Array, *Array) []*Array { return []*Array{nil,
 // Dequantize unpacks MLX affine-quantized w [..., rows, cols·bits/32] to
 // scales' dtype: w = scale·q + bias per group of the last axis.
 func Dequantize(w, scales, biases *Array, groupSize, bits int) *Array {
-	if err := firstErr(w, scales, biases); err != nil {
+	if biases == nil {
+		return Errorf("engine: Dequantize: affine quantization needs biases")
+	}
+	return DequantizeMode(w, scales, biases, groupSize, bits, "affine")
+}
+
+// DequantizeMode is Dequantize for any MLX mode (see QuantizedMatmulMode);
+// the float modes give float32.
+func DequantizeMode(w, scales, biases *Array, groupSize, bits int, mode string) *Array {
+	if err := firstErr(w, scales); err != nil {
 		return errArray(err)
 	}
-	_, cols, err := checkQWeight(w, scales, biases, groupSize, bits)
+	_, cols, q, biases, err := checkQWeight(w, scales, biases, groupSize, bits, mode)
 	if err != nil {
 		return errArray(fmt.Errorf("Dequantize: %w", err))
 	}
+	dt := scales.dtype
+	if _, ok := fpModes[q.Mode]; ok {
+		dt = Float32
+	}
 	shape := append(slices.Clone(w.shape[:len(w.shape)-1]), cols)
-	return newNode(scales.dtype, shape, dequantPrim{backend.Quant{GroupSize: groupSize, Bits: bits}}, w, scales, biases)
+	return newNode(dt, shape, dequantPrim{q}, w, scales, biases)
 }
 
 // gatherIndices resolves GatherMM/GatherQMM indices: nil lhs ranges over
@@ -232,7 +306,7 @@ func (p gatherQMMPrim) eval(out *Array, in []*Array) error {
 }
 func (p gatherQMMPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 	x, w, s, b, lhs, rhs := in[0], in[1], in[2], in[3], in[4], in[5]
-	dsel := GatherQMM(g, w, s, b, nil, rhs, !p.transpose, p.q.GroupSize, p.q.Bits)
+	dsel := GatherQMMMode(g, w, s, biasesIn(p.q, b), nil, rhs, !p.transpose, p.q.GroupSize, p.q.Bits, p.q.Mode)
 	nx := backend.Prod(x.shape[:len(x.shape)-2])
 	dx := scatterBatch(AsType(dsel, x.dtype), lhs, nx, x.shape)
 	return []*Array{dx, nil, nil, nil, nil, nil}
@@ -245,10 +319,18 @@ func (p gatherQMMPrim) vjp(out *Array, in []*Array, g *Array) []*Array {
 // batch shape. A nil lhs ranges over x's batch, a nil rhs over E.
 // Differentiable with respect to x.
 func GatherQMM(x, w, scales, biases, lhs, rhs *Array, transpose bool, groupSize, bits int) *Array {
-	if err := firstErr(x, w, scales, biases); err != nil {
+	if biases == nil {
+		return Errorf("engine: GatherQMM: affine quantization needs biases")
+	}
+	return GatherQMMMode(x, w, scales, biases, lhs, rhs, transpose, groupSize, bits, "affine")
+}
+
+// GatherQMMMode is GatherQMM for any MLX mode (see QuantizedMatmulMode).
+func GatherQMMMode(x, w, scales, biases, lhs, rhs *Array, transpose bool, groupSize, bits int, mode string) *Array {
+	if err := firstErr(x, w, scales); err != nil {
 		return errArray(err)
 	}
-	rows, cols, err := checkQWeight(w, scales, biases, groupSize, bits)
+	rows, cols, q, biases, err := checkQWeight(w, scales, biases, groupSize, bits, mode)
 	if err != nil {
 		return errArray(fmt.Errorf("GatherQMM: %w", err))
 	}
@@ -268,7 +350,7 @@ func GatherQMM(x, w, scales, biases, lhs, rhs *Array, transpose bool, groupSize,
 		return errArray(fmt.Errorf("GatherQMM: %w", err))
 	}
 	shape := append(slices.Clone(batch), x.shape[nx-2], N)
-	return newNode(promote(x, scales), shape, gatherQMMPrim{backend.Quant{GroupSize: groupSize, Bits: bits}, transpose},
+	return newNode(promote(x, scales), shape, gatherQMMPrim{q, transpose},
 		x, w, scales, biases, lhs, rhs)
 }
 

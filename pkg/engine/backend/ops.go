@@ -137,10 +137,16 @@ type ArgPartition struct{ Kth, Axis int }
 // ArgSort writes uint32 indices that sort in[0] ascending along Axis (stable).
 type ArgSort struct{ Axis int }
 
-// Quant describes MLX affine quantization of a weight.
+// Quant describes an MLX quantized weight. Mode "" or "affine": w =
+// scale·q + bias per group (bits 2-8, groups 32/64/128). Float modes have
+// no biases (the op's biases input repeats scales and is ignored) and
+// uint8 scales: "mxfp4" (E2M1 values, group 32, E8M0 scales), "mxfp8"
+// (E4M3 values, group 32, E8M0 scales), "nvfp4" (E2M1, group 16, E4M3
+// scales).
 type Quant struct {
-	GroupSize int // 32, 64 or 128
-	Bits      int // 2, 3, 4, 5, 6 or 8
+	GroupSize int
+	Bits      int
+	Mode      string
 }
 
 // QuantizedMatmul: in = x [..., M, K], w packed uint32, scales, biases.

@@ -162,6 +162,9 @@ func qweight(q backend.Quant, w, s, b backend.View, wOff, sOff, bOff, rows, cols
 }
 
 func checkQuant(q backend.Quant) error {
+	if isFP(q) {
+		return checkFP(q)
+	}
 	switch q.Bits {
 	case 2, 3, 4, 5, 6, 8:
 	default:
@@ -175,20 +178,75 @@ func checkQuant(q backend.Quant) error {
 	return nil
 }
 
+// qmatrix is one quantized matrix [rows, cols] that can widen a row.
+type qmatrix interface {
+	dims() (rows, cols int)
+	DequantizeRow(r int, dst []float32)
+}
+
+type affineMat struct{ *kernels.QWeight }
+
+func (a affineMat) dims() (int, int) { return a.N, a.K }
+
+// qmat returns matrix [rows, cols] of w, s, b at the given offsets.
+func qmat(q backend.Quant, w, s, b backend.View, wOff, sOff, bOff, rows, cols int) qmatrix {
+	if isFP(q) {
+		return newFPMat(q, w, s, wOff, sOff, rows, cols)
+	}
+	return affineMat{qweight(q, w, s, b, wOff, sOff, bOff, rows, cols)}
+}
+
 // qmm computes Y [M, outDim] = X [M, inDim] · W(ᵀ) for one quantized matrix.
-func qmm(q backend.Quant, transpose bool, qw *kernels.QWeight, X []float32, M int, Y []float32) {
-	if transpose {
-		kernels.QMatmul(Y, X, M, qw)
+func qmm(q backend.Quant, transpose bool, m qmatrix, X []float32, M int, Y []float32) {
+	rows, cols := m.dims()
+	if a, ok := m.(affineMat); ok && transpose {
+		kernels.QMatmul(Y, X, M, a.QWeight)
 		return
 	}
-	// W is [K, N] quantized along N: widen it, then Sgemm.
-	Wf := make([]float32, qw.N*qw.K)
-	kernels.Parallel(qw.N, 16, func(lo, hi int) {
+	if transpose && M < 16 {
+		// few rows: widen one weight row at a time and dot it with X
+		kernels.Parallel(rows, 16, func(lo, hi int) {
+			row := getF32(cols)
+			defer putF32(row)
+			for r := lo; r < hi; r++ {
+				m.DequantizeRow(r, row)
+				for i := 0; i < M; i++ {
+					Y[i*rows+r] = dotF32(row, X[i*cols:(i+1)*cols])
+				}
+			}
+		})
+		return
+	}
+	// widen the matrix (a temporary), then Sgemm
+	Wf := getF32(rows * cols)
+	defer putF32(Wf)
+	kernels.Parallel(rows, 16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			qw.DequantizeRow(r, Wf[r*qw.K:(r+1)*qw.K])
+			m.DequantizeRow(r, Wf[r*cols:(r+1)*cols])
 		}
 	})
-	kernels.Sgemm(false, false, M, qw.K, qw.N, X, qw.N, Wf, qw.K, Y, qw.K, false)
+	if transpose {
+		kernels.Sgemm(false, true, M, rows, cols, X, cols, Wf, cols, Y, rows, false)
+		return
+	}
+	kernels.Sgemm(false, false, M, cols, rows, X, rows, Wf, cols, Y, cols, false)
+}
+
+func dotF32(a, b []float32) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(a)
+	b = b[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
 }
 
 func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) error {
@@ -207,12 +265,12 @@ func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) er
 	nbatch := backend.Prod(x.Shape[:nd-2])
 	Yall := make([]float32, nbatch*M*N)
 	if len(w.Shape) == 2 {
-		qw := qweight(o.Quant, w, s, b, w.Offset, s.Offset, b.Offset, rows, cols)
+		qw := qmat(o.Quant, w, s, b, w.Offset, s.Offset, b.Offset, rows, cols)
 		qmm(o.Quant, o.Transpose, qw, X, nbatch*M, Yall)
 	} else {
 		wo, so, bo := batchOffsets(w), batchOffsets(s), batchOffsets(b)
 		for i := 0; i < nbatch; i++ {
-			qw := qweight(o.Quant, w, s, b, wo[i], so[i], bo[i], rows, cols)
+			qw := qmat(o.Quant, w, s, b, wo[i], so[i], bo[i], rows, cols)
 			qmm(o.Quant, o.Transpose, qw, X[i*M*K:(i+1)*M*K], M, Yall[i*M*N:(i+1)*M*N])
 		}
 	}
@@ -254,7 +312,7 @@ func gatherQMM(o backend.GatherQMM, x, w, s, b, lhs, rhs, out backend.View) erro
 	// one product per expert over all the rows routed to it (MLX's
 	// sorted-indices path): a weight is streamed once, not once per token.
 	for e, items := range groupBy(ri) {
-		qw := qweight(o.Quant, w, s, b, wo[e], so[e], bo[e], rows, cols)
+		qw := qmat(o.Quant, w, s, b, wo[e], so[e], bo[e], rows, cols)
 		Xg := getF32(len(items) * M * K)
 		Yg := getF32(len(items) * M * N)
 		for j, i := range items {
@@ -322,7 +380,7 @@ func dequantize(q backend.Quant, w, s, b, out backend.View) error {
 	nd := len(out.Shape)
 	cols := out.Shape[nd-1]
 	rows := out.Size() / max(cols, 1)
-	qw := qweight(q, w, s, b, w.Offset, s.Offset, b.Offset, rows, cols)
+	qw := qmat(q, w, s, b, w.Offset, s.Offset, b.Offset, rows, cols)
 	Y := make([]float32, rows*cols)
 	kernels.Parallel(rows, 16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
