@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mlxgo/mlxgo/pkg/hub"
 	"github.com/mlxgo/mlxgo/pkg/tokenizer"
 )
 
@@ -116,18 +117,21 @@ type tokenizeRequest struct {
 	Kwargs              map[string]json.RawMessage `json:"chat_template_kwargs"`
 }
 
-func loadTokenizer(model string) (*tokenizer.Tokenizer, error) {
+// loadTokenizer loads the tokenizer of a local model folder, or of a hub
+// repo id (downloading only the tokenizer files, as mlx_lm does).
+func loadTokenizer(ctx context.Context, f *Factory, model string) (*tokenizer.Tokenizer, error) {
 	st, err := os.Stat(model)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && looksLikeRepoID(model) {
-			return nil, fmt.Errorf("--model %q: not a local directory, and hub repo ids are not resolved here yet (hub download is not wired into tokenize); download the model and pass its directory", model)
-		}
-		return nil, fmt.Errorf("--model: %w", err)
-	}
-	if !st.IsDir() {
+	if err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("--model %s: want a model directory, not a file", model)
 	}
-	return tokenizer.Load(model)
+	if err != nil && !(errors.Is(err, os.ErrNotExist) && looksLikeRepoID(model)) {
+		return nil, fmt.Errorf("--model: %w", err)
+	}
+	dir, err := hub.ResolveModel(ctx, model, hub.ResolveOptions{AllowPatterns: hub.TokenizerAllowPatterns, Progress: hub.TerminalOrNil(f.ErrOut)})
+	if err != nil {
+		return nil, fmt.Errorf("--model %s: %w", model, err)
+	}
+	return tokenizer.Load(dir)
 }
 
 // looksLikeRepoID matches "org/name" as the hub spells repo ids.
@@ -139,7 +143,7 @@ func looksLikeRepoID(s string) bool {
 }
 
 func runTokenize(ctx context.Context, f *Factory, o *TokenizeOptions) error {
-	tk, err := loadTokenizer(o.Model)
+	tk, err := loadTokenizer(ctx, f, o.Model)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/hub/hubtest"
 )
 
 // tinyTokenizerDir writes a character-level BPE tokenizer (printable ASCII
@@ -179,10 +181,42 @@ func TestTokenizeBatch(t *testing.T) {
 	}
 }
 
+// A hub repo id downloads only the tokenizer files into the cache and uses them.
+func TestTokenizeFromHub(t *testing.T) {
+	srv := hubtest.New(t)
+	cache := srv.SetEnv(t)
+	dir := tinyTokenizerDir(t)
+	files := map[string][]byte{"model.safetensors": []byte("weights are not downloaded for tokenize")}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+	}
+	srv.AddRepo("org/tiny", files)
+	out, errOut, code := runCLI(t, "", "tokenize", "--model", "org/tiny", "--text", "ab c")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if r := decodeResult(t, strings.TrimSpace(out)); r.Text != "<s>ab c" || !reflect.DeepEqual(r.IDs, []int{1, 200, 32, 99}) {
+		t.Errorf("result %+v", r)
+	}
+	weights, _ := filepath.Glob(filepath.Join(cache, "models--org--tiny", "snapshots", "*", "model.safetensors"))
+	if len(weights) != 0 {
+		t.Errorf("tokenize downloaded the weights: %v", weights)
+	}
+}
+
 func TestTokenizeModelErrors(t *testing.T) {
+	hubtest.New(t).SetEnv(t)
 	_, errOut, code := runCLI(t, "", "tokenize", "--model", "Qwen/Qwen3-0.6B", "--text", "x")
-	if code != 1 || !strings.Contains(errOut, "hub repo ids are not resolved") {
-		t.Errorf("repo id: exit %d %q", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "Qwen/Qwen3-0.6B") || !strings.Contains(strings.ToLower(errOut), "not found") {
+		t.Errorf("missing repo: exit %d %q", code, errOut)
 	}
 	empty := t.TempDir()
 	_, errOut, code = runCLI(t, "", "tokenize", "--model", empty, "--text", "x")
