@@ -379,10 +379,7 @@ func (m *Model) VocabSize() int { return m.cfg.VocabSize }
 // conv1d layout against the config (see the package comment).
 func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.TensorPlan, error) {
 	tied, _ := cfg["tie_word_embeddings"].(bool)
-	_, quantized := cfg["quantization"]
-	if q, ok := cfg["quantization_config"]; ok && q != nil {
-		quantized = true
-	}
+	quantized := cfg["quantization"] != nil || cfg["quantization_config"] != nil
 	for name, t := range tensors {
 		if !strings.HasSuffix(name, "linear_attn.conv1d.weight") || len(t.Shape) != 3 {
 			continue
