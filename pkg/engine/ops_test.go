@@ -62,10 +62,12 @@ func TestUnary(t *testing.T) {
 			if dt == Float16 {
 				tol = 1e-3
 			}
+			atol := 1e-3
 			if strings.HasPrefix(c.name, "GELU") || c.name == "SiLU" || c.name == "Softplus" {
 				tol *= 4
+				atol = 1e-2 // x·(1 + tanh(..)) cancels near 0 in bf16
 			}
-			near(t, c.name+"/"+dt.String(), got, xr.mapT(c.ref), 1e-3, tol)
+			near(t, c.name+"/"+dt.String(), got, xr.mapT(c.ref), atol, tol)
 		}
 	}
 }
