@@ -98,18 +98,19 @@ func BenchmarkDecode(b *testing.B) {
 	engine.ResetPeakMemory()
 	tok := modeltest.Tokens([]int{42})
 	b.ResetTimer()
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	for range b.N {
 		if err := engine.Eval(m.Forward(tok, caches)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), cpuTime()-c0
 	b.StopTimer()
 	tps := float64(b.N) / el.Seconds()
 	peak := engine.PeakMemory()
 	bw := streamGBs()
 	b.ReportMetric(tps, "tok/s")
+	b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu_ms/tok")
 	b.ReportMetric(float64(wbytes)/1e6, "weight_MB")
 	b.ReportMetric(float64(peak)/float64(wbytes), "peak/weights")
 	b.ReportMetric(bw, "stream_GB/s")
@@ -126,7 +127,7 @@ func BenchmarkPrompt(b *testing.B) {
 	prompt, last := modeltest.Tokens(p[:127]), modeltest.Tokens(p[127:])
 	engine.ResetPeakMemory()
 	b.ResetTimer()
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	for range b.N {
 		caches := m.NewCaches(model.CacheOptions{})
 		if err := m.Forward(prompt, caches).Err(); err != nil {
@@ -136,8 +137,9 @@ func BenchmarkPrompt(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), cpuTime()-c0
 	b.StopTimer()
 	b.ReportMetric(128*float64(b.N)/el.Seconds(), "tok/s")
+	b.ReportMetric(cpu.Seconds()*1e3/float64(128*b.N), "cpu_ms/tok")
 	b.ReportMetric(float64(engine.PeakMemory())/float64(wbytes), "peak/weights")
 }
