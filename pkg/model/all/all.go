@@ -8,6 +8,7 @@ import (
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma2"
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma3_text"
 	_ "github.com/mlxgo/mlxgo/pkg/model/glm4_moe"
+	_ "github.com/mlxgo/mlxgo/pkg/model/gpt_oss"
 	_ "github.com/mlxgo/mlxgo/pkg/model/granite"
 	_ "github.com/mlxgo/mlxgo/pkg/model/llama"
 	_ "github.com/mlxgo/mlxgo/pkg/model/mixtral"

@@ -1,0 +1,81 @@
+package gpt_oss_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/model/gpt_oss"
+	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
+	"github.com/mlxgo/mlxgo/pkg/nn"
+)
+
+func TestFixtures(t *testing.T) {
+	t.Run("gpt_oss-f32", func(t *testing.T) { modeltest.Run(t, "gpt_oss-f32", modeltest.F32) })
+	f32 := engine.Float32
+	// bf16 weights computed in float32: the reference is exactly this.
+	t.Run("gpt_oss-bf16/compute_f32", func(t *testing.T) {
+		modeltest.Run(t, "gpt_oss-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
+	})
+	// bf16 activations, as mlx_lm runs a bf16 checkpoint.
+	t.Run("gpt_oss-bf16", func(t *testing.T) { modeltest.Run(t, "gpt_oss-bf16", modeltest.BF16) })
+}
+
+// TestMLXLayout rebuilds the f32 fixture from mlx_lm's expert names
+// (mlp.experts.{gate,up,down}_proj.{weight,bias}, [E, out, in]) and checks
+// it computes what the transformers layout (fused gate_up_proj) does.
+func TestMLXLayout(t *testing.T) {
+	dir := modeltest.Dir("gpt_oss-f32")
+	ref, err := modeltest.ReadReference(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, cfg, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors := map[string]*engine.Array{}
+	for _, p := range m.(model.Trainable).Parameters() {
+		if !strings.Contains(p.Name, ".mlp.experts.") {
+			tensors[p.Name] = *p.Ptr
+		}
+	}
+	g := m.(*gpt_oss.Model)
+	for i, l := range g.Model.Layers {
+		p := "model.layers." + strconv.Itoa(i) + ".mlp.experts."
+		for name, s := range map[string]nn.SwitchLayer{"gate_proj": l.MLP.Experts.GateProj, "up_proj": l.MLP.Experts.UpProj, "down_proj": l.MLP.Experts.DownProj} {
+			sl := s.(*nn.SwitchLinear)
+			tensors[p+name+".weight"], tensors[p+name+".bias"] = sl.Weight, sl.Bias
+		}
+	}
+	if got := tensors["model.layers.0.mlp.experts.down_proj.weight"].Shape(); got[0] != 4 || got[1] != 64 || got[2] != 32 {
+		t.Fatalf("down_proj.weight shape %v, want [4 64 32]", got)
+	}
+	mlx, err := model.FromTensors(cfg, tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := modeltest.Logits(t, m, nil, ref.InputIDs)
+	b := modeltest.Logits(t, mlx, nil, ref.InputIDs)
+	if e := modeltest.RelErr(b, a); e > 1e-6 {
+		t.Errorf("mlx layout vs transformers layout: rel err %.3g", e)
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	cfg := map[string]any{"tie_word_embeddings": false}
+	in := map[string]model.TensorMeta{
+		"model.layers.0.mlp.experts.gate_up_proj":      {DType: "F32", Shape: []int{4, 64, 64}},
+		"model.layers.0.self_attn.rotary_emb.inv_freq": {DType: "F32", Shape: []int{8}},
+	}
+	plan, err := model.SanitizePlan("gpt_oss", cfg, in)
+	if err != nil || len(plan) != 1 || plan[0].Name != "model.layers.0.mlp.experts.gate_up_proj" || plan[0].Op != model.OpCopy {
+		t.Errorf("plan %+v, err %v", plan, err)
+	}
+	in["model.layers.0.mlp.experts.down_proj_blocks"] = model.TensorMeta{DType: "U8", Shape: []int{4, 64, 1, 16}}
+	if _, err := model.SanitizePlan("gpt_oss", cfg, in); err == nil || !strings.Contains(err.Error(), "down_proj_blocks") {
+		t.Errorf("mxfp4: err = %v", err)
+	}
+}
