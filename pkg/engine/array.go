@@ -274,7 +274,11 @@ func FromBytes(dt DType, shape []int, raw []byte) *Array {
 	b := defaultBackend
 	if hw, ok := b.(backend.HostWrapper); ok {
 		if buf, ok := hw.WrapHost(raw); ok {
-			a := leaf(dt, slices.Clone(shape), newStorage(b, buf))
+			st := newStorage(b, buf)
+			n := int64(len(raw))
+			mappedBytes.Add(n)
+			runtime.AddCleanup(st, func(n int64) { mappedBytes.Add(-n) }, n)
+			a := leaf(dt, slices.Clone(shape), st)
 			evalMu.Unlock()
 			return a
 		}
@@ -282,6 +286,15 @@ func FromBytes(dt DType, shape []int, raw []byte) *Array {
 	evalMu.Unlock()
 	return fromRaw(dt, shape, raw)
 }
+
+// mappedBytes counts host memory used in place by live FromBytes arrays.
+var mappedBytes atomic.Int64
+
+// MappedMemory returns the bytes of caller memory (memory-mapped weights)
+// that live arrays use in place. The allocator's ActiveMemory and
+// PeakMemory do not include them; mlx_lm's "Peak memory" includes the
+// weights, so add this to compare.
+func MappedMemory() int64 { return mappedBytes.Load() }
 
 // Scalar returns a weakly typed float32 scalar: in a binary op it takes the
 // other operand's dtype, like a Python float in MLX.

@@ -175,6 +175,10 @@ func TestFromBytesZeroCopy(t *testing.T) {
 	if FromBytes(Float32, []int{3}, raw).Err() == nil {
 		t.Error("FromBytes with a wrong size did not fail")
 	}
+	if m := MappedMemory(); m < 16 {
+		t.Errorf("MappedMemory = %d with a 16-byte wrapped array alive", m)
+	}
+	runtime.KeepAlive(a)
 	runtime.KeepAlive(words)
 }
 
