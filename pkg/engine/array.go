@@ -104,7 +104,15 @@ func (a *Array) Shape() []int { return a.shape }
 func (a *Array) NDim() int { return len(a.shape) }
 
 // Dim returns dim i; negative i counts from the end.
+//
+// An array that carries an error (or a nil array) has no dims: Dim returns
+// 0 for it, so model code can keep building on it and the error surfaces at
+// Eval instead of as a panic. An axis out of range on a real array is a
+// programming error and still panics.
 func (a *Array) Dim(i int) int {
+	if a == nil || a.err != nil {
+		return 0
+	}
 	if i < 0 {
 		i += len(a.shape)
 	}
