@@ -158,6 +158,16 @@ func (c *Config) Decode(v any, required ...string) error {
 	return nil
 }
 
+// ContextLength is the model's position limit, max_position_embeddings
+// (0 when config.json does not say): generate refuses longer prompts.
+func (c *Config) ContextLength() int {
+	var n int
+	if c.Get("max_position_embeddings", &n) != nil {
+		return 0
+	}
+	return n
+}
+
 // Rope parses the rope settings (either spelling) for a layer type
 // ("" for models with one kind of layer).
 func (c *Config) Rope(layerType string, defaultTheta float64) (RopeConfig, error) {

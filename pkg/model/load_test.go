@@ -141,6 +141,9 @@ func TestLoadConfig(t *testing.T) {
 	if len(cfg.EOSTokenIDs) != 1 || cfg.EOSTokenIDs[0] != 2 {
 		t.Errorf("eos ids %v, want [2]", cfg.EOSTokenIDs)
 	}
+	if n := cfg.ContextLength(); n != 256 {
+		t.Errorf("context length %d, want 256", n)
+	}
 	// generation_config.json's eos list replaces config.json's.
 	dir := copyFixture(t, "llama-f32", nil, nil)
 	os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": [2, 7]}`), 0o644)
