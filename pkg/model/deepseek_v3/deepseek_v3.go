@@ -250,7 +250,7 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 			g := &s.Gate
 			g.k, g.groups, g.topkGroup, g.scaling = c.NumExpertsPerTok, c.NGroup, c.TopkGroup, c.RoutedScalingFactor
 			g.norm = c.NormTopkProb == nil || *c.NormTopkProb
-			w.Tensor(&g.Weight, p+"mlp.gate.weight", E, D)
+			g.Weight = gateWeight(w, p+"mlp.gate", E, D)
 			w.Tensor(&g.EScoreCorrectionBias, p+"mlp.gate.e_score_correction_bias", E)
 			w.SwitchLinear(&s.SwitchMLP.GateProj, p+"mlp.switch_mlp.gate_proj", E, D, Im, false)
 			w.SwitchLinear(&s.SwitchMLP.UpProj, p+"mlp.switch_mlp.up_proj", E, D, Im, false)
@@ -271,6 +271,31 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 	}
 	m.Params = w.Params()
 	return m, w.Err()
+}
+
+// gateWeight returns the router weight [E, D]. mlx_lm never quantizes it
+// (its MoEGate is not a Linear), but a checkpoint that did is accepted:
+// the weight is dequantized once here.
+func gateWeight(w *model.Weights, path string, E, D int) *engine.Array {
+	var wt *engine.Array
+	spec, ok := w.Quantized(path)
+	if !ok || !w.Has(path+".scales") {
+		w.Tensor(&wt, path+".weight", E, D)
+		return wt
+	}
+	ws, ss, err := nn.QuantizedShapes(E, D, spec.GroupSize, spec.Bits)
+	if err != nil {
+		w.Tensor(&wt, path+".weight", E, D) // records the shape error
+		return nil
+	}
+	var q, sc, b *engine.Array
+	w.Tensor(&q, path+".weight", ws...)
+	w.Tensor(&sc, path+".scales", ss...)
+	w.Tensor(&b, path+".biases", ss...)
+	if q == nil || sc == nil || b == nil {
+		return nil
+	}
+	return engine.Dequantize(q, sc, b, spec.GroupSize, spec.Bits)
 }
 
 func loadMLP(w *model.Weights, p string, D, I int) *MLP {

@@ -1,0 +1,71 @@
+package qwen3_moe_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/convert"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
+	"github.com/mlxgo/mlxgo/pkg/model/qwen3_moe"
+	"github.com/mlxgo/mlxgo/pkg/nn"
+)
+
+// TestConvert converts the HF fixture (per-expert tensors) to an MLX
+// folder with mlxgo convert — the sanitize plan stacks the experts — and
+// loads it back: float32 gives the reference logits, and 8-bit group-32
+// quantization (experts as QuantizedSwitchLinear) stays close to them.
+func TestConvert(t *testing.T) {
+	src := modeltest.Dir("qwen3_moe-f32")
+	ref, err := modeltest.ReadReference(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		o    convert.Options
+		tol  float64
+	}{
+		{"f32", convert.Options{Dtype: "float32"}, 1e-4},
+		// 8-bit codes put each weight within half a step (its group's
+		// range/255/2, ~1e-3 here) of the float one; through two layers and
+		// the routers the logits move by 1.1e-2 of their scale (measured;
+		// llama-q8's reference differs from llama-f32's by 1.9e-2).
+		// A wrong expert order or layout moves them by O(1).
+		{"q8", convert.Options{Dtype: "float32", Quantize: true, Bits: 8, GroupSize: 32}, 3e-2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.HFPath, o.MLXPath = src, filepath.Join(t.TempDir(), "mlx")
+			if _, err := convert.Convert(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			for _, exact := range []bool{true, false} {
+				m, _, err := model.Load(o.MLXPath, model.LoadOptions{ExactQuantized: exact})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sw := m.(*qwen3_moe.Model).Model.Layers[1].MLP.(*qwen3_moe.SparseMoe).SwitchMLP.DownProj
+				if _, q := sw.(*nn.QuantizedSwitchLinear); q != o.Quantize {
+					t.Errorf("experts are %T with quantize=%v", sw, o.Quantize)
+				}
+				f := modeltest.Logits(t, m, nil, ref.InputIDs)
+				V := ref.V
+				var got []float32
+				for _, p := range ref.LogitsPositions {
+					got = append(got, f[p*V:(p+1)*V]...)
+				}
+				tol := tc.tol
+				if !exact && o.Quantize {
+					tol = modeltest.QuantKernels.Logits
+				}
+				if e := modeltest.RelErr(got, ref.Logits); e > tol {
+					t.Errorf("exact=%v: logits rel err %.3g > %.3g", exact, e, tol)
+				} else {
+					t.Logf("exact=%v: logits rel err %.3g", exact, e)
+				}
+			}
+		})
+	}
+}
