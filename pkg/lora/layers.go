@@ -63,7 +63,7 @@ type DoRALinear struct {
 
 // Forward maps x [..., in] to [..., out].
 func (l *DoRALinear) Forward(x *engine.Array) *engine.Array {
-	w, bias := denseWeight(l.Base)                            // [out, in]
+	w, bias := denseWeight(l.Base)                                // [out, in]
 	y := engine.Matmul(x, engine.Transpose(castLike(w, x), 1, 0)) // [..., out]
 	z := engine.Matmul(engine.Matmul(l.Dropout.apply(x), l.A), l.B)
 	out := engine.Add(y, castLike(engine.Multiply(z, engine.Scalar(l.Scale)), x))
@@ -149,7 +149,7 @@ type LoRASwitchLinear struct {
 func (s *LoRASwitchLinear) Forward(x, indices *engine.Array) *engine.Array {
 	y := s.Base.Forward(x, indices)
 	z := engine.GatherMM(s.Dropout.apply(x), engine.SwapAxes(s.A, -1, -2), nil, indices) // [..., K, 1, r]
-	z = engine.GatherMM(z, engine.SwapAxes(s.B, -1, -2), nil, indices)                  // [..., K, 1, out]
+	z = engine.GatherMM(z, engine.SwapAxes(s.B, -1, -2), nil, indices)                   // [..., K, 1, out]
 	return engine.Add(y, castLike(engine.Multiply(z, engine.Scalar(s.Scale)), x))
 }
 

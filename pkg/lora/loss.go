@@ -53,7 +53,7 @@ func Loss(m model.Model, b Batch, mode MaskMode) (loss *engine.Array, ntoks int)
 			ntoks++
 		}
 	}
-	logits := m.Forward(engine.FromInt32s(in, b.B, T), nil)           // [B, T, V]
+	logits := m.Forward(engine.FromInt32s(in, b.B, T), nil)          // [B, T, V]
 	ce := engine.CrossEntropy(logits, engine.FromInt32s(tg, b.B, T)) // [B, T] float32
 	sum := engine.Sum(engine.Multiply(ce, engine.FromFloat32s(mf, b.B, T)), false)
 	return engine.Divide(sum, engine.ScalarOf(float64(ntoks), engine.Float32)), ntoks
