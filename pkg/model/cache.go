@@ -36,7 +36,7 @@ func MaskFor(c Cache, L, window int) engine.AttentionOptions {
 // layers get a rotating cache of o.MaxKVSize (keep 4) when set, else a
 // quantizing cache when o.KVBits > 0, else a standard one. windows may be
 // nil (no sliding layers). Unlike mlx_lm, --max-kv-size applies to every
-// architecture.
+// architecture, and --kv-bits to every cache, rotating ones included.
 func NewCaches(layers int, windows []int, o CacheOptions) []Cache {
 	out := make([]Cache, layers)
 	for i := range out {
@@ -50,9 +50,9 @@ func NewCaches(layers int, windows []int, o CacheOptions) []Cache {
 			if o.MaxKVSize > 0 && o.MaxKVSize < size {
 				size = o.MaxKVSize
 			}
-			out[i] = NewRotatingKVCache(size, 0)
+			out[i] = NewQuantizedRotatingKVCache(size, 0, o.KVGroupSize, o.KVBits, o.QuantizedKVStart)
 		case o.MaxKVSize > 0:
-			out[i] = NewRotatingKVCache(o.MaxKVSize, 4)
+			out[i] = NewQuantizedRotatingKVCache(o.MaxKVSize, 4, o.KVGroupSize, o.KVBits, o.QuantizedKVStart)
 		case o.KVBits > 0:
 			out[i] = NewQuantizedKVCache(o.KVGroupSize, o.KVBits, o.QuantizedKVStart)
 		default:
@@ -163,10 +163,21 @@ func (c *KVCache) SetState(keys, values *engine.Array) error {
 // is then not in temporal order, which attention over one query does not
 // mind); multi-token updates reorder and keep MaxSize−1 old positions so
 // every new query sees MaxSize keys, masked by a window of MaxSize.
+//
+// With Bits > 0 it also quantizes keys and values (MLX affine along Dh,
+// group GroupSize) once its offset passes Start, like QuantizedKVCache:
+// mlx_lm cannot combine --max-kv-size with --kv-bits; here the rotation
+// runs on the packed words, scales and biases alike (all have positions on
+// axis 2) and attention reads them dequantized.
 type RotatingKVCache struct {
-	MaxSize, Keep int
-	keys, values  *engine.Array // [B, Hk, n, Dh], evaluated
-	offset, idx   int
+	MaxSize, Keep          int
+	Bits, GroupSize, Start int
+	// bufs: keys, values [B, Hk, n, Dh]; once quantized, keys (packed,
+	// scales, biases) then values. Evaluated.
+	bufs        []*engine.Array
+	quantized   bool
+	dtype       engine.DType
+	offset, idx int
 }
 
 // NewRotatingKVCache makes a rotating cache.
@@ -174,8 +185,20 @@ func NewRotatingKVCache(maxSize, keep int) *RotatingKVCache {
 	return &RotatingKVCache{MaxSize: maxSize, Keep: keep}
 }
 
+// NewQuantizedRotatingKVCache makes a rotating cache that quantizes its
+// keys and values once its offset passes start (groupSize 0 means 64).
+func NewQuantizedRotatingKVCache(maxSize, keep, groupSize, bits, start int) *RotatingKVCache {
+	if groupSize == 0 {
+		groupSize = 64
+	}
+	return &RotatingKVCache{MaxSize: maxSize, Keep: keep, Bits: bits, GroupSize: groupSize, Start: start}
+}
+
 // Offset is the number of positions seen (not stored).
 func (c *RotatingKVCache) Offset() int { return c.offset }
+
+// Quantized reports whether the stored keys and values are quantized.
+func (c *RotatingKVCache) Quantized() bool { return c.quantized }
 
 // Mask: multi-token updates are causal within a window of MaxSize (or the
 // layer's smaller window); a single query attends everything stored.
@@ -192,27 +215,76 @@ func (c *RotatingKVCache) Mask(L, window int) engine.AttentionOptions {
 
 // Update stores keys and values [B, Hk, L, Dh] and returns what to attend.
 func (c *RotatingKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
-	if k.Dim(2) == 1 {
-		return c.updateInPlace(k, v)
+	fail := func(err error) (*engine.Array, *engine.Array) {
+		e := engine.Errorf("rotating kv cache: %v", err)
+		return e, e
 	}
-	return c.updateConcat(k, v)
+	if err := engine.Eval(k, v); err != nil {
+		return fail(err)
+	}
+	if c.bufs == nil {
+		c.dtype = k.DType()
+	}
+	if c.Bits > 0 && !c.quantized && c.bufs != nil && c.offset > c.Start {
+		var q []*engine.Array
+		for _, b := range c.bufs {
+			parts, err := quantizeKV(b, c.GroupSize, c.Bits)
+			if err != nil {
+				return fail(err)
+			}
+			q = append(q, parts[:]...)
+		}
+		c.bufs, c.quantized = q, true
+	}
+	parts := []*engine.Array{k, v}
+	if c.quantized {
+		parts = nil
+		for _, x := range []*engine.Array{k, v} {
+			q, err := quantizeKV(x, c.GroupSize, c.Bits)
+			if err != nil {
+				return fail(err)
+			}
+			parts = append(parts, q[:]...)
+		}
+	}
+	var out []*engine.Array
+	var err error
+	if k.Dim(2) == 1 {
+		out, err = c.updateInPlace(parts)
+	} else {
+		out, err = c.updateConcat(parts)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if !c.quantized {
+		return out[0], out[1]
+	}
+	deq := func(a []*engine.Array) *engine.Array {
+		return engine.AsType(engine.Dequantize(a[0], a[1], a[2], c.GroupSize, c.Bits), c.dtype)
+	}
+	return deq(out[:3]), deq(out[3:])
 }
 
-func (c *RotatingKVCache) updateConcat(k, v *engine.Array) (*engine.Array, *engine.Array) {
-	if c.keys == nil {
-		c.keys, c.values = k, v
+func (c *RotatingKVCache) updateConcat(parts []*engine.Array) ([]*engine.Array, error) {
+	if c.bufs == nil {
+		c.bufs = parts
 	} else {
-		c.keys, c.values = c.temporal(c.keys), c.temporal(c.values)
-		c.idx = c.keys.Dim(2)
+		for i := range c.bufs {
+			c.bufs[i] = c.temporal(c.bufs[i])
+		}
+		c.idx = c.bufs[0].Dim(2)
 		trim := c.idx - c.MaxSize + 1
-		c.keys, c.values = c.trim(trim, c.keys, k), c.trim(trim, c.values, v)
+		for i := range c.bufs {
+			c.bufs[i] = c.trim(trim, c.bufs[i], parts[i])
+		}
 	}
-	if err := engine.Eval(c.keys, c.values); err != nil {
-		return engine.Errorf("rotating kv cache: %v", err), nil
+	if err := engine.Eval(c.bufs...); err != nil {
+		return nil, err
 	}
-	c.offset += k.Dim(2)
-	c.idx = c.keys.Dim(2)
-	return c.keys, c.values
+	c.offset += parts[0].Dim(2)
+	c.idx = c.bufs[0].Dim(2)
+	return c.bufs, nil
 }
 
 // temporal puts a buffer in position order.
@@ -245,44 +317,55 @@ func (c *RotatingKVCache) trim(trim int, x, app *engine.Array) *engine.Array {
 	return engine.Concatenate(parts, 2)
 }
 
-func (c *RotatingKVCache) updateInPlace(k, v *engine.Array) (*engine.Array, *engine.Array) {
+func (c *RotatingKVCache) updateInPlace(parts []*engine.Array) ([]*engine.Array, error) {
 	prev := c.offset
-	if c.keys == nil || (prev >= c.keys.Dim(2) && c.keys.Dim(2) < c.MaxSize) {
+	if c.bufs == nil || (prev >= c.bufs[0].Dim(2) && c.bufs[0].Dim(2) < c.MaxSize) {
 		n := min(cacheStep, c.MaxSize-prev)
-		shape := append([]int(nil), k.Shape()...)
-		shape[2] = n
-		if c.keys == nil {
-			c.keys, c.values = engine.Zeros(shape, k.DType()), engine.Zeros(shape, v.DType())
-		} else {
-			c.keys = engine.Concatenate([]*engine.Array{c.keys, engine.Zeros(shape, c.keys.DType())}, 2)
-			c.values = engine.Concatenate([]*engine.Array{c.values, engine.Zeros(shape, c.values.DType())}, 2)
+		grown := make([]*engine.Array, len(parts))
+		for i, p := range parts {
+			shape := append([]int(nil), p.Shape()...)
+			shape[2] = n
+			if c.bufs == nil {
+				grown[i] = engine.Zeros(shape, p.DType())
+			} else {
+				grown[i] = engine.Concatenate([]*engine.Array{c.bufs[i], engine.Zeros(shape, c.bufs[i].DType())}, 2)
+			}
 		}
+		c.bufs = grown
 		c.idx = prev
 	}
-	if trim := c.keys.Dim(2) - c.MaxSize; trim > 0 {
-		c.keys, c.values = c.trim(trim, c.keys, nil), c.trim(trim, c.values, nil)
+	if trim := c.bufs[0].Dim(2) - c.MaxSize; trim > 0 {
+		for i := range c.bufs {
+			c.bufs[i] = c.trim(trim, c.bufs[i], nil)
+		}
 		c.idx = c.MaxSize
 	}
-	if !c.keys.Evaluated() || !c.values.Evaluated() {
-		if err := engine.Eval(c.keys, c.values); err != nil {
-			return engine.Errorf("rotating kv cache: %v", err), nil
-		}
+	if err := engine.Eval(c.bufs...); err != nil {
+		return nil, err
 	}
 	if c.idx == c.MaxSize {
 		c.idx = c.Keep
 	}
-	if err := write(c.keys, k, c.idx); err != nil {
-		return err, err
-	}
-	if err := write(c.values, v, c.idx); err != nil {
-		return err, err
+	for i, p := range parts {
+		if e := write(c.bufs[i], p, c.idx); e != nil {
+			return nil, e.Err()
+		}
 	}
 	c.offset++
 	c.idx++
-	if c.offset < c.MaxSize {
-		return engine.SliceAxis(c.keys, 2, 0, c.offset), engine.SliceAxis(c.values, 2, 0, c.offset)
+	return c.stored(), nil
+}
+
+// stored returns the buffers, sliced to the offset before they fill.
+func (c *RotatingKVCache) stored() []*engine.Array {
+	if c.bufs == nil || c.offset >= c.bufs[0].Dim(2) {
+		return c.bufs
 	}
-	return c.keys, c.values
+	out := make([]*engine.Array, len(c.bufs))
+	for i, b := range c.bufs {
+		out[i] = engine.SliceAxis(b, 2, 0, c.offset)
+	}
+	return out
 }
 
 // Trimmable until the cache has wrapped.
@@ -298,17 +381,9 @@ func (c *RotatingKVCache) Trim(n int) int {
 
 // State returns the stored keys and values [B, Hk, min(offset, n), Dh] in
 // storage order (rotated once wrapped; Meta's idx says where), as mlx_lm's
-// RotatingKVCache.state.
-func (c *RotatingKVCache) State() []*engine.Array {
-	if c.keys == nil {
-		return nil
-	}
-	k, v := c.keys, c.values
-	if c.offset < k.Dim(2) {
-		k, v = engine.SliceAxis(k, 2, 0, c.offset), engine.SliceAxis(v, 2, 0, c.offset)
-	}
-	return []*engine.Array{k, v}
-}
+// RotatingKVCache.state; once quantized, keys (packed, scales, biases)
+// then values.
+func (c *RotatingKVCache) State() []*engine.Array { return c.stored() }
 
 // Meta is mlx_lm's meta_state: keep, max_size, offset, _idx.
 func (c *RotatingKVCache) Meta() []string {
@@ -316,25 +391,38 @@ func (c *RotatingKVCache) Meta() []string {
 }
 
 // Restore sets the cache from State and Meta as saved (mlx_lm's state and
-// meta_state setters): keys and values [B, Hk, n, Dh] and keep, max_size,
-// offset, _idx.
-func (c *RotatingKVCache) Restore(state []*engine.Array, meta []string) error {
+// meta_state setters): keys and values [B, Hk, n, Dh] (or, for a
+// quantized cache, the 6 arrays of State) and keep, max_size, offset,
+// _idx. dt is the dtype attention reads quantized keys and values in.
+func (c *RotatingKVCache) Restore(state []*engine.Array, meta []string, dt engine.DType) error {
 	n, err := ints(meta, 4, "RotatingKVCache meta_state (keep, max_size, offset, _idx)")
 	if err != nil {
 		return err
 	}
-	if len(state) != 2 || state[0].NDim() != 4 || state[1].NDim() != 4 || state[0].Dim(2) != state[1].Dim(2) {
-		return fmt.Errorf("RotatingKVCache state: want keys and values [B, Hk, n, Dh]")
+	if len(state) != 2 && len(state) != 6 {
+		return fmt.Errorf("RotatingKVCache state: want keys and values (2 arrays, or 6 quantized), got %d", len(state))
 	}
-	if n[1] <= 0 || n[0] < 0 || n[0] > n[1] || n[3] < 0 || n[3] > state[0].Dim(2) || state[0].Dim(2) > n[2] && state[0].Dim(2) > n[1] {
-		return fmt.Errorf("RotatingKVCache meta_state %v does not fit %d stored positions", meta, state[0].Dim(2))
+	stored := state[0].Dim(2)
+	for _, a := range state {
+		if a.NDim() != 4 || a.Dim(2) != stored {
+			return fmt.Errorf("RotatingKVCache state: arrays must be [B, Hk, %d, ...], got %v", stored, a.Shape())
+		}
 	}
-	k, v := engine.Copy(state[0]), engine.Copy(state[1])
-	if err := engine.Eval(k, v); err != nil {
+	if n[1] <= 0 || n[0] < 0 || n[0] > n[1] || n[3] < 0 || n[3] > stored || stored > max(n[1], n[2]) {
+		return fmt.Errorf("RotatingKVCache meta_state %v does not fit %d stored positions", meta, stored)
+	}
+	bufs := make([]*engine.Array, len(state))
+	for i, a := range state {
+		bufs[i] = engine.Copy(a)
+	}
+	if err := engine.Eval(bufs...); err != nil {
 		return err
 	}
 	c.Keep, c.MaxSize, c.offset, c.idx = n[0], n[1], n[2], n[3]
-	c.keys, c.values = k, v
+	c.bufs, c.quantized, c.dtype = bufs, len(state) == 6, dt
+	if !c.quantized {
+		c.dtype = state[0].DType()
+	}
 	return nil
 }
 
@@ -451,27 +539,34 @@ func (c *QuantizedKVCache) state(i int) *[3]*engine.Array {
 
 // quantize encodes x [B, Hk, L, Dh] with MLX's CPU encoder.
 func (c *QuantizedKVCache) quantize(x *engine.Array) ([3]*engine.Array, error) {
+	return quantizeKV(x, c.GroupSize, c.Bits)
+}
+
+// quantizeKV encodes keys or values [B, Hk, L, Dh] along Dh: packed
+// [B, Hk, L, Dh·bits/32] uint32, scales and biases [B, Hk, L, Dh/group]
+// float32.
+func quantizeKV(x *engine.Array, groupSize, bits int) ([3]*engine.Array, error) {
 	var out [3]*engine.Array
 	s := x.Shape()
 	dh := s[3]
-	if dh%c.GroupSize != 0 {
-		return out, fmt.Errorf("head dim %d is not a multiple of --kv-group-size %d", dh, c.GroupSize)
+	if dh%groupSize != 0 {
+		return out, fmt.Errorf("head dim %d is not a multiple of --kv-group-size %d", dh, groupSize)
 	}
 	f, err := engine.AsType(x, engine.Float32).Float32s()
 	if err != nil {
 		return out, err
 	}
 	rows := len(f) / dh
-	pc := quant.PackedCols(dh, c.Bits)
+	pc := quant.PackedCols(dh, bits)
 	q := make([]uint32, rows*pc)
-	sc := make([]float32, rows*dh/c.GroupSize)
+	sc := make([]float32, rows*dh/groupSize)
 	bi := make([]float32, len(sc))
-	if err := quant.QuantizeF32(f, dh, quant.Options{Bits: c.Bits, GroupSize: c.GroupSize}, q, sc, bi); err != nil {
+	if err := quant.QuantizeF32(f, dh, quant.Options{Bits: bits, GroupSize: groupSize}, q, sc, bi); err != nil {
 		return out, err
 	}
 	out[0] = engine.FromUint32s(q, s[0], s[1], s[2], pc)
-	out[1] = engine.FromFloat32s(sc, s[0], s[1], s[2], dh/c.GroupSize)
-	out[2] = engine.FromFloat32s(bi, s[0], s[1], s[2], dh/c.GroupSize)
+	out[1] = engine.FromFloat32s(sc, s[0], s[1], s[2], dh/groupSize)
+	out[2] = engine.FromFloat32s(bi, s[0], s[1], s[2], dh/groupSize)
 	return out, nil
 }
 

@@ -198,7 +198,7 @@ func TestCacheRestore(t *testing.T) {
 	for i := range ids {
 		ids[i] = (i*29 + 3) % 256
 	}
-	for _, o := range []model.CacheOptions{{MaxKVSize: 12}, {KVBits: 8, KVGroupSize: 32}} {
+	for _, o := range []model.CacheOptions{{MaxKVSize: 12}, {KVBits: 8, KVGroupSize: 32}, {MaxKVSize: 12, KVBits: 8, KVGroupSize: 32, QuantizedKVStart: 6}} {
 		caches := m.NewCaches(o)
 		modeltest.Logits(t, m, caches, ids[:20])
 		for _, id := range ids[20:25] {
@@ -209,7 +209,7 @@ func TestCacheRestore(t *testing.T) {
 			var err error
 			switch r := fresh[i].(type) {
 			case *model.RotatingKVCache:
-				err = r.Restore(c.State(), c.Meta())
+				err = r.Restore(c.State(), c.Meta(), engine.Float32)
 			case *model.QuantizedKVCache:
 				err = r.Restore(c.State(), c.Meta(), engine.Float32)
 			}
@@ -221,6 +221,45 @@ func TestCacheRestore(t *testing.T) {
 		got := modeltest.Logits(t, m, fresh, ids[25:])
 		if e := modeltest.RelErr(got, want); e > 1e-6 {
 			t.Errorf("%+v: restored cache rel err %.3g", o, e)
+		}
+	}
+}
+
+// TestQuantizedRotatingKVCache: --max-kv-size with --kv-bits (which mlx_lm
+// refuses) stays within quantization error of the float rotating cache,
+// through the wrap and multi-token updates, and really quantizes.
+func TestQuantizedRotatingKVCache(t *testing.T) {
+	for _, window := range []int{0, 6} {
+		m := smallLlama(t, window)
+		ids := make([]int, 40)
+		for i := range ids {
+			ids[i] = (i*31 + 7) % 256
+		}
+		run := func(o model.CacheOptions) ([]float32, []model.Cache) {
+			caches := m.NewCaches(o)
+			var out []float32
+			for pos, n := 0, 9; pos < len(ids); pos, n = pos+n, 1 {
+				if pos == 30 {
+					n = 4 // a multi-token update after wrapping
+				}
+				out = append(out, modeltest.Logits(t, m, caches, ids[pos:pos+n])...)
+			}
+			return out, caches
+		}
+		plain, _ := run(model.CacheOptions{MaxKVSize: 16})
+		quant, caches := run(model.CacheOptions{MaxKVSize: 16, KVBits: 8, KVGroupSize: 32, QuantizedKVStart: 10})
+		V := m.VocabSize()
+		if e := modeltest.RelErr(quant[:11*V], plain[:11*V]); e > 1e-6 {
+			t.Errorf("window %d: before quantizing: rel err %.3g", window, e)
+		}
+		if e := modeltest.RelErr(quant, plain); e > 1e-2 || e == 0 {
+			t.Errorf("window %d: 8-bit rotating cache rel err %.3g, want (0, 1e-2]", window, e)
+		}
+		for i, c := range caches {
+			r, ok := c.(*model.RotatingKVCache)
+			if !ok || !r.Quantized() || len(r.State()) != 6 {
+				t.Errorf("window %d: layer %d cache %T not quantized", window, i, c)
+			}
 		}
 	}
 }
