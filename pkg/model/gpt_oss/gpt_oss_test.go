@@ -1,6 +1,9 @@
 package gpt_oss_test
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,4 +81,53 @@ func TestSanitize(t *testing.T) {
 	if _, err := model.SanitizePlan("gpt_oss", cfg, in); err == nil || !strings.Contains(err.Error(), "down_proj_blocks") {
 		t.Errorf("mxfp4: err = %v", err)
 	}
+}
+
+// TestConfigErrors: a bad config.json names the key and what was expected.
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		val  any // nil deletes the key
+		want string
+	}{
+		{"num_local_experts", nil, `missing key "num_local_experts"`},
+		{"num_experts_per_tok", 5, "num_experts_per_tok 5 must be in 1..num_local_experts (4)"},
+		{"layer_types", []string{"sliding_attention"}, "layer_types has 1 entries for 2 layers"},
+		{"layer_types", []string{"sliding_attention", "chunked"}, `layer_types[1] "chunked"`},
+		{"sliding_window", 0, "layer 0 is sliding_attention but sliding_window is 0"},
+	} {
+		cfg, _ := fixtureMeta(t, "gpt_oss-f32")
+		if tc.val == nil {
+			delete(cfg, tc.key)
+		} else {
+			cfg[tc.key] = tc.val
+		}
+		c, err := model.NewConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := model.FromTensors(c, map[string]*engine.Array{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.key, tc.val, err, tc.want)
+		}
+	}
+}
+
+// fixtureMeta reads a fixture's config.json and its tensor list.
+func fixtureMeta(t *testing.T, variant string) (map[string]any, map[string]model.TensorMeta) {
+	t.Helper()
+	dir := modeltest.Dir(variant)
+	var cfg map[string]any
+	var ref struct {
+		Tensors map[string]model.TensorMeta `json:"tensors"`
+	}
+	for f, v := range map[string]any{"config.json": &cfg, "reference.json": &ref} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	return cfg, ref.Tensors
 }
