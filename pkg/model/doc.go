@@ -54,6 +54,9 @@
 // the first Keep positions and the last MaxSize−Keep (--max-kv-size, and
 // sliding-window layers with Keep 0); QuantizedKVCache converts to MLX
 // affine keys/values once its offset passes --quantized-kv-start and
-// attends their dequantized form. State/Meta follow mlx_lm's state and
-// meta_state for prompt-cache files.
+// attends their dequantized form. With --kv-bits rotating caches quantize
+// too (NewQuantizedRotatingKVCache; mlx_lm refuses that combination, and
+// its prompt-cache files have no class for it). State/Meta follow
+// mlx_lm's state and meta_state for prompt-cache files; Restore (and
+// KVCache.SetState) rebuild a cache from them.
 package model
