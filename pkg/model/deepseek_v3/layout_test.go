@@ -1,0 +1,126 @@
+package deepseek_v3_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/model/deepseek_v3"
+	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
+	"github.com/mlxgo/mlxgo/pkg/quant"
+)
+
+// TestMLXLayout rebuilds the f32 fixture with mlx_lm's split attention
+// weights (self_attn.embed_q [H, R, Dn], self_attn.unembed_out [H, Dv, R]
+// instead of kv_b_proj) and checks it computes what the hub layout does;
+// then with unembed_out MLX-quantized (8 bits, group 32, as mlx_lm's
+// QuantizedMultiLinear stores it) against its dequantized values.
+func TestMLXLayout(t *testing.T) {
+	dir := modeltest.Dir("deepseek_v3-f32")
+	ref, err := modeltest.ReadReference(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := fixtureMeta(t, "deepseek_v3-f32")
+	base := map[string]*engine.Array{}
+	for _, p := range m.(model.Trainable).Parameters() {
+		if !strings.Contains(p.Name, "kv_b_proj") {
+			base[p.Name] = *p.Ptr
+		}
+	}
+	d := m.(*deepseek_v3.Model)
+	want := modeltest.Logits(t, m, nil, ref.InputIDs)
+	build := func(quantize bool) (model.Model, error) {
+		tensors := map[string]*engine.Array{}
+		for n, a := range base {
+			tensors[n] = a
+		}
+		keys := cfg
+		for i, l := range d.Model.Layers {
+			p := "model.layers." + strconv.Itoa(i) + ".self_attn."
+			tensors[p+"embed_q.weight"] = l.SelfAttn.EmbedQ
+			u := l.SelfAttn.UnembedOut // [H, Dv, R]
+			if !quantize {
+				tensors[p+"unembed_out.weight"] = u
+				continue
+			}
+			q, s, b := quantize8(t, u)
+			tensors[p+"unembed_out.weight"], tensors[p+"unembed_out.scales"], tensors[p+"unembed_out.biases"] = q, s, b
+		}
+		if quantize {
+			keys = map[string]any{}
+			for k, v := range cfg {
+				keys[k] = v
+			}
+			keys["quantization"] = map[string]any{"group_size": 32, "bits": 8}
+		}
+		c, err := model.NewConfig(keys)
+		if err != nil {
+			return nil, err
+		}
+		return model.FromTensors(c, tensors)
+	}
+	mlx, err := build(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := modeltest.RelErr(modeltest.Logits(t, mlx, nil, ref.InputIDs), want); e > 1e-6 {
+		t.Errorf("embed_q/unembed_out vs kv_b_proj: rel err %.3g", e)
+	}
+	q, err := build(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same model with unembed_out replaced by the dequantized codes.
+	deq := map[string]*engine.Array{}
+	for n, a := range base {
+		deq[n] = a
+	}
+	for i, l := range d.Model.Layers {
+		p := "model.layers." + strconv.Itoa(i) + ".self_attn."
+		w, s, b := quantize8(t, l.SelfAttn.UnembedOut)
+		deq[p+"embed_q.weight"] = l.SelfAttn.EmbedQ
+		deq[p+"unembed_out.weight"] = engine.Dequantize(w, s, b, 32, 8)
+	}
+	c, _ := model.NewConfig(cfg)
+	f, err := model.FromTensors(c, deq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := ref.InputIDs[:9] // L = 9 (keys through unembed_out) then L = 1 (absorbed)
+	for _, chunk := range [][]int{ids, ids[:1]} {
+		if e := modeltest.RelErr(modeltest.Logits(t, q, nil, chunk), modeltest.Logits(t, f, nil, chunk)); e > 1e-6 {
+			t.Errorf("quantized unembed_out, L=%d: rel err %.3g vs its dequantized weight", len(chunk), e)
+		}
+	}
+}
+
+// quantize8 MLX-quantizes a float32 [..., cols] array, 8 bits, group 32.
+func quantize8(t *testing.T, a *engine.Array) (w, s, b *engine.Array) {
+	t.Helper()
+	shape := a.Shape()
+	cols := shape[len(shape)-1]
+	rows := 1
+	for _, d := range shape[:len(shape)-1] {
+		rows *= d
+	}
+	v, err := engine.AsType(a, engine.Float32).Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := make([]uint32, rows*cols/4)
+	sc, bi := make([]float32, rows*cols/32), make([]float32, rows*cols/32)
+	if err := quant.QuantizeF32(v, cols, quant.Options{Bits: 8, GroupSize: 32}, q, sc, bi); err != nil {
+		t.Fatal(err)
+	}
+	lead := shape[:len(shape)-1]
+	return engine.FromUint32s(q, append(append([]int(nil), lead...), cols/4)...),
+		engine.FromFloat32s(sc, append(append([]int(nil), lead...), cols/32)...),
+		engine.FromFloat32s(bi, append(append([]int(nil), lead...), cols/32)...)
+}
