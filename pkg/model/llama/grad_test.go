@@ -23,7 +23,7 @@ func TestFullFineTuneGradients(t *testing.T) {
 	}
 	var ref struct {
 		Batch struct {
-			InputIDs [][]int `json:"input_ids"`
+			InputIDs [][]int  `json:"input_ids"`
 			Lengths  [][2]int `json:"lengths"`
 		} `json:"batch"`
 		MLXMask struct {
