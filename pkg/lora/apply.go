@@ -248,7 +248,7 @@ func (s *structure) blockRel(path string) (string, int) {
 		return "", -1
 	}
 	n, _ := strconv.Atoi(g[2])
-	return strings.TrimPrefix(path+".", g[0]), n
+	return strings.TrimSuffix(strings.TrimPrefix(path+".", g[0]), "."), n
 }
 
 // Apply prepares m for fine-tuning as mlx_lm's train_model does: lora and
