@@ -145,12 +145,26 @@ func genModel(tb testing.TB, dir string, hidden, layers, inter, vocab, heads, kv
 // (source bytes over the child's user+system CPU time) does not depend on
 // how busy the machine is; on an idle machine with c cores the wall-clock
 // rate approaches c times it, until the disk limits.
+//
+// With MLXGO_CONVERT_BENCH_SRC=<folder> the checkpoint is written there
+// and kept (reused when present), to time `mlxgo convert` on it directly.
 func BenchmarkConvertLlama1B(b *testing.B) {
-	src := filepath.Join(b.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		b.Fatal(err)
+	src := os.Getenv("MLXGO_CONVERT_BENCH_SRC")
+	var total int64
+	if src == "" {
+		src = filepath.Join(b.TempDir(), "src")
 	}
-	total := genModel(b, src, 2048, 16, 8192, 128256, 32, 8)
+	if m, err := st.OpenModel(src); err == nil {
+		for _, e := range m.Entries() {
+			total += e.NumBytes()
+		}
+		m.Close()
+	} else {
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		total = genModel(b, src, 2048, 16, 8192, 128256, 32, 8)
+	}
 	// encode: the 4-bit encoder alone on one in-memory [8192, 2048] bf16
 	// tensor, the compute ceiling of q4 (same CPU-time metric).
 	b.Run("encode", func(b *testing.B) {
