@@ -295,7 +295,11 @@ func gateWeight(w *model.Weights, path string, E, D int) *engine.Array {
 	if q == nil || sc == nil || b == nil {
 		return nil
 	}
-	return engine.Dequantize(q, sc, b, spec.GroupSize, spec.Bits)
+	wt = engine.Dequantize(q, sc, b, spec.GroupSize, spec.Bits)
+	if err := engine.Eval(wt); err != nil { // once, not on every forward
+		return engine.Errorf("%s: %v", path, err)
+	}
+	return wt
 }
 
 func loadMLP(w *model.Weights, p string, D, I int) *MLP {
@@ -314,6 +318,14 @@ func (a *Attention) loadKVB(w *model.Weights, p string, H, R, Dn, Dv int) error 
 	if !w.Has(p+"kv_b_proj.weight") || w.Has(p+"embed_q.weight") {
 		a.EmbedQ = multiLinear(w, p+"embed_q", H, R, Dn)
 		a.UnembedOut = multiLinear(w, p+"unembed_out", H, Dv, R)
+		// Dequantized weights are computed once, not on every forward.
+		for _, x := range []*engine.Array{a.EmbedQ, a.UnembedOut} {
+			if x != nil && !x.Evaluated() {
+				if err := engine.Eval(x); err != nil {
+					return fmt.Errorf("%sembed_q/unembed_out: %w", p, err)
+				}
+			}
+		}
 		return nil
 	}
 	kvb := multiLinear(w, p+"kv_b_proj", 1, H*(Dn+Dv), R) // [1, H·(Dn+Dv), R]

@@ -262,7 +262,11 @@ func gateWeight(w *model.Weights, path string, E, D int) *engine.Array {
 	if q == nil || sc == nil || b == nil {
 		return nil
 	}
-	return engine.Dequantize(q, sc, b, spec.GroupSize, spec.Bits)
+	wt = engine.Dequantize(q, sc, b, spec.GroupSize, spec.Bits)
+	if err := engine.Eval(wt); err != nil { // once, not on every forward
+		return engine.Errorf("%s: %v", path, err)
+	}
+	return wt
 }
 
 func loadMLP(w *model.Weights, p string, D, I int) *MLP {
