@@ -513,36 +513,7 @@ func topIndices(a *engine.Array, k int) *engine.Array {
 // NewCaches makes one cache per layer; each holds the latent [B, 1, T, R]
 // as keys and the rotary key [B, 1, T, Dr] as values (mlx_lm's layout).
 func (m *Model) NewCaches(o model.CacheOptions) []model.Cache {
-	caches := model.NewCaches(len(m.Model.Layers), nil, o)
-	for i, c := range caches {
-		if _, ok := c.(*model.RotatingKVCache); ok && m.cfg.KVLoraRank > m.cfg.QKRopeHeadDim {
-			caches[i] = &padValues{Cache: c, dk: m.cfg.KVLoraRank, dv: m.cfg.QKRopeHeadDim}
-		}
-	}
-	return caches
-}
-
-// padValues stores values zero-padded to the keys' last dim. Workaround:
-// model.RotatingKVCache's single-token path sizes its value buffer from
-// the keys' shape, and MLA's values (the rotary key, Dr) are narrower than
-// its keys (the latent, R). Remove once the rotating cache sizes values
-// from the values.
-type padValues struct {
-	model.Cache
-	dk, dv int
-}
-
-func (p *padValues) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
-	n := v.NDim()
-	after := make([]int, n)
-	after[n-1] = p.dk - p.dv
-	k, v = p.Cache.Update(k, engine.Pad(v, make([]int, n), after, 0))
-	return k, engine.SliceAxis(v, -1, 0, p.dv)
-}
-
-// Mask forwards the rotating cache's mask settings.
-func (p *padValues) Mask(L, window int) engine.AttentionOptions {
-	return model.MaskFor(p.Cache, L, window)
+	return model.NewCaches(len(m.Model.Layers), nil, o)
 }
 
 // ModelType is "deepseek_v3".
