@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlxgo/mlxgo/pkg/generate"
 	"github.com/mlxgo/mlxgo/pkg/hub"
+	"github.com/mlxgo/mlxgo/pkg/lora"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	_ "github.com/mlxgo/mlxgo/pkg/model/all" // every architecture
 	"github.com/mlxgo/mlxgo/pkg/sample"
@@ -249,7 +250,7 @@ func checkGroup(flag string, g int) error {
 }
 
 func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
-	if err := checkUnsupported(o.AdapterPath, o.QuantizeActivations); err != nil {
+	if err := checkUnsupported("", o.QuantizeActivations); err != nil {
 		return err
 	}
 	var cached []model.Cache
@@ -274,6 +275,11 @@ func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
 	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
 	if err != nil {
 		return err
+	}
+	if o.AdapterPath != "" {
+		if err := applyAdapter(lm.m, o.AdapterPath); err != nil {
+			return err
+		}
 	}
 	tok := lm.tok
 	for _, e := range o.ExtraEOSTokens {
@@ -446,6 +452,19 @@ func contextLength(dir string) (int, error) {
 		return *c.TextConfig.MaxPos, nil
 	}
 	return 0, nil
+}
+
+// applyAdapter puts the mlx_lm (or Hugging Face PEFT) adapter in dir on m,
+// as mlx_lm's load_adapters does.
+func applyAdapter(m model.Model, dir string) error {
+	a, err := lora.LoadAdapter(dir)
+	if err != nil {
+		return fmt.Errorf("--adapter-path: %w", err)
+	}
+	if _, err := lora.ApplyAdapter(m, a); err != nil {
+		return fmt.Errorf("--adapter-path %s: %w", dir, err)
+	}
+	return nil
 }
 
 func checkUnsupported(adapterPath string, quantizeActivations bool) error {

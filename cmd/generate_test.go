@@ -164,7 +164,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"prompt too long", []string{"--model", dir, "--prompt", strings.Repeat("a", 60)}, "more than the model's context of 48 (max_position_embeddings in " + filepath.Join(dir, "config.json") + ")"},
 		{"missing folder", []string{"--model", "./no/such/model"}, `model folder "./no/such/model" does not exist`},
 		{"prompt cache", []string{"--model", dir, "--prompt-cache-file", "c.safetensors"}, "--prompt-cache-file: load prompt cache: open c.safetensors: no such file or directory"},
-		{"adapter", []string{"--model", dir, "--adapter-path", "ad"}, "--adapter-path ad: loading adapters at inference is not supported yet"},
+		{"adapter", []string{"--model", dir, "--adapter-path", "ad"}, "--adapter-path: adapter ad: no adapter_config.json"},
 		{"draft vocabulary", []string{"--model", dir, "--draft-model", other}, "draft model tokenizer does not match model tokenizer (vocabulary of 513, the model's has 512)"},
 		{"template config", []string{"--model", dir, "--chat-template-config", `{"x": 1}`, "--system-prompt", "s", "-m", "1"}, ""},
 	} {

@@ -2,14 +2,21 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mlxgo/mlxgo/pkg/hub"
 	"github.com/mlxgo/mlxgo/pkg/lora"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/optim"
 	"github.com/mlxgo/mlxgo/pkg/pyjson"
+	"github.com/mlxgo/mlxgo/pkg/tokenizer"
 )
 
 // LoraOptions is what `mlxgo lora` parsed: the flags the user set (as
@@ -17,6 +24,10 @@ import (
 type LoraOptions struct {
 	Set        *pyjson.Object
 	ConfigFile string
+	// MLXLossMask reproduces mlx_lm's loss mask exactly, which also trains
+	// each sequence to predict one padding token after its end (mlxgo
+	// leaves that target out by default; mlx-lm PR #1697).
+	MLXLossMask bool
 }
 
 // loraFlags maps mlx_lm's lora flags to their config keys and kinds.
@@ -87,6 +98,7 @@ func newLoraCmdWith(f *Factory, runF func(context.Context, *Factory, *LoraOption
 		}
 	}
 	fs.StringVarP(&opts.ConfigFile, "config", "c", "", "A YAML configuration file with the training options")
+	fs.BoolVar(&opts.MLXLossMask, "mlx-loss-mask", false, "Use mlx_lm's exact loss mask, which also counts one padding target after each sequence")
 	return c
 }
 
@@ -144,5 +156,155 @@ func runLora(ctx context.Context, f *Factory, opts *LoraOptions) error {
 	for _, n := range cfg.Notes {
 		fmt.Fprintln(f.ErrOut, n)
 	}
-	return errNotImplemented("lora training", "#7")
+	if cfg.GradCheckpoint {
+		fmt.Fprintln(f.ErrOut, "Note: --grad-checkpoint is accepted, but mlxgo's engine has no block recomputation yet: memory use is unchanged.")
+	}
+	if cfg.ReportTo != nil && *cfg.ReportTo != "" {
+		fmt.Fprintf(f.ErrOut, "Note: --report-to %s is not supported by mlxgo; logging to the terminal only.\n", *cfg.ReportTo)
+	}
+	mask := lora.MaskStrict
+	if opts.MLXLossMask {
+		mask = lora.MaskMLX
+	}
+	out := f.Out
+	fmt.Fprintln(out, "Loading pretrained model")
+	dir, err := hub.ResolveModel(ctx, cfg.Model, hub.ResolveOptions{Progress: hub.TerminalOrNil(f.ErrOut)})
+	if err != nil {
+		return fmt.Errorf("--model %s: %w", cfg.Model, err)
+	}
+	m, _, err := model.Load(dir)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	fmt.Fprintln(out, "Loading datasets")
+	splits, err := lora.LoadDir(cfg.Data, lora.DataConfig{TextFeature: cfg.TextFeature, PromptFeature: cfg.PromptFeature,
+		CompletionFeature: cfg.CompletionFeature, ChatFeature: cfg.ChatFeature, MaskPrompt: cfg.MaskPrompt})
+	if err != nil {
+		return err
+	}
+	lt := loraTokenizer{tok}
+	tokenize := func(ds *lora.Dataset) ([]lora.Example, error) {
+		if ds == nil {
+			return nil, nil
+		}
+		return ds.Tokenize(lt)
+	}
+	train, err := tokenize(splits.Train)
+	if err != nil {
+		return err
+	}
+	valid, err := tokenize(splits.Valid)
+	if err != nil {
+		return err
+	}
+	test, err := tokenize(splits.Test)
+	if err != nil {
+		return err
+	}
+	if cfg.Train && len(train) == 0 {
+		return fmt.Errorf("--data %s: training set not found or empty (expected %s with one JSON record per line); must provide a training set for fine-tuning", cfg.Data, filepath.Join(cfg.Data, "train.jsonl"))
+	}
+	if cfg.Test && len(test) == 0 {
+		return fmt.Errorf("--data %s: test set not found or empty (expected %s); must provide a test set for evaluation", cfg.Data, filepath.Join(cfg.Data, "test.jsonl"))
+	}
+	for _, s := range []struct {
+		name string
+		ex   []lora.Example
+		use  bool
+	}{{"train.jsonl", train, cfg.Train}, {"valid.jsonl", valid, cfg.Train && len(valid) > 0}, {"test.jsonl", test, cfg.Test}} {
+		if s.use && len(s.ex) < cfg.BatchSize {
+			return fmt.Errorf("%s: dataset must have at least batch_size=%d examples but only has %d", filepath.Join(cfg.Data, s.name), cfg.BatchSize, len(s.ex))
+		}
+	}
+	var tuned *lora.Tuned
+	switch {
+	case cfg.Train:
+		fmt.Fprintln(out, "Training")
+		tuned, err = trainLora(ctx, f, cfg, m, train, valid, mask)
+		if err != nil {
+			return err
+		}
+	case cfg.Test && cfg.AdapterPath != "":
+		a, err := lora.LoadAdapter(cfg.AdapterPath)
+		if err != nil {
+			return fmt.Errorf("--adapter-path: %w", err)
+		}
+		if tuned, err = lora.ApplyAdapter(m, a); err != nil {
+			return fmt.Errorf("--adapter-path %s: %w", cfg.AdapterPath, err)
+		}
+	}
+	if cfg.Test {
+		fmt.Fprintln(out, "Testing")
+		loss, err := lora.Evaluate(m, tuned, test, cfg.BatchSize, cfg.TestBatches, cfg.MaxSeqLength, mask, uint32(cfg.Seed))
+		if err != nil {
+			return fmt.Errorf("test: %w", err)
+		}
+		fmt.Fprintf(out, "Test loss %.3f, Test ppl %.3f.\n", loss, math.Exp(loss))
+	}
+	return nil
+}
+
+// trainLora is mlx_lm's train_model: adapt the model, resume, write
+// adapter_config.json, then train.
+func trainLora(ctx context.Context, f *Factory, cfg *lora.Config, m model.Model, train, valid []lora.Example, mask lora.MaskMode) (*lora.Tuned, error) {
+	tuned, err := lora.Apply(m, lora.ApplyOptions{FineTuneType: cfg.FineTuneType, NumLayers: cfg.NumLayers, Parameters: *cfg.LoRAParameters, Seed: uint64(cfg.Seed)})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ResumeAdapterFile != nil && *cfg.ResumeAdapterFile != "" {
+		fmt.Fprintf(f.Out, "Loading fine-tuned weights from %s\n", *cfg.ResumeAdapterFile)
+		ts, err := lora.ReadTensors(*cfg.ResumeAdapterFile)
+		if err != nil {
+			return nil, fmt.Errorf("--resume-adapter-file: %w", err)
+		}
+		if err := tuned.Load(ts, *cfg.ResumeAdapterFile, false); err != nil {
+			return nil, fmt.Errorf("--resume-adapter-file: %w", err)
+		}
+	}
+	trainable, total := float64(tuned.TrainableCount())/1e6, float64(tuned.TotalParams)/1e6
+	fmt.Fprintf(f.Out, "Trainable parameters: %.3f%% (%.3fM/%.3fM)\n", trainable*100/total, trainable, total)
+	schedule := optim.Constant(cfg.LearningRate)
+	if cfg.LRSchedule != nil {
+		if schedule, err = cfg.LRSchedule.Build(); err != nil {
+			return nil, err
+		}
+	}
+	opt, err := optim.New(cfg.Optimizer, schedule, cfg.OptimizerConfig[cfg.Optimizer])
+	if err != nil {
+		return nil, fmt.Errorf("optimizer_config: %w", err)
+	}
+	if err := lora.WriteAdapterConfig(cfg.AdapterPath, cfg); err != nil {
+		return nil, fmt.Errorf("--adapter-path: %w", err)
+	}
+	_, err = lora.Train(ctx, m, tuned, opt, schedule, train, valid, lora.TrainOptions{
+		Iters: cfg.Iters, BatchSize: cfg.BatchSize, MaxSeqLength: cfg.MaxSeqLength, StepsPerReport: cfg.StepsPerReport,
+		StepsPerEval: cfg.StepsPerEval, SaveEvery: cfg.SaveEvery, ValBatches: cfg.ValBatches,
+		GradAccumulationSteps: cfg.GradAccumulationSteps, Seed: uint32(cfg.Seed), Mask: mask,
+		AdapterFile: filepath.Join(cfg.AdapterPath, lora.AdapterFile), Out: f.Out, Progress: hub.TerminalOrNil(f.Out),
+	})
+	return tuned, err
+}
+
+// loraTokenizer adapts *tokenizer.Tokenizer to lora.Tokenizer.
+type loraTokenizer struct{ t *tokenizer.Tokenizer }
+
+func (l loraTokenizer) Encode(text string) ([]int, error) { return l.t.Encode(text, true), nil }
+
+func (l loraTokenizer) EncodeChat(messages, tools json.RawMessage, addGenerationPrompt bool) ([]int, error) {
+	s, err := l.t.ApplyChatTemplate(messages, tokenizer.ChatOptions{Tools: tools, AddGenerationPrompt: addGenerationPrompt})
+	if err != nil {
+		return nil, err
+	}
+	return l.t.Encode(s, false), nil
+}
+
+func (l loraTokenizer) EOS() int {
+	if ids := l.t.EOSTokenIDs(); len(ids) > 0 {
+		return ids[0]
+	}
+	return -1
 }

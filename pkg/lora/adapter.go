@@ -317,3 +317,7 @@ func SaveTensors(path string, tensors map[string]Tensor) error {
 	}
 	return safetensors.Save(path, data, map[string]string{"format": "mlx"})
 }
+
+// ReadTensors reads every tensor of a safetensors file as float32 (an
+// adapters.safetensors or a checkpoint, for --resume-adapter-file).
+func ReadTensors(path string) (map[string]Tensor, error) { return readTensors(path) }
