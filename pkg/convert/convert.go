@@ -130,6 +130,9 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.checkLoadable(cfg, o); err != nil {
+		return nil, err
+	}
 	if dtype != "" {
 		fmt.Fprintln(out, "[INFO] Using dtype:", dtype)
 	}
@@ -451,6 +454,38 @@ func plan(m *st.Model, cfg *config, dtype string, o Options) (*planned, error) {
 		p.specs = append(p.specs, j.specs...)
 	}
 	return p, nil
+}
+
+// checkLoadable runs the architecture's sanitize on the output's tensor
+// list and config, so a layout the model package rejects (one that needs a
+// value rewrite of mlx_lm's sanitize, such as qwen3_next's norm + 1 and
+// conv1d axis move, which sanitize plans cannot express yet) is refused
+// before anything is written.
+func (p *planned) checkLoadable(cfg *config, o Options) error {
+	metas := make(map[string]model.TensorMeta, len(p.specs))
+	for _, s := range p.specs {
+		metas[s.Name] = model.TensorMeta{DType: string(s.DType), Shape: s.Shape}
+	}
+	out := make(map[string]any, len(cfg.plain)+1)
+	for k, v := range cfg.plain {
+		out[k] = v
+	}
+	switch {
+	case p.dropQuant:
+		delete(out, "quantization")
+		delete(out, "quantization_config")
+	case p.qobj != nil:
+		q := map[string]any{}
+		for _, k := range p.qobj.Keys {
+			q[k] = p.qobj.Values[k]
+		}
+		out["quantization"], out["quantization_config"] = q, q
+	}
+	modelType := cfg.str("model_type")
+	if _, err := model.SanitizePlan(modelType, out, metas); err != nil {
+		return fmt.Errorf("convert: the converted %s model would not load (its mlx_lm sanitize rewrites values, which mlxgo convert cannot do yet): %w", modelType, err)
+	}
+	return nil
 }
 
 // sourceQuantization reads the source config's "quantization" entry.
