@@ -124,3 +124,28 @@ func quantize8(t *testing.T, a *engine.Array) (w, s, b *engine.Array) {
 		engine.FromFloat32s(sc, append(append([]int(nil), lead...), cols/32)...),
 		engine.FromFloat32s(bi, append(append([]int(nil), lead...), cols/32)...)
 }
+
+// TestQuantizedCache: the latent [B, 1, T, R] and rotary key [B, 1, T, Dr]
+// go through an 8-bit quantized cache (group 32; the fixture's Dr = 8 is
+// below MLX's smallest group, so an in-memory model with R = 64, Dr = 32).
+func TestQuantizedCache(t *testing.T) {
+	cfg, _ := fixtureMeta(t, "deepseek_v3-f32")
+	cfg["kv_lora_rank"], cfg["qk_rope_head_dim"], cfg["head_dim"] = 64, 32, 32
+	c, err := model.NewConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.RandomModel(c, engine.Float32, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random N(0, 0.02) routers nearly tie, and a top-k flip caused by the
+	// cache's rounding would move a position's logits by O(1): scale them
+	// so the routing is decisive and the check is about the cache.
+	for _, l := range m.(*deepseek_v3.Model).Model.Layers {
+		if moe, ok := l.MLP.(*deepseek_v3.MoE); ok {
+			moe.Gate.Weight = engine.Multiply(moe.Gate.Weight, engine.Scalar(50))
+		}
+	}
+	modeltest.QuantizedCache(t, m, []int{5, 9, 33, 7, 100, 42, 17, 300, 8, 61, 2, 77, 90, 14}, modeltest.F32)
+}

@@ -131,3 +131,27 @@ func fixtureMeta(t *testing.T, variant string) (map[string]any, map[string]model
 	}
 	return cfg, ref.Tensors
 }
+
+// TestQuantizedCache: 8-bit quantized caches (group 32) on the full and
+// sliding layers of an in-memory model with head_dim 32.
+func TestQuantizedCache(t *testing.T) {
+	cfg, _ := fixtureMeta(t, "gpt_oss-f32")
+	// Layer 0 full (the helper inspects cache 0), layer 1 sliding.
+	cfg["head_dim"], cfg["layer_types"] = 32, []string{"full_attention", "sliding_attention"}
+	c, err := model.NewConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.RandomModel(c, engine.Float32, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random N(0, 0.02) routers nearly tie, and a top-k flip caused by the
+	// cache's rounding moves a position's logits by O(1) (measured 0.28):
+	// scale them so the routing is decisive and the check is about the cache.
+	for i := range m.(*gpt_oss.Model).Model.Layers {
+		r := m.(*gpt_oss.Model).Model.Layers[i].MLP.Router.(*nn.Linear)
+		r.Weight = engine.Multiply(r.Weight, engine.Scalar(50))
+	}
+	modeltest.QuantizedCache(t, m, []int{5, 9, 33, 7, 100, 42, 17, 300, 8, 61, 2, 77, 90, 14}, modeltest.F32)
+}
