@@ -1,0 +1,220 @@
+package fuse
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/mlxgo/mlxgo/pkg/kernels"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	st "github.com/mlxgo/mlxgo/pkg/safetensors"
+)
+
+// source is one output tensor of the sanitize plan: made from one source
+// tensor (copy), several stacked on a new axis 0 (MoE experts), or the
+// even/odd rows of axis -2 of one tensor.
+type source struct {
+	name  string
+	op    model.TensorOp
+	srcs  []st.Tensor
+	dtype st.DType
+	shape []int
+}
+
+func newSource(p model.TensorPlan, srcs []st.Tensor) (*source, error) {
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("sanitize plan for %s names no source tensor", p.Name)
+	}
+	s := &source{name: p.Name, op: p.Op, srcs: srcs, dtype: srcs[0].DType}
+	if _, ok := s.dtype.Size(); !ok {
+		return nil, fmt.Errorf("tensor %s (%s): dtype %s is not supported", srcs[0].Name, srcs[0].File, s.dtype)
+	}
+	first := srcs[0].Shape
+	switch p.Op {
+	case model.OpCopy:
+		if len(srcs) != 1 {
+			return nil, fmt.Errorf("sanitize plan for %s: copy of %d tensors", p.Name, len(srcs))
+		}
+		s.shape = append([]int(nil), first...)
+	case model.OpStack:
+		for _, t := range srcs[1:] {
+			if t.DType != s.dtype || !sameShape(t.Shape, first) {
+				return nil, fmt.Errorf("cannot stack %s into %s: %s %v differs from %s's %s %v", t.Name, p.Name, t.DType, t.Shape, srcs[0].Name, s.dtype, first)
+			}
+		}
+		s.shape = append([]int{len(srcs)}, first...)
+	case model.OpEvenRows, model.OpOddRows:
+		if len(srcs) != 1 || len(first) < 2 || first[len(first)-2]%2 != 0 {
+			return nil, fmt.Errorf("sanitize plan for %s: even/odd rows need one tensor with an even axis -2, got %v", p.Name, first)
+		}
+		s.shape = append([]int(nil), first...)
+		s.shape[len(first)-2] /= 2
+	default:
+		return nil, fmt.Errorf("sanitize plan for %s: unknown op %d", p.Name, p.Op)
+	}
+	return s, nil
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// bytes returns the tensor's data: a view of the mapped file for a copy,
+// else a new buffer.
+func (s *source) bytes() []byte {
+	switch s.op {
+	case model.OpCopy:
+		return s.srcs[0].Bytes()
+	case model.OpStack:
+		var out []byte
+		for _, t := range s.srcs {
+			out = append(out, t.Bytes()...)
+		}
+		return out
+	}
+	esize, _ := s.dtype.Size()
+	b := s.srcs[0].Bytes()
+	rowBytes := s.shape[len(s.shape)-1] * esize
+	off := 0
+	if s.op == model.OpOddRows {
+		off = 1
+	}
+	n := len(b) / rowBytes / 2
+	out := make([]byte, 0, n*rowBytes)
+	for r := 0; r < n; r++ {
+		src := (2*r + off) * rowBytes
+		out = append(out, b[src:src+rowBytes]...)
+	}
+	return out
+}
+
+// release drops the source pages from memory once used.
+func (s *source) release() {
+	for _, t := range s.srcs {
+		t.Release()
+	}
+}
+
+// floats decodes F32/F16/BF16 bytes to float32 values.
+func floats(b []byte, d st.DType) ([]float32, error) {
+	switch d {
+	case st.F32:
+		out := make([]float32, len(b)/4)
+		copy(st.AsBytes(out), b)
+		return out, nil
+	case st.F16, st.BF16:
+		h := make([]uint16, len(b)/2)
+		copy(st.AsBytes(h), b)
+		out := make([]float32, len(h))
+		kernels.HalfToF32Slice(out, h, halfKind(d))
+		return out, nil
+	}
+	return nil, fmt.Errorf("dtype %s: expected F32, F16 or BF16", d)
+}
+
+// encode writes float32 values in dtype d (F32, F16 or BF16), rounding
+// to nearest even.
+func encode(v []float32, d st.DType) []byte {
+	if d == st.F32 {
+		return st.AsBytes(v)
+	}
+	h := make([]uint16, len(v))
+	kernels.F32ToHalfSlice(h, v, halfKind(d))
+	return st.AsBytes(h)
+}
+
+func words(b []byte) []uint32 {
+	out := make([]uint32, len(b)/4)
+	copy(st.AsBytes(out), b)
+	return out
+}
+
+func halves(b []byte) []uint16 {
+	out := make([]uint16, len(b)/2)
+	copy(st.AsBytes(out), b)
+	return out
+}
+
+func halfKind(d st.DType) kernels.HalfKind {
+	if d == st.BF16 {
+		return kernels.BF16
+	}
+	return kernels.F16
+}
+
+func isFloat(d st.DType) bool { return d == st.F32 || d == st.F16 || d == st.BF16 }
+
+// f32view reinterprets a float32 buffer's bytes (no copy).
+func f32view(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*4)
+}
+
+func splitParam(name string) (module, param string) {
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 {
+		return "", name
+	}
+	return name[:i], name[i+1:]
+}
+
+func paramRank(p string) int {
+	switch p {
+	case "weight":
+		return 0
+	case "scales":
+		return 1
+	case "biases":
+		return 2
+	case "bias":
+		return 3
+	}
+	return 4
+}
+
+// lessName orders tensor names module by module (numbers compared as
+// numbers, so layers.2 comes before layers.10), and within a module
+// weight, scales, biases, bias, as convert writes them.
+func lessName(a, b string) bool {
+	ma, pa := splitParam(a)
+	mb, pb := splitParam(b)
+	if ma != mb {
+		as, bs := strings.Split(ma, "."), strings.Split(mb, ".")
+		for i := 0; i < len(as) && i < len(bs); i++ {
+			x, y := as[i], bs[i]
+			if x == y {
+				continue
+			}
+			nx, ex := strconv.Atoi(x)
+			ny, ey := strconv.Atoi(y)
+			if ex == nil && ey == nil && nx != ny {
+				return nx < ny
+			}
+			return x < y
+		}
+		return len(as) < len(bs)
+	}
+	if ra, rb := paramRank(pa), paramRank(pb); ra != rb {
+		return ra < rb
+	}
+	return pa < pb
+}
