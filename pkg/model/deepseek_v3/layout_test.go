@@ -149,3 +149,52 @@ func TestQuantizedCache(t *testing.T) {
 	}
 	modeltest.QuantizedCache(t, m, []int{5, 9, 33, 7, 100, 42, 17, 300, 8, 61, 2, 77, 90, 14}, modeltest.F32)
 }
+
+// TestVariants builds config variants the fixture does not cover (plain
+// q_proj without q_lora_rank as in Moonlight / DeepSeek-V2-Lite, no shared
+// experts, no rope scaling, non-interleaved rope, top-1 routing) and
+// checks the cached decode (absorbed attention) against the full forward.
+func TestVariants(t *testing.T) {
+	for name, edit := range map[string]map[string]any{
+		"no_q_lora":      {"q_lora_rank": nil},
+		"no_shared":      {"n_shared_experts": nil},
+		"no_rope_scale":  {"rope_scaling": nil},
+		"rope_halves":    {"rope_interleave": false},
+		"top1_one_group": {"num_experts_per_tok": 1, "n_group": 1, "topk_group": 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, _ := fixtureMeta(t, "deepseek_v3-f32")
+			for k, v := range edit {
+				cfg[k] = v
+			}
+			c, err := model.NewConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := model.RandomModel(c, engine.Float32, 9)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := map[string]bool{}
+			for _, p := range m.(model.Trainable).Parameters() {
+				names[p.Name] = true
+			}
+			if q := names["model.layers.0.self_attn.q_proj.weight"]; q != (name == "no_q_lora") {
+				t.Errorf("q_proj present: %v", q)
+			}
+			if s := names["model.layers.1.mlp.shared_experts.up_proj.weight"]; s == (name == "no_shared") {
+				t.Errorf("shared_experts present: %v", s)
+			}
+			ids := []int{5, 9, 33, 7, 100, 42, 17, 300}
+			full := modeltest.Logits(t, m, nil, ids)
+			caches := m.NewCaches(model.CacheOptions{})
+			got := modeltest.Logits(t, m, caches, ids[:3])
+			for _, id := range ids[3:] {
+				got = append(got, modeltest.Logits(t, m, caches, []int{id})...)
+			}
+			if e := modeltest.RelErr(got, full); e > 1e-5 {
+				t.Errorf("cached decode rel err %.3g", e)
+			}
+		})
+	}
+}
