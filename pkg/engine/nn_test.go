@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -120,6 +121,18 @@ func TestNorms(t *testing.T) {
 	near(t, "RMSNorm/bf16", got, rmsDT(xr, wr, BFloat16), 1e-2, 4e-3)
 	near(t, "RMSNorm/bf16-composite", RMSNorm(x.arrAs(BFloat16), w.arrAs(BFloat16), eps).prim.(fusedPrim).composite(
 		[]*Array{x.arrAs(BFloat16), w.arrAs(BFloat16)}), rmsDT(xr, wr, BFloat16), 1e-2, 4e-3)
+	// rows split over the cores (a large input), and the fused bf16 kernel
+	// equal bit for bit to its composite (same roundings)
+	xl, wl := randT(300, 2, 128), randT(128)
+	near(t, "RMSNorm/large", RMSNorm(Transpose(xl.arr(), 1, 0, 2), wl.arr(), eps), rms(xl.permute(1, 0, 2), wl), 1e-6, 1e-5)
+	for _, in := range [][2]tensor{{x, w}, {xl, wl}} {
+		xb, wb := in[0].arrAs(BFloat16), in[1].arrAs(BFloat16)
+		f := RMSNorm(xb, wb, eps)
+		c := f.prim.(fusedPrim).composite([]*Array{xb, wb})
+		if ok, err := AllClose(f, c, 0, 0); err != nil || !ok {
+			t.Errorf("RMSNorm(bf16 %v): fused differs from composite (%v)", in[0].shape, err)
+		}
+	}
 	gradCheck(t, "RMSNorm", func(xs []*Array) *Array { return RMSNorm(xs[0], xs[1], eps) }, randT(2, 5), randT(5))
 	gradCheck(t, "LayerNorm", func(xs []*Array) *Array { return LayerNorm(xs[0], xs[1], xs[2], eps) }, randT(2, 5), randT(5), randT(5))
 	if RMSNorm(x.arr(), randT(7).arr(), eps).Err() == nil {
@@ -312,6 +325,30 @@ func TestScaledDotProductAttention(t *testing.T) {
 	near(t, "sdpaComposite/sinks", sdpaComposite(q.arr(), k.arr(), v.arr(), nil, sinks.arr(), os), wantS, 1e-5, 1e-5)
 	gs := AttentionOptions{Scale: 0.5, Causal: true, Sinks: randT(2).arr()}
 	gradCheck(t, "SDPA/sinks", func(xs []*Array) *Array { return ScaledDotProductAttention(xs[0], xs[1], xs[2], gs) }, gq, gk, gv)
+	// both cpu paths: many query rows per kv head (blocked, through Sgemm)
+	// and one query per head (decode) over transposed bf16 views
+	for _, lq := range []int{20, 1} {
+		lk := 24
+		q2, k2, v2 := randT(B, H, lq, D), randT(B, lk, Hk, D), randT(B, lk, Hk, D)
+		m2 := tensor{[]int{lq, lk}, make([]float64, lq*lk)}
+		for i := range m2.data {
+			if rng.IntN(3) != 0 || i%lk == 0 {
+				m2.data[i] = 1
+			}
+		}
+		kp, vp := k2.permute(0, 2, 1, 3), v2.permute(0, 2, 1, 3)
+		for _, c := range []AttentionOptions{{Scale: scale, Causal: true}, {Scale: scale, Mask: AsType(m2.arr(), Bool)}} {
+			var mt *tensor
+			if c.Mask != nil {
+				mt = &m2
+			}
+			name := fmt.Sprintf("SDPA/Lq=%d/mask=%v", lq, mt != nil)
+			near(t, name, ScaledDotProductAttention(q2.arr(), Transpose(k2.arr(), 0, 2, 1, 3), Transpose(v2.arr(), 0, 2, 1, 3), c),
+				sdpaRef(q2, kp, vp, mt, c), 1e-5, 1e-5)
+			near(t, name+"/bf16", ScaledDotProductAttention(q2.arrAs(BFloat16), Transpose(k2.arrAs(BFloat16), 0, 2, 1, 3), Transpose(v2.arrAs(BFloat16), 0, 2, 1, 3), c),
+				sdpaRef(q2.roundTo(BFloat16), kp.roundTo(BFloat16), vp.roundTo(BFloat16), mt, c), 1e-2, 8e-3)
+		}
+	}
 	if ScaledDotProductAttention(q.arr(), randT(B, 3, Lk, D).arr(), randT(B, 3, Lk, D).arr(), o).Err() == nil {
 		t.Error("SDPA with H not a multiple of Hk did not fail")
 	}

@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
 	"github.com/mlxgo/mlxgo/pkg/kernels"
@@ -64,6 +65,10 @@ func vec(v *backend.View, n int) []float64 {
 func (c *Backend) norm(center bool, eps float32, x backend.View, w, b *backend.View, out backend.View) error {
 	ax := len(x.Shape) - 1
 	n := x.Shape[ax]
+	if !center && b == nil && allFloat(x, out) && (w == nil || allFloat(*w)) {
+		rmsNorm32(eps, x, w, out)
+		return nil
+	}
 	wv, bv := vec(w, n), vec(b, n)
 	lines(x.Shape, ax, [][]int{x.Strides, out.Strides}, []int{x.Offset, out.Offset}, func(offs []int) {
 		v := make([]float64, n)
@@ -95,6 +100,73 @@ func (c *Backend) norm(center bool, eps float32, x backend.View, w, b *backend.V
 		store(v, out, offs[1], out.Strides[ax])
 	})
 	return nil
+}
+
+// rmsNorm32 is RMSNorm on float32 rows, with the same arithmetic as norm
+// (sum of squares in float64, x·r rounded to the output dtype, then the
+// weight product rounded again) but without per-row allocation, and on the
+// calling goroutine for small inputs.
+func rmsNorm32(eps float32, x backend.View, w *backend.View, out backend.View) {
+	ax := len(x.Shape) - 1
+	n := x.Shape[ax]
+	var wv []float32
+	if w != nil {
+		wv = getF32(n)
+		defer putF32(wv)
+		load32(wv, *w, w.Offset, w.Strides[len(w.Strides)-1])
+	}
+	dt := out.DType
+	shape := slices.Clone(x.Shape)
+	shape[ax] = 1
+	nl := backend.Prod(shape)
+	row := func(buf []float32, xo, oo int) {
+		load32(buf, x, xo, x.Strides[ax])
+		var ss float64
+		for _, e := range buf {
+			ss += float64(e) * float64(e)
+		}
+		r := 1 / math.Sqrt(ss/float64(n)+float64(eps))
+		for i, e := range buf {
+			y := float32(float64(e) * r)
+			switch dt {
+			case backend.BFloat16:
+				y = kernels.BF16ToF32(kernels.F32ToBF16(y))
+			case backend.Float16:
+				y = kernels.F16ToF32(kernels.F32ToF16(y))
+			}
+			if wv != nil {
+				y *= wv[i]
+			}
+			buf[i] = y
+		}
+		store32(buf, out, oo, out.Strides[ax])
+	}
+	if nl*n < parallelWork {
+		buf := getF32(n)
+		defer putF32(buf)
+		idx := make([]int, len(shape))
+		for l := 0; l < nl; l++ {
+			xo, oo := x.Offset, out.Offset
+			for d := range shape {
+				xo += idx[d] * x.Strides[d]
+				oo += idx[d] * out.Strides[d]
+			}
+			row(buf, xo, oo)
+			for d := len(shape) - 1; d >= 0; d-- {
+				idx[d]++
+				if idx[d] < shape[d] {
+					break
+				}
+				idx[d] = 0
+			}
+		}
+		return
+	}
+	lines(x.Shape, ax, [][]int{x.Strides, out.Strides}, []int{x.Offset, out.Offset}, func(offs []int) {
+		buf := getF32(n)
+		row(buf, offs[0], offs[1])
+		putF32(buf)
+	})
 }
 
 // RoPE rotates feature pairs of x [..., L, D] by position.
@@ -182,6 +254,10 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 		sink = vec(sinks, H)
 	}
 	rows := G * Lq // query rows per kv head, ordered (g, i)
+	if rows <= sdpaSmallRows && rows*Lk*max(D, Dv) <= sdpaSmallWork {
+		sdpaSmall(o, q, k, v, mask, sink, out)
+		return nil
+	}
 	nblk := (rows + sdpaBlock - 1) / sdpaBlock
 	Y := getF32(B * H * Lq * Dv)
 	defer putF32(Y)
@@ -243,6 +319,107 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 }
 
 const sdpaBlock = 64
+
+// The few-query path (decode: one query row per head, the query heads of a
+// GQA group together) runs when a kv head has at most sdpaSmallRows query
+// rows and rows·Lk·D is at most sdpaSmallWork multiply-adds.
+const (
+	sdpaSmallRows = 16
+	sdpaSmallWork = 1 << 20
+)
+
+// sdpaSmall is attention for few query rows: it reads each key and value
+// row once, straight from the cache's buffer (widening one row of D at a
+// time, never the whole cache), in one pass per kv head with pooled
+// scratch, serially unless the work is large enough to split kv heads over
+// the cores.
+func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []float64, out backend.View) {
+	B, H, Lq, D := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
+	Hk, Lk, Dv := k.Shape[1], k.Shape[2], v.Shape[3]
+	G := H / Hk
+	rows := G * Lq
+	head := func(bh int, Q, S, kr, O []float32, mrow []float64) {
+		b, hk := bh/Hk, bh%Hk
+		for r := 0; r < rows; r++ {
+			h, i := hk*G+r/Lq, r%Lq
+			load32(Q[r*D:(r+1)*D], q, q.Offset+b*q.Strides[0]+h*q.Strides[1]+i*q.Strides[2], q.Strides[3])
+		}
+		kb := k.Offset + b*k.Strides[0] + hk*k.Strides[1]
+		for j := 0; j < Lk; j++ {
+			load32(kr[:D], k, kb+j*k.Strides[2], k.Strides[3])
+			for r := 0; r < rows; r++ {
+				S[r*Lk+j] = dotF32(Q[r*D:(r+1)*D], kr[:D])
+			}
+		}
+		for r := 0; r < rows; r++ {
+			h, i := hk*G+r/Lq, r%Lq
+			if mask != nil {
+				mo := mask.Offset + b*mask.Strides[0] + h*mask.Strides[1] + i*mask.Strides[2]
+				load(mrow, *mask, mo, mask.Strides[3])
+			}
+			sk := math.Inf(-1)
+			if sink != nil {
+				sk = sink[h]
+			}
+			sdpaRow(o, S[r*Lk:(r+1)*Lk], i+Lk-Lq, mask != nil, mrow, sk)
+		}
+		clear(O)
+		vb := v.Offset + b*v.Strides[0] + hk*v.Strides[1]
+		for j := 0; j < Lk; j++ {
+			load32(kr[:Dv], v, vb+j*v.Strides[2], v.Strides[3])
+			vr := kr[:Dv]
+			for r := 0; r < rows; r++ {
+				if p := S[r*Lk+j]; p != 0 {
+					axpyF32(O[r*Dv:(r+1)*Dv], p, vr)
+				}
+			}
+		}
+		for r := 0; r < rows; r++ {
+			h, i := hk*G+r/Lq, r%Lq
+			store32(O[r*Dv:(r+1)*Dv], out, out.Offset+b*out.Strides[0]+h*out.Strides[1]+i*out.Strides[2], out.Strides[3])
+		}
+	}
+	task := func(lo, hi int) {
+		Q, S, kr, O := getF32(rows*D), getF32(rows*Lk), getF32(max(D, Dv)), getF32(rows*Dv)
+		var mrow []float64
+		if mask != nil {
+			mrow = make([]float64, Lk)
+		}
+		for bh := lo; bh < hi; bh++ {
+			head(bh, Q, S, kr, O, mrow)
+		}
+		putF32(Q)
+		putF32(S)
+		putF32(kr)
+		putF32(O)
+	}
+	if B*Hk > 1 && B*Hk*rows*Lk*max(D, Dv) >= parallelWork {
+		kernels.Parallel(B*Hk, 1, task)
+		return
+	}
+	task(0, B*Hk)
+}
+
+// parallelWork is the number of multiply-adds below which a fused op runs
+// on the calling goroutine: fanning out costs a few microseconds, more on a
+// loaded machine, and decode-sized ops finish in less.
+const parallelWork = 1 << 16
+
+// axpyF32 is y += a·x.
+func axpyF32(y []float32, a float32, x []float32) {
+	n := len(y)
+	x = x[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		y[i] += a * x[i]
+		y[i+1] += a * x[i+1]
+		y[i+2] += a * x[i+2]
+		y[i+3] += a * x[i+3]
+	}
+	for ; i < n; i++ {
+		y[i] += a * x[i]
+	}
+}
 
 // sgemmRows is C = A·op(B) for few rows: below 16 rows it calls Sgemm on
 // slices of at most 4 rows, which pkg/kernels runs as fast GEMVs (its
