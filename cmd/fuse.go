@@ -2,6 +2,10 @@ package cmd
 
 import (
 	"context"
+	"strings"
+
+	"github.com/mlxgo/mlxgo/pkg/fuse"
+	"github.com/mlxgo/mlxgo/pkg/hub"
 
 	"github.com/spf13/cobra"
 )
@@ -17,9 +21,13 @@ type FuseOptions struct {
 	ExportGGUF      bool
 	GGUFPath        string
 	TrustRemoteCode bool
-	QBits           int // 0: the base model's own
-	QGroupSize      int // 0: the base model's own
+	QBits           int    // 0: the base model's own
+	QGroupSize      int    // 0: the base model's own
+	GGUFType        string // "": f16
 }
+
+// ggufTypes are the --gguf-type values pkg/gguf writes.
+var ggufTypes = []string{"f16", "bf16", "f32", "q8_0", "q4_0"}
 
 func newFuseCmd(f *Factory) *cobra.Command { return newFuseCmdWith(f, runFuse) }
 
@@ -43,6 +51,15 @@ func newFuseCmdWith(f *Factory, runF func(context.Context, *Factory, *FuseOption
 			if o.Dequantize && (o.QBits != 0 || o.QGroupSize != 0) {
 				return flagError("--dequantize cannot be combined with --q-bits/--q-group-size")
 			}
+			if o.GGUFType != "" {
+				o.GGUFType = strings.ToLower(o.GGUFType)
+				if !contains(ggufTypes, o.GGUFType) {
+					return flagError("--gguf-type %q: expected one of %s", o.GGUFType, strings.Join(ggufTypes, ", "))
+				}
+				if !o.ExportGGUF {
+					return flagError("--gguf-type needs --export-gguf")
+				}
+			}
 			return runF(c.Context(), f, o)
 		},
 	}
@@ -58,9 +75,25 @@ func newFuseCmdWith(f *Factory, runF func(context.Context, *Factory, *FuseOption
 	fs.BoolVar(&o.TrustRemoteCode, "trust-remote-code", false, "Accepted for compatibility")
 	fs.IntVar(&o.QBits, "q-bits", 0, "mlxgo: re-quantize the fused model at these bits instead of the base's")
 	fs.IntVar(&o.QGroupSize, "q-group-size", 0, "mlxgo: re-quantize the fused model with this group size instead of the base's")
+	fs.StringVar(&o.GGUFType, "gguf-type", "", "mlxgo: type of the GGUF weights: f16 (default), bf16, f32, q8_0 or q4_0")
 	return c
 }
 
 func runFuse(ctx context.Context, f *Factory, o *FuseOptions) error {
-	return errNotImplemented("fuse", "#8")
+	_, err := fuse.Fuse(ctx, fuse.Options{
+		Model:       o.Model,
+		AdapterPath: o.AdapterPath,
+		SavePath:    o.SavePath,
+		Dequantize:  o.Dequantize,
+		QBits:       o.QBits,
+		QGroupSize:  o.QGroupSize,
+		ExportGGUF:  o.ExportGGUF,
+		GGUFPath:    o.GGUFPath,
+		GGUFType:    o.GGUFType,
+		UploadRepo:  o.UploadRepo,
+		Out:         f.Out,
+		Progress:    hub.TerminalOrNil(f.ErrOut),
+		Version:     Version,
+	})
+	return err
 }
