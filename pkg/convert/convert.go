@@ -453,7 +453,32 @@ func plan(m *st.Model, cfg *config, dtype string, o Options) (*planned, error) {
 		p.jobs = append(p.jobs, j)
 		p.specs = append(p.specs, j.specs...)
 	}
+	leafParams(p.specs)
 	return p, nil
+}
+
+// leafParams makes total_parameters count what mlx_lm's
+// get_total_parameters counts: the parameters of leaf modules only. A
+// parameter held by a module that also has child modules (gpt_oss's
+// attention sinks, a gated delta net's A_log and dt_bias) is left out.
+// Module structure is read from the names: a module is not a leaf when
+// another tensor's module path extends its own.
+func leafParams(specs []st.TensorSpec) {
+	parents := map[string]bool{}
+	for _, s := range specs {
+		m, _ := splitParam(s.Name)
+		for i := strings.LastIndexByte(m, '.'); i > 0; i = strings.LastIndexByte(m[:i], '.') {
+			parents[m[:i]] = true
+		}
+		if m != "" {
+			parents[""] = true
+		}
+	}
+	for i := range specs {
+		if m, _ := splitParam(specs[i].Name); parents[m] {
+			specs[i].Params = st.NoParams
+		}
+	}
 }
 
 // checkLoadable runs the architecture's sanitize on the output's tensor

@@ -1080,3 +1080,51 @@ func TestCancelMidway(t *testing.T) {
 		}
 	}
 }
+
+// TestLeafParams: total_parameters counts only leaf modules' parameters,
+// as mlx_lm's get_total_parameters: gpt_oss's attention sinks (held by the
+// attention module, which has child modules) are not counted.
+func TestLeafParams(t *testing.T) {
+	src := filepath.Join(fixtures, "gpt_oss-f32")
+	_, res, refused := runOrRefused(t, Options{HFPath: src})
+	if refused {
+		t.Skip("gpt_oss conversion refused")
+	}
+	cfg, err := readConfig(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := readTensors(t, src)
+	metas := map[string]model.TensorMeta{}
+	for n, x := range in {
+		metas[n] = model.TensorMeta{DType: string(x.DType), Shape: x.Shape}
+	}
+	plans, err := model.SanitizePlan("gpt_oss", cfg.plain, metas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all, sinks int64
+	for _, p := range plans {
+		n := int64(0)
+		for _, s := range p.Sources {
+			k := int64(1)
+			for _, d := range in[s].Shape {
+				k *= int64(d)
+			}
+			n += k
+		}
+		if p.Op == model.OpEvenRows || p.Op == model.OpOddRows {
+			n /= 2
+		}
+		all += n
+		if strings.HasSuffix(p.Name, ".sinks") {
+			sinks += n
+		}
+	}
+	if sinks == 0 {
+		t.Fatal("fixture has no sinks")
+	}
+	if res.TotalParameters != all-sinks {
+		t.Errorf("total_parameters %d, want %d (all %d minus sinks %d)", res.TotalParameters, all-sinks, all, sinks)
+	}
+}
