@@ -1,0 +1,212 @@
+package fuse
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/convert"
+	"github.com/mlxgo/mlxgo/pkg/hub/hubtest"
+	"github.com/mlxgo/mlxgo/pkg/kernels"
+	"github.com/mlxgo/mlxgo/pkg/lora"
+	st "github.com/mlxgo/mlxgo/pkg/safetensors"
+)
+
+func randTensor(r *rand.Rand, std float64, shape ...int) lora.Tensor {
+	t := lora.Tensor{Shape: shape, Data: make([]float32, numel(shape))}
+	for i := range t.Data {
+		t.Data[i] = float32(r.NormFloat64() * std)
+	}
+	return t
+}
+
+func saveAdapter(t *testing.T, tensors map[string]lora.Tensor, kind string) string {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, lora.SaveTensors(filepath.Join(dir, lora.AdapterFile), tensors))
+	cfg := `{"fine_tune_type": "` + kind + `", "num_layers": 2, "lora_parameters": {"rank": 4, "dropout": 0.0, "scale": 2.0}}`
+	must(t, os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(cfg), 0o644))
+	return dir
+}
+
+// TestFuseMoEQuantized: a LoRA on a 4-bit MoE expert stack (mixtral,
+// converted from the per-expert HF layout by convert -q) is fused per
+// expert, W[e] + scale·b[e]·a[e], bit-exact with dequantize-merge-quantize;
+// its survival is measured in each expert's adapter subspace.
+func TestFuseMoEQuantized(t *testing.T) {
+	q4 := filepath.Join(t.TempDir(), "mixtral-q4")
+	if _, err := convert.Convert(context.Background(), convert.Options{HFPath: testdata("models", "mixtral-f32"), MLXPath: q4, Quantize: true, GroupSize: 32, Bits: 4}); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	const path = "model.layers.1.block_sparse_moe.switch_mlp.up_proj" // [E 4, I 32, D 64]
+	E, out, in, rank := 4, 32, 64, 4
+	a, b := randTensor(r, 0.125, E, rank, in), randTensor(r, 0.1, E, out, rank)
+	adir := saveAdapter(t, map[string]lora.Tensor{path + ".lora_a": a, path + ".lora_b": b}, "lora")
+	res, printed := run(t, Options{Model: q4, AdapterPath: adir})
+	base, err := st.OpenModel(q4)
+	must(t, err)
+	defer base.Close()
+	got, err := st.OpenModel(res.Path)
+	must(t, err)
+	defer got.Close()
+	w := deq(t, readQ(t, base, path), in, 4)
+	for e := 0; e < E; e++ {
+		for o := 0; o < out; o++ {
+			for i := 0; i < in; i++ {
+				var d float32
+				for k := 0; k < rank; k++ {
+					d += b.Data[(e*out+o)*rank+k] * a.Data[(e*rank+k)*in+i]
+				}
+				w[(e*out+o)*in+i] += 2 * d
+			}
+		}
+	}
+	if !sameQ(readQ(t, got, path), enc(t, w, in, 4)) {
+		t.Error("fused expert stack differs from dequantize-merge-quantize")
+	}
+	if len(res.Layers) != 1 || !(res.Layers[0].Error < 0.5) || len(res.Lost) != 0 {
+		t.Errorf("survival %+v\n%s", res.Layers, printed)
+	}
+	t.Logf("%s", printed)
+}
+
+// TestFuseEmbeddingQuantized: a LoRA on the quantized token embedding
+// (E + scale·a·b) is bit-exact with dequantize-merge-quantize.
+func TestFuseEmbeddingQuantized(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	const path = "model.embed_tokens" // [V 512, D 64]
+	V, D, rank := 512, 64, 4
+	a, b := randTensor(r, 0.05, V, rank), randTensor(r, 0.1, rank, D)
+	adir := saveAdapter(t, map[string]lora.Tensor{path + ".lora_a": a, path + ".lora_b": b}, "lora")
+	res, printed := run(t, Options{Model: testdata("models", "llama-q4"), AdapterPath: adir})
+	base, err := st.OpenModel(testdata("models", "llama-q4"))
+	must(t, err)
+	defer base.Close()
+	got, err := st.OpenModel(res.Path)
+	must(t, err)
+	defer got.Close()
+	w := deq(t, readQ(t, base, path), D, 4)
+	for v := 0; v < V; v++ {
+		for j := 0; j < D; j++ {
+			var d float32
+			for k := 0; k < rank; k++ {
+				d += a.Data[v*rank+k] * b.Data[k*D+j]
+			}
+			w[v*D+j] += 2 * d
+		}
+	}
+	if !sameQ(readQ(t, got, path), enc(t, w, D, 4)) {
+		t.Error("fused embedding differs from dequantize-merge-quantize")
+	}
+	if len(res.Layers) != 1 || math.IsNaN(res.Layers[0].Error) {
+		t.Errorf("survival %+v\n%s", res.Layers, printed)
+	}
+	t.Logf("%s", printed)
+}
+
+// TestFuseBF16: a bfloat16 model stays bfloat16; the fused weight is the
+// delta rounded to bfloat16, added, and the sum rounded (mlx_lm casts
+// the delta to the weight's dtype before adding).
+func TestFuseBF16(t *testing.T) {
+	res, _ := run(t, Options{Model: testdata("models", "llama-bf16"), AdapterPath: testdata("lora", "lora")})
+	ad, err := lora.LoadAdapter(testdata("lora", "lora"))
+	must(t, err)
+	base, err := st.OpenModel(testdata("models", "llama-bf16"))
+	must(t, err)
+	defer base.Close()
+	got, err := st.OpenModel(res.Path)
+	must(t, err)
+	defer got.Close()
+	for _, n := range got.Names() {
+		if info, _, _ := got.Info(n); info.DType != st.BF16 {
+			t.Errorf("%s is %s", n, info.DType)
+		}
+	}
+	const path = "model.layers.1.self_attn.o_proj" // [64, 64]
+	x, _ := base.Tensor(path + ".weight")
+	w, _ := x.Uint16s()
+	a, b := ad.Tensors[path+".lora_a"], ad.Tensors[path+".lora_b"]
+	want := make([]uint16, len(w))
+	for o := 0; o < 64; o++ {
+		for i := 0; i < 64; i++ {
+			var d float32
+			for k := 0; k < 4; k++ {
+				d += b.Data[k*64+o] * a.Data[i*4+k]
+			}
+			delta := kernels.BF16ToF32(kernels.F32ToBF16(2 * d))
+			want[o*64+i] = kernels.F32ToBF16(kernels.BF16ToF32(w[o*64+i]) + delta)
+		}
+	}
+	y, _ := got.Tensor(path + ".weight")
+	if g, _ := y.Uint16s(); !slices.Equal(g, want) {
+		t.Error("fused bf16 weight differs")
+	}
+}
+
+// TestHubModelAndUpload: --model as a hub id is downloaded, the card names
+// it as base_model, and --upload-repo sends the folder.
+func TestHubModelAndUpload(t *testing.T) {
+	s := hubtest.New(t)
+	files := map[string][]byte{}
+	for _, f := range []string{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} {
+		data, err := os.ReadFile(testdata("models", "llama-q4", f))
+		must(t, err)
+		files[f] = data
+	}
+	s.AddRepo("org/tiny-q4", files)
+	s.SetEnv(t)
+	t.Setenv("HF_TOKEN", "secret")
+	res, printed := run(t, Options{Model: "org/tiny-q4", AdapterPath: testdata("lora", "lora"), UploadRepo: "me/tiny-fused", Version: "1.0"})
+	if !strings.HasSuffix(printed, "Upload successful, go to https://huggingface.co/me/tiny-fused for details.\n") {
+		t.Errorf("printed %q", printed)
+	}
+	card, _ := os.ReadFile(filepath.Join(res.Path, "README.md"))
+	if !strings.HasPrefix(string(card), "---\nbase_model: org/tiny-q4\nlibrary_name: mlx\n") || !strings.Contains(string(card), `load("me/tiny-fused")`) {
+		t.Errorf("README.md:\n%s", card)
+	}
+	up := s.Files("me/tiny-fused", "main")
+	var names []string
+	for n := range up {
+		if n != ".gitattributes" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if !reflect.DeepEqual(names, res.Files) {
+		t.Errorf("uploaded %v, folder has %v", names, res.Files)
+	}
+}
+
+// TestShards: with a small shard cap the fused model is split like
+// convert's output and reads back with the same tensors.
+func TestShards(t *testing.T) {
+	one, _ := run(t, Options{Model: testdata("models", "llama-f32"), AdapterPath: testdata("lora", "lora")})
+	many, _ := run(t, Options{Model: testdata("models", "llama-f32"), AdapterPath: testdata("lora", "lora"), shardSize: 200 << 10})
+	if !slices.Contains(many.Files, "model-00001-of-00003.safetensors") || !slices.Contains(many.Files, "model.safetensors.index.json") {
+		t.Fatalf("files %v", many.Files)
+	}
+	a, err := st.OpenModel(one.Path)
+	must(t, err)
+	defer a.Close()
+	b, err := st.OpenModel(many.Path)
+	must(t, err)
+	defer b.Close()
+	if !slices.Equal(a.Names(), b.Names()) {
+		t.Fatal("names differ")
+	}
+	for _, n := range a.Names() {
+		x, _ := a.Tensor(n)
+		y, _ := b.Tensor(n)
+		if !slices.Equal(x.Bytes(), y.Bytes()) {
+			t.Errorf("%s differs", n)
+		}
+	}
+}
