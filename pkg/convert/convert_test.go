@@ -1128,3 +1128,31 @@ func TestLeafParams(t *testing.T) {
 		t.Errorf("total_parameters %d, want %d (all %d minus sinks %d)", res.TotalParameters, all-sinks, all, sinks)
 	}
 }
+
+// TestBadPlans: sanitize plans that cannot be carried out (a missing
+// source, experts of different shapes, an odd number of rows to split)
+// give one error naming the tensors, and nothing is written.
+func TestBadPlans(t *testing.T) {
+	for name, plan := range map[string]model.TensorPlan{
+		"missing":  {Name: "x.weight", Op: model.OpCopy, Sources: []string{"no.such.tensor"}},
+		"mismatch": {Name: "x.weight", Op: model.OpStack, Sources: []string{"model.embed_tokens.weight", "model.layers.0.mlp.down_proj.weight"}},
+		"odd rows": {Name: "x.weight", Op: model.OpEvenRows, Sources: []string{"model.norm.weight"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			typ := "convert_test_bad_" + strings.ReplaceAll(name, " ", "_")
+			model.RegisterSanitize(typ, func(map[string]any, map[string]model.TensorMeta) ([]model.TensorPlan, error) {
+				return []model.TensorPlan{plan}, nil
+			})
+			src := copyFixture(t, "llama-f32", func(c map[string]any) { c["model_type"] = typ })
+			root := t.TempDir()
+			_, err := Convert(context.Background(), Options{HFPath: src, MLXPath: filepath.Join(root, "out")})
+			if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), plan.Sources[0]) && !strings.Contains(err.Error(), plan.Name) {
+				t.Fatalf("error %v", err)
+			}
+			t.Log(err)
+			if got := listDir(t, root); len(got) != 0 {
+				t.Errorf("leftovers %v", got)
+			}
+		})
+	}
+}
