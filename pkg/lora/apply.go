@@ -12,6 +12,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/nn"
+	"github.com/mlxgo/mlxgo/pkg/safetensors"
 )
 
 // Trainable is one trainable array, named as in adapters.safetensors
@@ -481,13 +482,41 @@ func (t *Tuned) Tensors() (map[string]Tensor, error) {
 	return out, nil
 }
 
-// Save writes the trainable arrays to path (mlx_lm's adapter file), atomically.
+// Save writes the trainable arrays to path as mlx_lm's adapter file
+// (metadata {"format": "mlx"}, names sorted), each in its own dtype
+// (adapter matrices are float32; full fine-tuning keeps bf16/f16
+// parameters in their dtype), atomically.
 func (t *Tuned) Save(path string) error {
-	ts, err := t.Tensors()
-	if err != nil {
+	arrs := t.Arrays()
+	if err := engine.Eval(arrs...); err != nil {
 		return err
 	}
-	return SaveTensors(path, ts)
+	idx := make([]int, len(arrs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return t.Params[idx[a]].Name < t.Params[idx[b]].Name })
+	data := make([]safetensors.Data, 0, len(arrs))
+	for _, i := range idx {
+		a := arrs[i]
+		var dt safetensors.DType
+		switch a.DType() {
+		case engine.Float32:
+			dt = safetensors.F32
+		case engine.BFloat16:
+			dt = safetensors.BF16
+		case engine.Float16:
+			dt = safetensors.F16
+		default:
+			a, dt = engine.AsType(a, engine.Float32), safetensors.F32
+		}
+		raw, err := a.Bytes()
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.Params[i].Name, err)
+		}
+		data = append(data, safetensors.Data{TensorSpec: safetensors.TensorSpec{Name: t.Params[i].Name, DType: dt, Shape: a.Shape()}, Bytes: raw})
+	}
+	return safetensors.Save(path, data, map[string]string{"format": "mlx"})
 }
 
 // ApplyAdapter puts a loaded adapter on m for inference (or to continue

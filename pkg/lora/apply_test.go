@@ -249,3 +249,41 @@ func TestApplyErrors(t *testing.T) {
 		t.Errorf("bad key: %v", err)
 	}
 }
+
+// A full fine-tune of a bf16 model saves its parameters in bf16 (as mlx_lm
+// saves trainable parameters in their dtype) and loads them back.
+func TestFullSaveKeepsDType(t *testing.T) {
+	m := loadModel(t, filepath.Join(modelsDir, "llama-bf16"))
+	tuned, err := Apply(m, ApplyOptions{FineTuneType: "full", NumLayers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), AdapterFile)
+	if err := tuned.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if len(f.Names()) != 9 {
+		t.Errorf("%d tensors, want 9", len(f.Names()))
+	}
+	for _, n := range f.Names() {
+		if info, _ := f.Info(n); info.DType != safetensors.BF16 || !strings.HasPrefix(n, "model.layers.1.") {
+			t.Errorf("%s: %s", n, info.DType)
+		}
+	}
+	ts, err := ReadTensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := forward(t, m, []int32{5, 6, 7})
+	if err := tuned.Load(ts, path, true); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := maxDiff(forward(t, m, []int32{5, 6, 7}), before); d != 0 {
+		t.Errorf("reloading the saved parameters changed the logits by %g", d)
+	}
+}
