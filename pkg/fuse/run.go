@@ -77,11 +77,7 @@ func (j *job) run(w *st.Writer, scale float32) (*LayerReport, error) {
 	if base == nil {
 		return nil, nil
 	}
-	fused, err := dequantize(qw, qs, qb, j.dtype, cols, j.dst)
-	if err != nil {
-		return nil, err
-	}
-	return j.survival(base, vals, fused), nil
+	return j.survival(base, vals, qw, qs, qb)
 }
 
 // values returns the layer's weight as float32 values in its dtype's

@@ -3,6 +3,7 @@ package fuse
 import (
 	"math"
 
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/quant"
 )
 
@@ -21,7 +22,10 @@ import (
 // away change (error 1) and noise swamping it (error > 1), while the
 // quantization noise outside the adapter's directions, which the base has
 // too, does not count.
-func (j *job) survival(base, want, got []float32) *LayerReport {
+//
+// It holds no full-size copy beyond its arguments: Q(W') is decoded and
+// compared a block of rows at a time.
+func (j *job) survival(base, want []float32, qw []uint32, qs, qb []byte) (*LayerReport, error) {
 	r := &LayerReport{Path: j.path, Bits: j.dst.Bits, GroupSize: j.dst.GroupSize}
 	var dd float64
 	for i := range want {
@@ -31,46 +35,101 @@ func (j *job) survival(base, want, got []float32) *LayerReport {
 	r.DeltaNorm = math.Sqrt(dd)
 	r.Error, r.Kept = math.NaN(), math.NaN()
 	if dd == 0 {
-		return r
+		return r, nil
 	}
-	e := make([]float64, len(want)) // Q(W') − W'
-	for i := range want {
-		e[i] = float64(got[i]) - float64(want[i])
+	cols := j.shape[len(j.shape)-1]
+	rows := len(want) / cols
+
+	// The adapter's subspace: per matrix (one, or one per expert) an
+	// orthonormal basis u of its output side and v of its input side.
+	// None for DoRA and full fine-tunes, whose change is not low-rank.
+	var us, vs [][][]float64
+	perMatrix := rows
+	if j.kind == jobMerge && j.m == nil {
+		rank := j.a.Shape[1]
+		switch j.layer {
+		case quant.SwitchLinear: // ΔW[e] = scale · b[e] [out, r] · a[e] [r, in]
+			E, out, in := j.shape[0], j.shape[1], j.shape[2]
+			perMatrix = out
+			for x := 0; x < E; x++ {
+				us = append(us, basis(out, rank, func(k, i int) float32 { return j.b.Data[(x*out+i)*rank+k] }))
+				vs = append(vs, basis(in, rank, func(k, i int) float32 { return j.a.Data[(x*rank+k)*in+i] }))
+			}
+		case quant.Embedding: // ΔE = scale · a [V, r] · b [r, D]
+			us = append(us, basis(rows, rank, func(k, i int) float32 { return j.a.Data[i*rank+k] }))
+			vs = append(vs, basis(cols, rank, func(k, i int) float32 { return j.b.Data[k*cols+i] }))
+		default: // ΔW = scale · bᵀ [out, r] · aᵀ [r, in]
+			us = append(us, basis(rows, rank, func(k, i int) float32 { return j.b.Data[k*rows+i] }))
+			vs = append(vs, basis(cols, rank, func(k, i int) float32 { return j.a.Data[i*rank+k] }))
+		}
+	}
+
+	// E = Q(W') − W', a block of rows at a time: either its squared norm
+	// or E·V, one row of coefficients per row of E.
+	var ev [][]float64
+	if us != nil {
+		ev = make([][]float64, rows)
+	}
+	pc := quant.PackedCols(cols, j.dst.Bits)
+	ng := cols / j.dst.GroupSize
+	es, _ := j.dtype.Size()
+	block := max(1, (1<<20)/cols)
+	sums := make([]float64, rows)
+	for r0 := 0; r0 < rows; r0 += block {
+		r1 := min(rows, r0+block)
+		got, err := dequantize(qw[r0*pc:r1*pc], qs[r0*ng*es:r1*ng*es], qb[r0*ng*es:r1*ng*es], j.dtype, cols, j.dst)
+		if err != nil {
+			return nil, err
+		}
+		kernels.Parallel(r1-r0, 16, func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				row := r0 + o
+				g := got[o*cols : (o+1)*cols]
+				w := want[row*cols : (row+1)*cols]
+				if ev == nil {
+					var s float64
+					for i := range g {
+						d := float64(g[i]) - float64(w[i])
+						s += d * d
+					}
+					sums[row] = s
+					continue
+				}
+				v := vs[row/perMatrix]
+				c := make([]float64, len(v))
+				for k, vk := range v {
+					var s float64
+					for i := range g {
+						s += (float64(g[i]) - float64(w[i])) * vk[i]
+					}
+					c[k] = s
+				}
+				ev[row] = c
+			}
+		})
 	}
 	var ee float64
-	switch {
-	case j.kind != jobMerge || j.m != nil:
-		// DoRA and full fine-tunes: the change is not low-rank.
-		for _, v := range e {
-			ee += v * v
+	if ev == nil {
+		for _, s := range sums {
+			ee += s
 		}
-	case j.layer == quant.SwitchLinear:
-		// ΔW[e] = scale · b[e] [out, r] · a[e] [r, in]
-		E, out, in := j.shape[0], j.shape[1], j.shape[2]
-		rank := j.a.Shape[1]
-		for x := 0; x < E; x++ {
-			u := basis(out, rank, func(k, i int) float32 { return j.b.Data[(x*out+i)*rank+k] })
-			v := basis(in, rank, func(k, i int) float32 { return j.a.Data[(x*rank+k)*in+i] })
-			ee += projected(e[x*out*in:(x+1)*out*in], out, in, u, v)
+	} else {
+		// ‖Uᵀ·(E·V)‖² per matrix
+		for m := range us {
+			for _, u := range us[m] {
+				for k := range vs[m] {
+					var s float64
+					for o, uo := range u {
+						s += uo * ev[m*perMatrix+o][k]
+					}
+					ee += s * s
+				}
+			}
 		}
-	case j.layer == quant.Embedding:
-		// ΔE = scale · a [V, r] · b [r, D]
-		rows, cols := j.shape[0], j.shape[1]
-		rank := j.a.Shape[1]
-		u := basis(rows, rank, func(k, i int) float32 { return j.a.Data[i*rank+k] })
-		v := basis(cols, rank, func(k, i int) float32 { return j.b.Data[k*cols+i] })
-		ee = projected(e, rows, cols, u, v)
-	default:
-		// ΔW = scale · bᵀ [out, r] · aᵀ [r, in]
-		rows, cols := j.shape[0], j.shape[1]
-		rank := j.a.Shape[1]
-		u := basis(rows, rank, func(k, i int) float32 { return j.b.Data[k*rows+i] })
-		v := basis(cols, rank, func(k, i int) float32 { return j.a.Data[i*rank+k] })
-		ee = projected(e, rows, cols, u, v)
 	}
 	r.Error = math.Sqrt(ee / dd)
 	r.Kept = math.Max(0, 1-r.Error)
-	return r
+	return r, nil
 }
 
 // basis returns an orthonormal basis (modified Gram-Schmidt, float64) of
@@ -108,33 +167,4 @@ func basis(n, k int, at func(k, i int) float32) [][]float64 {
 		out = append(out, v)
 	}
 	return out
-}
-
-// projected is ‖Uᵀ·E·V‖², the squared norm of E [rows, cols] projected
-// onto span(U) ⊗ span(V).
-func projected(e []float64, rows, cols int, u, v [][]float64) float64 {
-	ev := make([][]float64, len(v)) // E·V, one column per basis vector
-	for c, vc := range v {
-		col := make([]float64, rows)
-		for o := 0; o < rows; o++ {
-			row := e[o*cols : (o+1)*cols]
-			var s float64
-			for i, x := range row {
-				s += x * vc[i]
-			}
-			col[o] = s
-		}
-		ev[c] = col
-	}
-	var ss float64
-	for _, uc := range u {
-		for _, col := range ev {
-			var s float64
-			for o, x := range col {
-				s += uc[o] * x
-			}
-			ss += s * s
-		}
-	}
-	return ss
 }
