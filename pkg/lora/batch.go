@@ -35,6 +35,17 @@ type Batcher struct {
 
 // NewBatcher checks there are enough examples and builds the length-sorted groups.
 func NewBatcher(examples []Example, batchSize, maxSeqLen int, seed uint32) (*Batcher, error) {
+	return newBatcher(examples, batchSize, maxSeqLen, newMT19937(seed))
+}
+
+// Sibling is a Batcher over other examples drawing its permutations from
+// b's generator, as every iterate_batches call of mlx_lm draws from numpy's
+// one global generator (validation batches interleave with training epochs).
+func (b *Batcher) Sibling(examples []Example, batchSize, maxSeqLen int) (*Batcher, error) {
+	return newBatcher(examples, batchSize, maxSeqLen, b.rng)
+}
+
+func newBatcher(examples []Example, batchSize, maxSeqLen int, rng *mt19937) (*Batcher, error) {
 	if batchSize < 1 {
 		return nil, fmt.Errorf("batch size must be at least 1, got %d", batchSize)
 	}
@@ -50,7 +61,7 @@ func NewBatcher(examples []Example, batchSize, maxSeqLen int, seed uint32) (*Bat
 	for i := 0; i+batchSize <= len(idx); i += batchSize {
 		groups = append(groups, idx[i:i+batchSize])
 	}
-	b := &Batcher{examples: examples, groups: groups, batchSize: batchSize, maxSeqLen: maxSeqLen, rng: newMT19937(seed)}
+	b := &Batcher{examples: examples, groups: groups, batchSize: batchSize, maxSeqLen: maxSeqLen, rng: rng}
 	b.order = b.rng.permutation(len(groups))
 	return b, nil
 }

@@ -31,3 +31,45 @@ func TestMT19937(t *testing.T) {
 		}
 	}
 }
+
+// A Sibling draws from the same generator, as mlx_lm's validation batches
+// draw from numpy's global one between training epochs. numpy 1.24:
+// seed(0); permutation(10), permutation(4), permutation(10).
+func TestSiblingSharesGenerator(t *testing.T) {
+	ex := func(n int) []Example {
+		var out []Example
+		for i := 0; i < n; i++ {
+			out = append(out, Example{Tokens: make([]int, i+2)}) // length-sorted = index order
+		}
+		return out
+	}
+	order := func(b *Batcher, n int) []int {
+		var got []int
+		for i := 0; i < n; i++ {
+			batch, ok := b.Next()
+			if !ok {
+				t.Fatal("batcher ended early")
+			}
+			got = append(got, batch.Lengths[0]-2)
+		}
+		return got
+	}
+	train, err := NewBatcher(ex(10), 1, 64, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train.Loop = true
+	if got := order(train, 10); !slices.Equal(got, []int{2, 8, 4, 9, 1, 6, 7, 3, 0, 5}) {
+		t.Errorf("epoch 1: %v", got)
+	}
+	val, err := train.Sibling(ex(4), 1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := order(val, 4); !slices.Equal(got, []int{1, 3, 2, 0}) {
+		t.Errorf("validation: %v", got)
+	}
+	if got := order(train, 10); !slices.Equal(got, []int{5, 2, 3, 4, 9, 0, 7, 6, 1, 8}) {
+		t.Errorf("epoch 2: %v", got)
+	}
+}

@@ -115,7 +115,11 @@ func Train(ctx context.Context, m model.Model, t *Tuned, opt optim.Optimizer, sc
 		batch, _ := batches.Next()
 		if len(valid) > 0 && (it == 1 || it%o.StepsPerEval == 0 || it == o.Iters) {
 			tic := time.Now()
-			vl, err := Evaluate(m, t, valid, o.BatchSize, o.ValBatches, o.MaxSeqLength, o.Mask, o.Seed)
+			vb, err := batches.Sibling(valid, o.BatchSize, o.MaxSeqLength)
+			if err != nil {
+				return st, fmt.Errorf("validation set: %w", err)
+			}
+			vl, err := evaluate(m, t, vb, o.ValBatches, o.Mask)
 			if err != nil {
 				return st, fmt.Errorf("validation at iteration %d: %w", it, err)
 			}
@@ -245,15 +249,18 @@ func Step(m model.Model, t *Tuned, opt optim.Optimizer, batch Batch, mode MaskMo
 }
 
 // Evaluate is mlx_lm's evaluate: the token-weighted mean loss over up to
-// numBatches batches (-1: all) of examples, in one pass without shuffling
-// beyond the batcher's seeded order.
+// numBatches batches (-1: all) of examples, one epoch in the seeded order.
 func Evaluate(m model.Model, t *Tuned, examples []Example, batchSize, numBatches, maxSeqLen int, mode MaskMode, seed uint32) (float64, error) {
-	if t != nil {
-		t.Dropout.Training = false
-	}
 	b, err := NewBatcher(examples, batchSize, maxSeqLen, seed)
 	if err != nil {
 		return 0, err
+	}
+	return evaluate(m, t, b, numBatches, mode)
+}
+
+func evaluate(m model.Model, t *Tuned, b *Batcher, numBatches int, mode MaskMode) (float64, error) {
+	if t != nil {
+		t.Dropout.Training = false
 	}
 	var sum float64
 	var total int
