@@ -165,14 +165,9 @@ func (w *Weights) Embedding(dst *nn.Embedder, path string, vocab, dim int) {
 func (w *Weights) SwitchLinear(dst *nn.SwitchLayer, path string, experts, in, out int, bias bool) {
 	if spec, ok := w.Quantized(path); ok {
 		q := &nn.QuantizedSwitchLinear{GroupSize: spec.GroupSize, Bits: spec.Bits, Exact: w.exact}
-		ws, ss, err := nn.QuantizedShapes(out, in, spec.GroupSize, spec.Bits)
-		if err != nil {
-			w.fail(fmt.Errorf("%s: %w", path, err))
+		if !w.quantizedN(path, spec, []int{experts}, out, in, &q.Weight, &q.Scales, &q.Biases) {
 			return
 		}
-		w.Tensor(&q.Weight, path+".weight", append([]int{experts}, ws...)...)
-		w.Tensor(&q.Scales, path+".scales", append([]int{experts}, ss...)...)
-		w.Tensor(&q.Biases, path+".biases", append([]int{experts}, ss...)...)
 		if bias {
 			w.Tensor(&q.Bias, path+".bias", experts, out)
 		}
@@ -215,6 +210,12 @@ func (w *Weights) float(dst **engine.Array, name string, shape ...int) {
 
 // quantized fills the packed weight, scales and biases of a [rows, cols] matrix.
 func (w *Weights) quantized(path string, spec QuantSpec, rows, cols int, wt, sc, bi **engine.Array) bool {
+	return w.quantizedN(path, spec, nil, rows, cols, wt, sc, bi)
+}
+
+// quantizedN fills the packed weight, scales and biases of a [lead...,
+// rows, cols] stack of matrices (lead is [E] for SwitchLinear experts).
+func (w *Weights) quantizedN(path string, spec QuantSpec, lead []int, rows, cols int, wt, sc, bi **engine.Array) bool {
 	if spec.Mode != "" && spec.Mode != "affine" {
 		w.fail(fmt.Errorf("%s: quantization mode %q is not supported yet (affine only)", path, spec.Mode))
 		return false
@@ -228,6 +229,8 @@ func (w *Weights) quantized(path string, spec QuantSpec, rows, cols int, wt, sc,
 		w.fail(fmt.Errorf("%s: %w", path, err))
 		return false
 	}
+	ws = append(append([]int(nil), lead...), ws...)
+	ss = append(append([]int(nil), lead...), ss...)
 	if w.random != nil {
 		w.random.quantized(path, spec, ws, ss)
 	}

@@ -192,20 +192,16 @@ func TestMLXLayout(t *testing.T) {
 	}
 }
 
-// TestQuantizedInMemory builds a small qwen3_next with every linear layer (and
-// the embedding) 4-bit quantized (random codes; head dim 32, so the KV
+// TestQuantizedInMemory builds a small qwen3_next with every linear layer (the
+// experts' stacked SwitchLinear weights included, and the embedding) 4-bit quantized (random codes; head dim 32, so the KV
 // cache can be quantized too) and checks an 8-bit quantized KV cache
 // against the full forward (exact before the quantized start).
 func TestQuantizedInMemory(t *testing.T) {
 	cfg, err := model.NewConfig(map[string]any{
 		"model_type": "qwen3_next", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
 		"num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 256, "rms_norm_eps": 1e-5,
-		// Experts stay float: RandomModel cannot make quantized SwitchLinear
-		// weights yet (pkg/model's SwitchLinear skips its random codes).
-		"quantization": map[string]any{"group_size": 32, "bits": 4,
-			"model.layers.0.mlp.switch_mlp.gate_proj": false, "model.layers.0.mlp.switch_mlp.up_proj": false, "model.layers.0.mlp.switch_mlp.down_proj": false,
-			"model.layers.1.mlp.switch_mlp.gate_proj": false, "model.layers.1.mlp.switch_mlp.up_proj": false, "model.layers.1.mlp.switch_mlp.down_proj": false},
-		"layer_types": []string{"full_attention", "linear_attention"}, "linear_num_value_heads": 2, "linear_num_key_heads": 1, "linear_key_head_dim": 32, "linear_value_head_dim": 32, "linear_conv_kernel_dim": 4, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32, "norm_topk_prob": true,
+		"quantization": map[string]any{"group_size": 32, "bits": 4},
+		"layer_types":  []string{"full_attention", "linear_attention"}, "linear_num_value_heads": 2, "linear_num_key_heads": 1, "linear_key_head_dim": 32, "linear_value_head_dim": 32, "linear_conv_kernel_dim": 4, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32, "norm_topk_prob": true,
 	})
 	if err != nil {
 		t.Fatal(err)
