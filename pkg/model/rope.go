@@ -147,8 +147,13 @@ func (rc RopeConfig) Resolve(dims int, traditional bool, maxPositions int) (*Rop
 		corr := func(rot float64) float64 {
 			return float64(dims) * math.Log(orig/(rot*2*math.Pi)) / (2 * math.Log(base))
 		}
-		lo := max(math.Floor(corr(betaFast)), 0)
-		hi := min(math.Ceil(corr(betaSlow)), float64(dims-1))
+		// transformers rounds the correction range outwards unless
+		// "truncate" is false (gpt-oss); the clamp applies either way.
+		lo, hi := corr(betaFast), corr(betaSlow)
+		if t, ok := rc.Scaling["truncate"].(bool); !ok || t {
+			lo, hi = math.Floor(lo), math.Ceil(hi)
+		}
+		lo, hi = max(lo, 0), min(hi, float64(dims-1))
 		if lo == hi {
 			hi += 0.001
 		}

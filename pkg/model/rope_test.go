@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 )
@@ -73,13 +74,16 @@ func hfLlama3(base float64, dim int, factor, low, high, old float64) []float64 {
 	return out
 }
 
-// hfYarn is transformers' _compute_yarn_parameters (truncate=True).
-func hfYarn(base float64, dim int, factor, orig, betaFast, betaSlow float64) ([]float64, float64) {
+// hfYarn is transformers' _compute_yarn_parameters.
+func hfYarn(base float64, dim int, factor, orig, betaFast, betaSlow float64, truncate bool) ([]float64, float64) {
 	corrDim := func(rot float64) float64 {
 		return float64(dim) * math.Log(orig/(rot*2*math.Pi)) / (2 * math.Log(base))
 	}
-	low := math.Max(math.Floor(corrDim(betaFast)), 0)
-	high := math.Min(math.Ceil(corrDim(betaSlow)), float64(dim-1))
+	low, high := corrDim(betaFast), corrDim(betaSlow)
+	if truncate {
+		low, high = math.Floor(low), math.Ceil(high)
+	}
+	low, high = math.Max(low, 0), math.Min(high, float64(dim-1))
 	if low == high {
 		high += 0.001
 	}
@@ -116,10 +120,20 @@ func TestRopeMatchesTransformers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, att := hfYarn(1e6, 128, 4, 32768, 32, 1)
+	want, att := hfYarn(1e6, 128, 4, 32768, 32, 1, true)
 	closeAll(t, "yarn", y.InvFreqs(10), want)
 	if math.Abs(y.InputScale-att) > 1e-12 {
 		t.Fatalf("yarn attention factor %g, want %g", y.InputScale, att)
+	}
+	// gpt-oss: "truncate": false keeps the correction range fractional.
+	for _, trunc := range []bool{true, false} {
+		gc := RopeConfig{Theta: 150000, Type: "yarn", Scaling: map[string]any{"factor": 32.0, "original_max_position_embeddings": 4096.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": trunc}}
+		g, err := gc.Resolve(64, false, 131072)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := hfYarn(150000, 64, 32, 4096, 32, 1, trunc)
+		closeAll(t, fmt.Sprintf("yarn truncate=%v", trunc), g.InvFreqs(1), want)
 	}
 
 	lin, _ := RopeConfig{Theta: 10000, Type: "linear", Scaling: map[string]any{"factor": 2.0}}.Resolve(8, true, 0)

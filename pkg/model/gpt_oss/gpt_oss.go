@@ -16,7 +16,6 @@ package gpt_oss
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
@@ -183,10 +182,8 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 	return m, w.Err()
 }
 
-// resolveRope builds the rotary embedding. transformers honours yarn's
-// "truncate": false (gpt-oss's setting) by not rounding the correction
-// range to whole dims; pkg/model's resolver always rounds, so the periods
-// are recomputed here in that case.
+// resolveRope builds the rotary embedding (yarn with "truncate": false,
+// gpt-oss's setting, is honoured by pkg/model's resolver).
 func resolveRope(cfg *model.Config, dims, maxPos int) (*nn.RoPE, error) {
 	rc, err := cfg.Rope("", 150000)
 	if err != nil {
@@ -195,28 +192,6 @@ func resolveRope(cfg *model.Config, dims, maxPos int) (*nn.RoPE, error) {
 	r, err := rc.Resolve(dims, false, maxPos)
 	if err != nil {
 		return nil, cfg.Errorf("%v", err)
-	}
-	if trunc, ok := rc.Scaling["truncate"].(bool); ok && !trunc && rc.Type == "yarn" {
-		f := func(key string, def float64) float64 {
-			if v, ok := rc.Scaling[key].(float64); ok && v != 0 {
-				return v
-			}
-			return def
-		}
-		factor, orig := f("factor", 1), f("original_max_position_embeddings", 4096)
-		corr := func(rot float64) float64 {
-			return float64(dims) * math.Log(orig/(rot*2*math.Pi)) / (2 * math.Log(rc.Theta))
-		}
-		lo, hi := max(corr(f("beta_fast", 32)), 0), min(corr(f("beta_slow", 1)), float64(dims-1))
-		if lo == hi {
-			hi += 0.001
-		}
-		for i := range r.Periods {
-			p := math.Pow(rc.Theta, float64(2*i)/float64(dims))
-			ramp := math.Min(math.Max((float64(i)-lo)/(hi-lo), 0), 1)
-			// inv_freq = (1−ramp)/p + ramp/(factor·p)
-			r.Periods[i] = 1 / ((1-ramp)/p + ramp/(factor*p))
-		}
 	}
 	return r.NN(), nil
 }
