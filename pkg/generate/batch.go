@@ -101,7 +101,7 @@ func GenerateBatch(ctx context.Context, m model.Model, prompts [][]int, maxToken
 	if st.GenerationTime > 0 {
 		st.GenerationTPS = float64(st.GenerationTokens) / st.GenerationTime
 	}
-	st.PeakMemory = float64(engine.PeakMemory()) / 1e9
+	st.PeakMemory = PeakMemoryGB()
 	return out, st, nil
 }
 

@@ -83,7 +83,7 @@ func Stream(ctx context.Context, g *Generator, tok TextTokenizer, fn func(Respon
 		resp.Token, resp.Logprobs, resp.FromDraft = t.ID, t.Logprobs, t.FromDraft
 		resp.GenerationTokens = n + 1
 		resp.GenerationTPS = float64(n+1) / time.Since(tic).Seconds()
-		resp.PeakMemory = float64(engine.PeakMemory()) / 1e9
+		resp.PeakMemory = PeakMemoryGB()
 		if tok.IsEOS(t.ID) {
 			resp.FinishReason = FinishStop
 			break
@@ -103,9 +103,17 @@ func Stream(ctx context.Context, g *Generator, tok TextTokenizer, fn func(Respon
 	if resp.GenerationTokens > 0 {
 		resp.GenerationTPS = float64(resp.GenerationTokens) / time.Since(tic).Seconds()
 	}
-	resp.PeakMemory = float64(engine.PeakMemory()) / 1e9
+	resp.PeakMemory = PeakMemoryGB()
 	if err := fn(resp); err != nil {
 		return err
 	}
 	return ctxErr
+}
+
+// PeakMemoryGB is the peak memory mlx_lm reports, in GB (1e9 bytes): the
+// allocator's peak plus the memory-mapped weights the model uses in place,
+// which mlx_lm's figure includes because MLX loads weights into its own
+// buffers.
+func PeakMemoryGB() float64 {
+	return float64(engine.PeakMemory()+engine.MappedMemory()) / 1e9
 }
