@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/engine/backend"
 )
 
 // rowsRef applies f to each last-axis row.
@@ -397,4 +399,39 @@ func TestValueAndGradAux(t *testing.T) {
 	if n, _ := outs[1].Item(); n != 4 {
 		t.Errorf("aux output = %v", n)
 	}
+}
+
+// SwiGLU: Multiply(SiLU(g), up) fuses into one node that equals the
+// unfused graph (Sigmoid, Multiply, Multiply) bit for bit in every float
+// dtype, for transposed views and for inputs split over the cores, and
+// differentiates through its composite.
+func TestSwiGLUFused(t *testing.T) {
+	for _, shape := range [][]int{{3, 5}, {70, 1100}} {
+		g, u := randT(shape...), randT(shape...)
+		for _, dt := range []DType{Float32, BFloat16, Float16} {
+			ga, ua := Transpose(g.arrAs(dt), 1, 0), Transpose(u.arrAs(dt), 1, 0)
+			fused := Multiply(SiLU(ga), ua)
+			if p, ok := fused.prim.(fusedPrim); testBackend == "cpu" && (!ok || p.nm != "SwiGLU") {
+				t.Fatalf("Multiply(SiLU(g), up) is not one SwiGLU node: %T", fused.prim)
+			}
+			unfused := binaryOp(backend.Mul, binaryOp(backend.Mul, ga, Sigmoid(ga)), ua)
+			if ok, err := AllClose(fused, unfused, 0, 0); err != nil || !ok {
+				t.Errorf("SwiGLU %v %s differs from the unfused ops (%v)", shape, dt, err)
+			}
+			// operands the other way round, and SiLU alone
+			if ok, err := AllClose(Multiply(ua, SiLU(ga)), unfused, 0, 0); err != nil || !ok {
+				t.Errorf("Multiply(up, SiLU(g)) %v %s differs (%v)", shape, dt, err)
+			}
+			if ok, err := AllClose(SiLU(ga), binaryOp(backend.Mul, ga, Sigmoid(ga)), 0, 0); err != nil || !ok {
+				t.Errorf("SiLU %v %s differs from x·sigmoid(x) (%v)", shape, dt, err)
+			}
+		}
+		want := zip(g, u, func(a, b float64) float64 { return a / (1 + math.Exp(-a)) * b })
+		near(t, "SwiGLU/f32", Multiply(SiLU(g.arr()), u.arr()), want, 1e-6, 2e-6)
+	}
+	// broadcasting up is not fused but still right
+	g, u := randT(2, 4), randT(4)
+	near(t, "SwiGLU/broadcast", Multiply(SiLU(g.arr()), u.arr()),
+		zip(g, tensor{[]int{2, 4}, append(append([]float64{}, u.data...), u.data...)}, func(a, b float64) float64 { return a / (1 + math.Exp(-a)) * b }), 1e-6, 2e-6)
+	gradCheck(t, "SwiGLU", func(xs []*Array) *Array { return Multiply(SiLU(xs[0]), xs[1]) }, randT(2, 3), randT(2, 3))
 }

@@ -377,7 +377,15 @@ func Add(a, b *Array) *Array { return binaryOp(backend.Add, a, b) }
 func Subtract(a, b *Array) *Array { return binaryOp(backend.Sub, a, b) }
 
 // Multiply returns a · b.
-func Multiply(a, b *Array) *Array { return binaryOp(backend.Mul, a, b) }
+func Multiply(a, b *Array) *Array {
+	if r := swiGLU(a, b); r != nil {
+		return r
+	}
+	if r := swiGLU(b, a); r != nil {
+		return r
+	}
+	return binaryOp(backend.Mul, a, b)
+}
 
 // Divide returns a / b (float result for integer inputs, like MLX).
 func Divide(a, b *Array) *Array { return binaryOp(backend.Div, a, b) }

@@ -455,8 +455,49 @@ func sdpaComposite(q, k, v, mask, sinks *Array, o AttentionOptions) *Array {
 	return AsType(Reshape(out, B, H, Lq, Dv), q.dtype)
 }
 
-// SiLU returns x·sigmoid(x).
-func SiLU(x *Array) *Array { return Multiply(x, Sigmoid(x)) }
+// SiLU returns x·sigmoid(x). On a backend with fused activations it is one
+// node, and Multiply(SiLU(g), up) becomes one SwiGLU node (the MLP gate of
+// most architectures), with the unfused ops' roundings.
+func SiLU(x *Array) *Array {
+	f, ok := defaultBackend.(backend.FusedActivation)
+	if !ok || x == nil || x.err != nil || x.weak || !x.dtype.IsFloat() {
+		return siluComposite(x)
+	}
+	return newNode(x.dtype, x.shape, fusedPrim{nm: "SiLU", composite: func(in []*Array) *Array { return siluComposite(in[0]) },
+		run: func(out *Array, in []*Array) error {
+			if err := alloc(out); err != nil {
+				return err
+			}
+			return f.SwiGLU(in[0].view(), nil, out.view())
+		}}, x)
+}
+
+func siluComposite(x *Array) *Array { return binaryOp(backend.Mul, x, Sigmoid(x)) }
+
+// swiGLU returns the fused silu(x)·up when s is an unevaluated SiLU(x) node
+// of up's shape and dtype, else nil.
+func swiGLU(s, up *Array) *Array {
+	if s == nil || up == nil || s.err != nil || up.err != nil || s.st != nil || up.weak {
+		return nil
+	}
+	p, ok := s.prim.(fusedPrim)
+	if !ok || p.nm != "SiLU" || up.dtype != s.dtype || !slices.Equal(up.shape, s.shape) {
+		return nil
+	}
+	f, ok := defaultBackend.(backend.FusedActivation)
+	if !ok {
+		return nil
+	}
+	return newNode(s.dtype, s.shape, fusedPrim{nm: "SwiGLU",
+		composite: func(in []*Array) *Array { return binaryOp(backend.Mul, siluComposite(in[0]), in[1]) },
+		run: func(out *Array, in []*Array) error {
+			if err := alloc(out); err != nil {
+				return err
+			}
+			u := in[1].view()
+			return f.SwiGLU(in[0].view(), &u, out.view())
+		}}, s.inputs[0], up)
+}
 
 // ReLU returns max(x, 0).
 func ReLU(x *Array) *Array { return Maximum(x, Scalar(0)) }

@@ -6,7 +6,7 @@
 // primitive on evaluated inputs into an allocated output. Everything else
 // (graph building, autodiff, composite ops, memory release) lives in the
 // engine. Fused fast paths are optional interfaces (FusedAttention,
-// FusedNorm, FusedRoPE, FusedSoftmax): a backend that lacks one gets the
+// FusedNorm, FusedRoPE, FusedSoftmax, FusedActivation): a backend that lacks one gets the
 // engine's composite of smaller primitives.
 package backend
 
@@ -177,6 +177,14 @@ type FusedNorm interface {
 // offsets[b] + l (op.Offset is then ignored).
 type FusedRoPE interface {
 	RoPE(op RoPE, x View, freqs, offsets *View, out View) error
+}
+
+// FusedActivation computes gated activations in one pass: out = silu(x)
+// (up nil) or silu(x)·up, with silu(x) = x·sigmoid(x). x, up and out have
+// one shape and one float dtype, and each step is rounded to that dtype as
+// the unfused ops (Sigmoid, then two Multiplies) would round it.
+type FusedActivation interface {
+	SwiGLU(x View, up *View, out View) error
 }
 
 // FusedSoftmax computes softmax over the last axis.

@@ -250,13 +250,14 @@ func unsafeBytesU64(w []uint64) []byte {
 }
 
 var (
-	_ backend.Backend        = (*Backend)(nil)
-	_ backend.HostWrapper    = (*Backend)(nil)
-	_ backend.MemoryStats    = (*Backend)(nil)
-	_ backend.FusedAttention = (*Backend)(nil)
-	_ backend.FusedNorm      = (*Backend)(nil)
-	_ backend.FusedRoPE      = (*Backend)(nil)
-	_ backend.FusedSoftmax   = (*Backend)(nil)
+	_ backend.Backend         = (*Backend)(nil)
+	_ backend.HostWrapper     = (*Backend)(nil)
+	_ backend.MemoryStats     = (*Backend)(nil)
+	_ backend.FusedAttention  = (*Backend)(nil)
+	_ backend.FusedNorm       = (*Backend)(nil)
+	_ backend.FusedRoPE       = (*Backend)(nil)
+	_ backend.FusedSoftmax    = (*Backend)(nil)
+	_ backend.FusedActivation = (*Backend)(nil)
 )
 
 func init() {

@@ -49,15 +49,34 @@ func newIter(shape []int, strides ...[]int) iter {
 			it.strides[k] = []int{0}
 		}
 	}
-	// Split one very long row so it can run in parallel.
-	if len(it.shape) == 1 && it.shape[0] >= 1<<16 && it.shape[0]%4096 == 0 {
+	// Split one very long row so it can run in parallel: into rows of 4096,
+	// or of another length in [1024, 8192] that divides it.
+	if len(it.shape) == 1 && it.shape[0] >= 1<<16 {
 		n := it.shape[0]
-		it.shape = []int{n / 4096, 4096}
-		for k, st := range it.strides {
-			it.strides[k] = []int{st[0] * 4096, st[0]}
+		if d := rowSplit(n); d > 0 {
+			it.shape = []int{n / d, d}
+			for k, st := range it.strides {
+				it.strides[k] = []int{st[0] * d, st[0]}
+			}
 		}
 	}
 	return it
+}
+
+// rowSplit returns a divisor of n in [1024, 8192], the one nearest 4096
+// from below first, or 0.
+func rowSplit(n int) int {
+	for d := 4096; d >= 1024; d-- {
+		if n%d == 0 {
+			return d
+		}
+	}
+	for d := 4097; d <= 8192; d++ {
+		if n%d == 0 {
+			return d
+		}
+	}
+	return 0
 }
 
 // rows calls fn for every innermost row, in parallel over outer rows. offs

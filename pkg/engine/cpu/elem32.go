@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
@@ -102,11 +103,7 @@ func unary32(op backend.UnaryOp) func(x []float32) {
 			}
 		}
 	case backend.Sigmoid:
-		return func(x []float32) {
-			for i, v := range x {
-				x[i] = 1 / (1 + expf(-v))
-			}
-		}
+		return func(x []float32) { sigmoid32(x, x) }
 	case backend.Square:
 		return func(x []float32) {
 			for i, v := range x {
@@ -229,4 +226,77 @@ func binaryFast(op backend.BinaryOp, a, b, out backend.View) bool {
 		}
 	})
 	return true
+}
+
+// sigmoid32 writes 1/(1+e^−x) for each x of src into dst (same length; dst
+// may be src). Sigmoid and the fused SwiGLU share it, so fused and unfused
+// graphs give the same values.
+func sigmoid32(dst, src []float32) {
+	if sigmoidFast(dst, src) {
+		return
+	}
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = 1 / (1 + expf(-v))
+	}
+}
+
+// roundF32 rounds each value of x to the precision of dt (floats only).
+func roundF32(dt backend.DType, x []float32) {
+	switch dt {
+	case backend.BFloat16:
+		for i, v := range x {
+			x[i] = kernels.BF16ToF32(kernels.F32ToBF16(v))
+		}
+	case backend.Float16:
+		for i, v := range x {
+			x[i] = kernels.F16ToF32(kernels.F32ToF16(v))
+		}
+	}
+}
+
+// SwiGLU computes silu(x) = x·sigmoid(x), times up when given, in float32
+// blocks: sigmoid rounded to the output dtype, the product with x rounded,
+// then the product with up rounded on store (the unfused graph's roundings).
+func (c *Backend) SwiGLU(x backend.View, up *backend.View, out backend.View) error {
+	if !allFloat(x, out) || (up != nil && !allFloat(*up)) {
+		return fmt.Errorf("cpu: SwiGLU: float operands required, got %s", x.DType)
+	}
+	strides := [][]int{x.Strides, out.Strides}
+	base := []int{x.Offset, out.Offset}
+	if up != nil {
+		strides = append(strides, up.Strides)
+		base = append(base, up.Offset)
+	}
+	dt := out.DType
+	it := newIter(out.Shape, strides...)
+	it.rows(base, func(offs, inner []int, n int) {
+		bx, bs := getF32(min(block, n)), getF32(min(block, n))
+		defer func() { putF32(bx); putF32(bs) }()
+		var bu []float32
+		if up != nil {
+			bu = getF32(min(block, n))
+			defer putF32(bu)
+		}
+		for s := 0; s < n; s += block {
+			m := min(block, n-s)
+			xv, sv := bx[:m], bs[:m]
+			load32(xv, x, offs[0]+s*inner[0], inner[0])
+			sigmoid32(sv, xv)
+			roundF32(dt, sv)
+			for i := range xv {
+				xv[i] *= sv[i]
+			}
+			if up != nil {
+				roundF32(dt, xv)
+				uv := bu[:m]
+				load32(uv, *up, offs[2]+s*inner[2], inner[2])
+				for i := range xv {
+					xv[i] *= uv[i]
+				}
+			}
+			store32(xv, out, offs[1]+s*inner[1], inner[1])
+		}
+	})
+	return nil
 }
