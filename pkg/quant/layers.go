@@ -63,6 +63,36 @@ func GuessLayer(name string, shape []int) Layer {
 	return l
 }
 
+// plainGates lists, per model type (after mlx_lm's remapping), the module
+// path suffixes whose 2-D weight looks like a Linear's but belongs to a
+// module without to_quantized in mlx_lm, so nn.quantize never touches it:
+// the MoEGate routers of DeepSeek-V3 and GLM-4-MoE (mlp.gate.weight, next
+// to e_score_correction_bias).
+var plainGates = map[string][]string{
+	"deepseek_v3": {"mlp.gate"},
+	"glm4_moe":    {"mlp.gate"},
+}
+
+func plainGate(modelType, path string) bool {
+	for _, sfx := range plainGates[modelType] {
+		if strings.HasSuffix(path, sfx) {
+			return true
+		}
+	}
+	return false
+}
+
+// ModelLayer is GuessLayer for a weight of a model of modelType (after
+// mlx_lm's remapping): modules that are plain parameters in mlx_lm's model
+// (DeepSeek-V3's and GLM-4-MoE's MoEGate router) are not quantizable.
+func ModelLayer(modelType, name string, shape []int) Layer {
+	l := GuessLayer(name, shape)
+	if plainGate(modelType, l.Path) {
+		l.Kind = NotQuantizable
+	}
+	return l
+}
+
 // Choice is a predicate's answer for one layer, like the False, True or
 // dict a Python quant_predicate returns.
 type Choice struct {
@@ -289,8 +319,16 @@ func router8() Choice { return Choice{Params: map[string]any{"group_size": 64, "
 // ModelPredicate is the quant_predicate of an mlx_lm model (config.json
 // model_type, after mlx_lm's remapping), or nil when it has none: MoE
 // routers and gates stay at 8 bits, group 64. cfg is the parsed config.json,
-// consulted where the predicate depends on it.
+// consulted where the predicate depends on it. For deepseek_v3 and
+// glm4_moe, which have no quant_predicate, it skips the MoEGate router
+// (mlx_lm cannot quantize that module; see ModelLayer), so a caller that
+// guesses layers by name alone still leaves it in float.
 func ModelPredicate(modelType string, cfg map[string]any) Predicate {
+	if _, ok := plainGates[modelType]; ok {
+		return func(l Layer) (Choice, error) {
+			return Choice{Skip: plainGate(modelType, l.Path)}, nil
+		}
+	}
 	suffix := func(ends ...string) Predicate {
 		return func(l Layer) (Choice, error) {
 			for _, e := range ends {

@@ -154,7 +154,7 @@ func TestModelPredicates(t *testing.T) {
 			t.Errorf("%s q_proj: %+v", mt, c)
 		}
 	}
-	for _, mt := range []string{"llama", "qwen2", "mixtral", "deepseek_v3"} {
+	for _, mt := range []string{"llama", "qwen2", "mixtral", "qwen3_moe_not", "minimax_m3"} {
 		if ModelPredicate(mt, nil) != nil {
 			t.Errorf("%s has a predicate", mt)
 		}
@@ -260,5 +260,45 @@ func TestPackedParams(t *testing.T) {
 	}
 	if got := PackedParams([]int{8, 96, 3 * 64 / 32 * 1}, 3); got != 8*96*64 {
 		t.Errorf("3-bit: %d", got)
+	}
+}
+
+// TestMoEGateNotQuantized: DeepSeek-V3's and GLM-4-MoE's mlp.gate is
+// mlx_lm's MoEGate (a plain weight, no to_quantized): never quantized,
+// no config entry, whether layers are guessed by name (the model's
+// predicate skips it) or by ModelLayer; qwen3_moe's Linear gate of the
+// same shape still gets its 8-bit override.
+func TestMoEGateNotQuantized(t *testing.T) {
+	for _, mt := range []string{"deepseek_v3", "glm4_moe"} {
+		p := mustPlan(t, 32, 4, ModelPredicate(mt, nil), nil)
+		d, err := p.Decide(GuessLayer("model.layers.1.mlp.gate.weight", []int{8, 64}))
+		if err != nil || d.Quantize {
+			t.Errorf("%s mlp.gate by name: %+v %v", mt, d, err)
+		}
+		if l := ModelLayer(mt, "model.layers.1.mlp.gate.weight", []int{8, 64}); l.Kind != NotQuantizable {
+			t.Errorf("%s ModelLayer(mlp.gate) = %v", mt, l.Kind)
+		}
+		for _, name := range []string{"model.layers.1.mlp.gate_proj.weight", "model.layers.1.mlp.shared_experts.gate_proj.weight", "model.layers.1.self_attn.q_b_proj.weight"} {
+			d, err = p.Decide(ModelLayer(mt, name, []int{8, 64}))
+			if err != nil || !d.Quantize || d.Bits != 4 {
+				t.Errorf("%s %s: %+v %v", mt, name, d, err)
+			}
+		}
+		want := map[string]any{"group_size": 32, "bits": 4, "mode": "affine"}
+		if !reflect.DeepEqual(p.Config(), want) {
+			t.Errorf("%s config %v", mt, p.Config())
+		}
+		// A mixed recipe with ModelLayer leaves it alone too.
+		mixed, err := MixedRecipe("mixed_3_6", 4, 0, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm := mustPlan(t, 32, 4, mixed, nil)
+		if d, _ := pm.Decide(ModelLayer(mt, "model.layers.1.mlp.gate.weight", []int{8, 64})); d.Quantize {
+			t.Errorf("%s mixed recipe quantizes mlp.gate", mt)
+		}
+	}
+	if l := ModelLayer("qwen3_moe", "model.layers.1.mlp.gate.weight", []int{8, 64}); l.Kind != Linear {
+		t.Errorf("qwen3_moe mlp.gate kind %v", l.Kind)
 	}
 }

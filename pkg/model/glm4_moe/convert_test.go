@@ -3,6 +3,7 @@ package glm4_moe_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/convert"
@@ -10,6 +11,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/model/glm4_moe"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 	"github.com/mlxgo/mlxgo/pkg/nn"
+	"github.com/mlxgo/mlxgo/pkg/safetensors"
 )
 
 // TestConvert converts the HF fixture (per-expert tensors) to an MLX
@@ -41,6 +43,17 @@ func TestConvert(t *testing.T) {
 			if _, err := convert.Convert(context.Background(), o); err != nil {
 				t.Fatal(err)
 			}
+			// The router (mlx_lm's MoEGate, not a Linear) stays in float.
+			stm, err := safetensors.OpenModel(o.MLXPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range stm.Entries() {
+				if strings.HasSuffix(e.Name, "mlp.gate.scales") {
+					t.Errorf("convert quantized the router: %s", e.Name)
+				}
+			}
+			stm.Close()
 			for _, exact := range []bool{true, false} {
 				m, _, err := model.Load(o.MLXPath, model.LoadOptions{ExactQuantized: exact})
 				if err != nil {
