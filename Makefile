@@ -8,9 +8,10 @@ BIN ?= bin/mlxgo
 build:
 	$(GO) build -trimpath -o $(BIN) .
 
-# The main job: build, then run the command-line tool.
+# The main job: build, then generate offline with the tiny llama checkpoint
+# in testdata (random test weights: the text is gibberish, the pipeline real).
 run: build
-	./$(BIN) --help
+	./$(BIN) generate --model testdata/models/llama-f32 --ignore-chat-template --prompt "Once upon a time, " --max-tokens 32
 
 test:
 	$(GO) test ./...
