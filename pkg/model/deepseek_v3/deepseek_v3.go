@@ -24,7 +24,6 @@ package deepseek_v3
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -554,7 +553,7 @@ func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.
 		}
 	}
 	names := [][2]string{{"gate_proj", "gate_proj"}, {"up_proj", "up_proj"}, {"down_proj", "down_proj"}}
-	plan, err := stackExperts(kept, int(E), ".mlp.experts.", ".mlp.switch_mlp.", names)
+	plan, err := model.StackExperts(kept, int(E), ".mlp.experts.", ".mlp.switch_mlp.", names)
 	if err != nil {
 		return nil, err
 	}
@@ -566,72 +565,4 @@ func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-// stackExperts returns a plan that copies every tensor except per-expert
-// ones, "<prefix>N<from>E.<src>.<suffix>" (e.g. "model.layers.0" +
-// ".block_sparse_moe.experts." + "3" + ".w1.weight"), which it stacks over
-// e = 0..E−1 into "<prefix>N<to><dst>.<suffix>" for each {src, dst} in
-// names. Every expert of a stacked tensor must be present with one shape.
-func stackExperts(tensors map[string]model.TensorMeta, E int, from, to string, names [][2]string) ([]model.TensorPlan, error) {
-	type key struct{ prefix, src, suffix string }
-	groups := map[key]bool{}
-	var plan []model.TensorPlan
-	for _, p := range model.IdentityPlan(tensors) {
-		i := strings.Index(p.Name, from)
-		if i < 0 {
-			plan = append(plan, p)
-			continue
-		}
-		rest := p.Name[i+len(from):] // "3.w1.weight"
-		parts := strings.SplitN(rest, ".", 3)
-		if len(parts) != 3 {
-			return nil, fmt.Errorf("tensor %q: expected %s<expert>.<name>.<weight|scales|biases>", p.Name, from)
-		}
-		if _, err := strconv.Atoi(parts[0]); err != nil {
-			return nil, fmt.Errorf("tensor %q: expert index %q is not a number", p.Name, parts[0])
-		}
-		groups[key{p.Name[:i], parts[1], parts[2]}] = true
-	}
-	if len(groups) > 0 && E <= 0 {
-		return nil, fmt.Errorf("the checkpoint has per-expert tensors but config.json gives no positive expert count")
-	}
-	dst := map[string]string{}
-	for _, n := range names {
-		dst[n[0]] = n[1]
-	}
-	keys := make([]key, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(a, b int) bool {
-		return keys[a].prefix+keys[a].src+keys[a].suffix < keys[b].prefix+keys[b].src+keys[b].suffix
-	})
-	for _, k := range keys {
-		d, ok := dst[k.src]
-		if !ok {
-			return nil, fmt.Errorf("tensor %q: unknown expert projection %q", k.prefix+from+"0."+k.src+"."+k.suffix, k.src)
-		}
-		srcs := make([]string, E)
-		var shape []int
-		for e := range E {
-			n := k.prefix + from + strconv.Itoa(e) + "." + k.src + "." + k.suffix
-			meta, ok := tensors[n]
-			if !ok {
-				return nil, fmt.Errorf("missing tensor %q (config.json has %d experts)", n, E)
-			}
-			if shape == nil {
-				shape = meta.Shape
-			} else if fmt.Sprint(shape) != fmt.Sprint(meta.Shape) {
-				return nil, fmt.Errorf("tensor %q: shape %v differs from expert 0's %v", n, meta.Shape, shape)
-			}
-			srcs[e] = n
-		}
-		// Extra experts beyond E would be silently dropped: refuse them.
-		if extra := k.prefix + from + strconv.Itoa(E) + "." + k.src + "." + k.suffix; tensors[extra].Shape != nil {
-			return nil, fmt.Errorf("tensor %q: expert index beyond config.json's %d experts", extra, E)
-		}
-		plan = append(plan, model.TensorPlan{Name: k.prefix + to + d + "." + k.suffix, Op: model.OpStack, Sources: srcs})
-	}
-	return plan, nil
 }
