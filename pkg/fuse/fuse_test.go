@@ -16,6 +16,7 @@ import (
 	parser "github.com/gpustack/gguf-parser-go"
 
 	"github.com/mlxgo/mlxgo/pkg/gguf"
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/lora"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
@@ -43,7 +44,7 @@ func run(t *testing.T, o Options) (*Result, string) {
 	return res, out.String()
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -166,18 +167,15 @@ func writeAdapter(t *testing.T, bStd float64, seed uint64) (string, map[string]l
 	return dir, tensors
 }
 
-// delta adds scale·bᵀ·aᵀ to w [out, in] in float32, summing over the rank
-// in order, as an independent transcription of mlx_lm's LoRALinear.fuse.
+// addDelta adds scale·bᵀ·aᵀ to w [out, in] in float32 for a = lora_a
+// [in, r], b = lora_b [r, out]: the product as one float32 matmul
+// (kernels.Sgemm, as MLX computes it with a matmul), scaled, added.
 func addDelta(w []float32, out, in int, a, b lora.Tensor, scale float32) {
 	r := a.Shape[1]
-	for o := 0; o < out; o++ {
-		for i := 0; i < in; i++ {
-			var d float32
-			for k := 0; k < r; k++ {
-				d += b.Data[k*out+o] * a.Data[i*r+k]
-			}
-			w[o*in+i] += scale * d
-		}
+	d := make([]float32, out*in)
+	kernels.Sgemm(true, true, out, in, r, b.Data, out, a.Data, r, d, in, false)
+	for i := range w {
+		w[i] += scale * d[i]
 	}
 }
 

@@ -59,14 +59,10 @@ func TestFuseMoEQuantized(t *testing.T) {
 	defer got.Close()
 	w := deq(t, readQ(t, base, path), in, 4)
 	for e := 0; e < E; e++ {
-		for o := 0; o < out; o++ {
-			for i := 0; i < in; i++ {
-				var d float32
-				for k := 0; k < rank; k++ {
-					d += b.Data[(e*out+o)*rank+k] * a.Data[(e*rank+k)*in+i]
-				}
-				w[(e*out+o)*in+i] += 2 * d
-			}
+		d := make([]float32, out*in) // b[e] [out, r] · a[e] [r, in]
+		kernels.Sgemm(false, false, out, in, rank, b.Data[e*out*rank:], rank, a.Data[e*rank*in:], in, d, in, false)
+		for k := range d {
+			w[e*out*in+k] += 2 * d[k]
 		}
 	}
 	if !sameQ(readQ(t, got, path), enc(t, w, in, 4)) {
@@ -94,14 +90,10 @@ func TestFuseEmbeddingQuantized(t *testing.T) {
 	must(t, err)
 	defer got.Close()
 	w := deq(t, readQ(t, base, path), D, 4)
-	for v := 0; v < V; v++ {
-		for j := 0; j < D; j++ {
-			var d float32
-			for k := 0; k < rank; k++ {
-				d += a.Data[v*rank+k] * b.Data[k*D+j]
-			}
-			w[v*D+j] += 2 * d
-		}
+	d := make([]float32, V*D) // a [V, r] · b [r, D]
+	kernels.Sgemm(false, false, V, D, rank, a.Data, rank, b.Data, D, d, D, false)
+	for k := range d {
+		w[k] += 2 * d[k]
 	}
 	if !sameQ(readQ(t, got, path), enc(t, w, D, 4)) {
 		t.Error("fused embedding differs from dequantize-merge-quantize")
@@ -135,15 +127,11 @@ func TestFuseBF16(t *testing.T) {
 	w, _ := x.Uint16s()
 	a, b := ad.Tensors[path+".lora_a"], ad.Tensors[path+".lora_b"]
 	want := make([]uint16, len(w))
-	for o := 0; o < 64; o++ {
-		for i := 0; i < 64; i++ {
-			var d float32
-			for k := 0; k < 4; k++ {
-				d += b.Data[k*64+o] * a.Data[i*4+k]
-			}
-			delta := kernels.BF16ToF32(kernels.F32ToBF16(2 * d))
-			want[o*64+i] = kernels.F32ToBF16(kernels.BF16ToF32(w[o*64+i]) + delta)
-		}
+	d := make([]float32, 64*64) // bᵀ [64, 4] · aᵀ [4, 64]
+	kernels.Sgemm(true, true, 64, 64, 4, b.Data, 64, a.Data, 4, d, 64, false)
+	for k := range d {
+		delta := kernels.BF16ToF32(kernels.F32ToBF16(2 * d[k]))
+		want[k] = kernels.F32ToBF16(kernels.BF16ToF32(w[k]) + delta)
 	}
 	y, _ := got.Tensor(path + ".weight")
 	if g, _ := y.Uint16s(); !slices.Equal(g, want) {
@@ -207,6 +195,32 @@ func TestShards(t *testing.T) {
 		y, _ := b.Tensor(n)
 		if !slices.Equal(x.Bytes(), y.Bytes()) {
 			t.Errorf("%s differs", n)
+		}
+	}
+}
+
+// TestAddLowRank: the merge kernel equals the float64 product within
+// float32 rounding, for every shape orientation the fuse uses.
+func TestAddLowRank(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, c := range []struct{ rows, cols, rank int }{{1, 1, 1}, {3, 5, 2}, {96, 64, 4}, {64, 96, 16}, {7, 300, 8}} {
+		u, v := randTensor(r, 1, c.rows, c.rank), randTensor(r, 1, c.cols, c.rank)
+		w := randTensor(r, 1, c.rows, c.cols)
+		got := append([]float32(nil), w.Data...)
+		addLowRank(got, c.rows, c.cols, u.Data, v.Data, c.rank, 0.5, st.F32)
+		for o := 0; o < c.rows; o++ {
+			for i := 0; i < c.cols; i++ {
+				var d, mag float64
+				for k := 0; k < c.rank; k++ {
+					p := float64(u.Data[o*c.rank+k]) * float64(v.Data[i*c.rank+k])
+					d += p
+					mag += math.Abs(p)
+				}
+				want := float64(w.Data[o*c.cols+i]) + 0.5*d
+				if e := math.Abs(float64(got[o*c.cols+i]) - want); e > 1e-6*(mag+math.Abs(want)+1) {
+					t.Fatalf("%+v: [%d, %d] = %g, want %g", c, o, i, got[o*c.cols+i], want)
+				}
+			}
 		}
 	}
 }

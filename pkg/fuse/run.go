@@ -39,6 +39,15 @@ func (j *job) run(w *st.Writer, scale float32) (*LayerReport, error) {
 	if j.kind == jobCopy {
 		return nil, w.WriteTensor(j.name, j.w.bytes())
 	}
+	if j.kind == jobDequant && j.dtype != st.F32 {
+		// straight into the half dtype, as mx.dequantize, no float32 copy
+		h := make([]uint16, numel(j.shape))
+		err := quant.DequantizeHalfTo(words(j.w.bytes()), halves(j.scales.bytes()), halves(j.biases.bytes()), halfKind(j.dtype), j.shape[len(j.shape)-1], j.src.Options(), h)
+		if err != nil {
+			return nil, err
+		}
+		return nil, w.WriteTensor(j.name, st.AsBytes(h))
+	}
 	vals, err := j.values()
 	if err != nil {
 		return nil, err
@@ -93,24 +102,33 @@ func (j *job) values() ([]float32, error) {
 }
 
 // merge fuses the module's adapter into w (the weight's values, in place),
-// as mlx_lm's fuse methods do.
+// as mlx_lm's fuse methods do; the shapes were checked by bindAdapter.
 func (j *job) merge(w []float32, scale float32, round lora.Round) error {
+	r := j.a.Shape[len(j.a.Shape)-1]
 	switch j.layer {
 	case quant.SwitchLinear:
-		return lora.MergeSwitch(w, j.shape[0], j.shape[1], j.shape[2], *j.a, *j.b, scale, round)
-	case quant.Embedding:
-		if err := lora.MergeEmbedding(w, j.shape[0], j.shape[1], *j.a, *j.b, scale, round); err != nil {
-			return err
-		}
-		if j.m != nil {
-			rescaleRows(w, j.shape[0], j.shape[1], j.m.Data, round)
+		// W[e] [out, in] += scale · b[e] [out, r] · a[e] [r, in]
+		E, out, in := j.shape[0], j.shape[1], j.shape[2]
+		r = j.a.Shape[1]
+		for e := 0; e < E; e++ {
+			b := j.b.Data[e*out*r : (e+1)*out*r]
+			a := transpose(j.a.Data[e*r*in:(e+1)*r*in], r, in)
+			addLowRank(w[e*out*in:(e+1)*out*in], out, in, b, a, r, scale, j.dtype)
 		}
 		return nil
+	case quant.Embedding:
+		// E [V, D] += scale · a [V, r] · b [r, D]
+		rows, cols := j.shape[0], j.shape[1]
+		addLowRank(w, rows, cols, j.a.Data, transpose(j.b.Data, r, cols), r, scale, j.dtype)
+	default:
+		// W [out, in] += scale · bᵀ [out, r] · aᵀ [r, in]
+		rows, cols := j.shape[0], j.shape[1]
+		addLowRank(w, rows, cols, transpose(j.b.Data, r, rows), j.a.Data, r, scale, j.dtype)
 	}
 	if j.m != nil {
-		return lora.MergeDoRA(w, j.shape[0], j.shape[1], *j.a, *j.b, *j.m, scale, round)
+		rescaleRows(w, j.shape[0], j.shape[1], j.m.Data, round)
 	}
-	return lora.MergeLinear(w, j.shape[0], j.shape[1], *j.a, *j.b, scale, round)
+	return nil
 }
 
 // rescaleRows multiplies each row of w [rows, cols] by m[row] / ‖row‖, the

@@ -64,66 +64,69 @@ func (j *job) survival(base, want []float32, qw []uint32, qs, qb []byte) (*Layer
 		}
 	}
 
-	// E = Q(W') − W', a block of rows at a time: either its squared norm
-	// or E·V, one row of coefficients per row of E.
-	var ev [][]float64
+	// E = Q(W') − W', decoded a block of rows at a time (never across two
+	// experts): either its squared norm, or E·V [rows, r] (kernels.Sgemm;
+	// float32 is plenty for a diagnostic).
+	var ev []float64
+	var vmats [][]float32 // per matrix: V as [cols, nv]
 	if us != nil {
-		ev = make([][]float64, rows)
+		ev = make([]float64, rows*rank0(vs))
+		for _, v := range vs {
+			m := make([]float32, cols*len(v))
+			for k, vk := range v {
+				for i, x := range vk {
+					m[i*len(v)+k] = float32(x)
+				}
+			}
+			vmats = append(vmats, m)
+		}
 	}
 	pc := quant.PackedCols(cols, j.dst.Bits)
 	ng := cols / j.dst.GroupSize
 	es, _ := j.dtype.Size()
-	block := max(1, (1<<20)/cols)
-	sums := make([]float64, rows)
-	for r0 := 0; r0 < rows; r0 += block {
-		r1 := min(rows, r0+block)
+	block := max(1, min(perMatrix, (1<<20)/cols))
+	nr := rank0(vs)
+	var sum float64
+	for r0 := 0; r0 < rows; {
+		r1 := min(rows, r0+block, (r0/perMatrix+1)*perMatrix)
 		got, err := dequantize(qw[r0*pc:r1*pc], qs[r0*ng*es:r1*ng*es], qb[r0*ng*es:r1*ng*es], j.dtype, cols, j.dst)
 		if err != nil {
 			return nil, err
 		}
-		kernels.Parallel(r1-r0, 16, func(lo, hi int) {
-			for o := lo; o < hi; o++ {
-				row := r0 + o
-				g := got[o*cols : (o+1)*cols]
-				w := want[row*cols : (row+1)*cols]
-				if ev == nil {
-					var s float64
-					for i := range g {
-						d := float64(g[i]) - float64(w[i])
-						s += d * d
-					}
-					sums[row] = s
-					continue
-				}
-				v := vs[row/perMatrix]
-				c := make([]float64, len(v))
-				for k, vk := range v {
-					var s float64
-					for i := range g {
-						s += (float64(g[i]) - float64(w[i])) * vk[i]
-					}
-					c[k] = s
-				}
-				ev[row] = c
+		w := want[r0*cols : r1*cols]
+		if ev == nil {
+			for i, g := range got {
+				d := float64(g) - float64(w[i])
+				sum += d * d
 			}
-		})
-	}
-	var ee float64
-	if ev == nil {
-		for _, s := range sums {
-			ee += s
-		}
-	} else {
-		// ‖Uᵀ·(E·V)‖² per matrix
-		for m := range us {
-			for _, u := range us[m] {
-				for k := range vs[m] {
-					var s float64
-					for o, uo := range u {
-						s += uo * ev[m*perMatrix+o][k]
+		} else {
+			for i := range got {
+				got[i] -= w[i]
+			}
+			m := r0 / perMatrix
+			nv := len(vs[m])
+			if nv > 0 {
+				out := make([]float32, (r1-r0)*nv)
+				kernels.Sgemm(false, false, r1-r0, nv, cols, got, cols, vmats[m], nv, out, nv, false)
+				for o := r0; o < r1; o++ {
+					for k := 0; k < nv; k++ {
+						ev[o*nr+k] = float64(out[(o-r0)*nv+k])
 					}
-					ee += s * s
 				}
+			}
+		}
+		r0 = r1
+	}
+	ee := sum
+	// ‖Uᵀ·(E·V)‖² per matrix
+	for m := range us {
+		for _, u := range us[m] {
+			for k := range vs[m] {
+				var s float64
+				for o, uo := range u {
+					s += uo * ev[(m*perMatrix+o)*nr+k]
+				}
+				ee += s * s
 			}
 		}
 	}
@@ -167,4 +170,13 @@ func basis(n, k int, at func(k, i int) float32) [][]float64 {
 		out = append(out, v)
 	}
 	return out
+}
+
+// rank0 is the largest basis size.
+func rank0(vs [][][]float64) int {
+	n := 0
+	for _, v := range vs {
+		n = max(n, len(v))
+	}
+	return n
 }
