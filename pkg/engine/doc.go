@@ -73,7 +73,7 @@
 // and runs one primitive on evaluated inputs. The cpu backend (package cpu)
 // is the default and the reference; it routes matrix products through
 // pkg/kernels. Fused kernels are optional interfaces (backend.FusedAttention,
-// FusedNorm, FusedRoPE, FusedSoftmax): when the backend lacks one, the
+// FusedNorm, FusedRoPE, FusedSoftmax, FusedActivation): when the backend lacks one, the
 // engine builds the op from smaller primitives instead. Backends register
 // by name (backend.Register, backend.Open); SetDefaultBackend picks one.
 // Eval serialises on one mutex, so arrays may be built and evaluated from

@@ -207,6 +207,10 @@ func TestRoPE(t *testing.T) {
 	if RoPE(x.arr(), RoPEOptions{Dims: 8, Base: 1, Offsets: FromInt32s([]int32{1, 2, 3}, 3)}).Err() == nil {
 		t.Error("RoPE with offsets for the wrong batch did not fail")
 	}
+	// a large transposed input: rows split over the cores
+	xb := randT(2, 48, 6, 128)
+	o = RoPEOptions{Dims: 96, Base: 10000, Scale: 1, Offset: 5}
+	near(t, "RoPE/large", RoPE(Transpose(xb.arr(), 0, 2, 1, 3), o), ropeRef(xb.permute(0, 2, 1, 3), o, nil), 1e-5, 1e-5)
 	xr := x.roundTo(BFloat16)
 	o = RoPEOptions{Dims: 8, Base: 10000, Scale: 1, Offset: 11}
 	near(t, "RoPE/bf16", RoPE(x.arrAs(BFloat16), o), ropeRef(xr, o, nil), 1e-2, 8e-3)

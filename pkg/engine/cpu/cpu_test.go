@@ -120,3 +120,37 @@ func TestSigmoid32(t *testing.T) {
 		t.Errorf("sigmoid(NaN) = %g", nan[0])
 	}
 }
+
+// The AVX-512 dot and axpy match the Go loops (to float32 summation error)
+// on every length, masked tails included.
+func TestDotAxpy(t *testing.T) {
+	for _, n := range []int{1, 7, 16, 31, 32, 33, 64, 100} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(math.Sin(float64(i))), float32(math.Cos(float64(3*i)))
+		}
+		var want float64
+		for i := range a {
+			want += float64(a[i]) * float64(b[i])
+		}
+		if got := dot32(a, b); math.Abs(float64(got)-want) > 1e-5 {
+			t.Errorf("dot32 n=%d = %g, want %g", n, got, want)
+		}
+		y, ref := make([]float32, n+1), make([]float32, n+1)
+		y[n], ref[n] = 7, 7 // past the end: untouched
+		for _, fast := range []bool{true, false} {
+			copy(y, b)
+			if !fast || !axpyFast(y[:n], 0.5, a) {
+				axpyF32(y[:n], 0.5, a)
+			}
+			for i := range n {
+				ref[i] = b[i] + 0.5*a[i]
+			}
+			for i := range y {
+				if math.Abs(float64(y[i]-ref[i])) > 1e-6 {
+					t.Fatalf("axpy n=%d fast=%v: y[%d] = %g, want %g", n, fast, i, y[i], ref[i])
+				}
+			}
+		}
+	}
+}

@@ -187,6 +187,10 @@ func (c *Backend) RoPE(o backend.RoPE, x backend.View, freqs, offsets *backend.V
 	}
 	lax := nd - 2
 	xs, os := x.Strides[nd-1], out.Strides[nd-1]
+	if offsets == nil {
+		ropeTable(o, inv, x, out)
+		return nil
+	}
 	// iterate over rows; the row index along axis -2 is the position.
 	shape := append([]int(nil), x.Shape...)
 	shape[nd-1] = 1
@@ -226,6 +230,66 @@ func (c *Backend) RoPE(o backend.RoPE, x backend.View, freqs, offsets *backend.V
 		store(v, out, offs[1], os)
 	})
 	return nil
+}
+
+// ropeTable is RoPE with one start position for the whole batch: the
+// angles of the L positions are computed once (not once per head and batch
+// entry), rows are rotated with the same float64 arithmetic as the general
+// path, serially when small.
+func ropeTable(o backend.RoPE, inv []float64, x, out backend.View) {
+	nd := len(x.Shape)
+	L, D := x.Shape[nd-2], x.Shape[nd-1]
+	half := len(inv)
+	cs, sn := make([]float64, L*half), make([]float64, L*half)
+	for l := 0; l < L; l++ {
+		pos := float64(o.Offset+l) * float64(o.Scale)
+		for i := range inv {
+			th := pos * inv[i]
+			cs[l*half+i], sn[l*half+i] = math.Cos(th), math.Sin(th)
+		}
+	}
+	rows := x.Size() / max(D, 1)
+	work := func(lo, hi int) {
+		v := make([]float64, D)
+		idx := make([]int, nd-1)
+		r := lo
+		for d := nd - 2; d >= 0; d-- {
+			idx[d] = r % x.Shape[d]
+			r /= x.Shape[d]
+		}
+		for r := lo; r < hi; r++ {
+			xo, oo := x.Offset, out.Offset
+			for d := 0; d < nd-1; d++ {
+				xo += idx[d] * x.Strides[d]
+				oo += idx[d] * out.Strides[d]
+			}
+			l := idx[nd-2]
+			c, s := cs[l*half:(l+1)*half], sn[l*half:(l+1)*half]
+			load(v, x, xo, x.Strides[nd-1])
+			for i := 0; i < half; i++ {
+				a, b := i, i+half
+				if o.Traditional {
+					a, b = 2*i, 2*i+1
+				}
+				x1, x2 := v[a], v[b]
+				v[a] = x1*c[i] - x2*s[i]
+				v[b] = x1*s[i] + x2*c[i]
+			}
+			store(v, out, oo, out.Strides[nd-1])
+			for d := nd - 2; d >= 0; d-- {
+				idx[d]++
+				if idx[d] < x.Shape[d] {
+					break
+				}
+				idx[d] = 0
+			}
+		}
+	}
+	if rows*D < parallelWork {
+		work(0, rows)
+		return
+	}
+	kernels.Parallel(rows, max(1, 4096/max(D, 1)), work)
 }
 
 // rowsF32 returns an R×C matrix as float32 rows with row stride ld.
@@ -348,7 +412,7 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		for j := 0; j < Lk; j++ {
 			load32(kr[:D], k, kb+j*k.Strides[2], k.Strides[3])
 			for r := 0; r < rows; r++ {
-				S[r*Lk+j] = dotF32(Q[r*D:(r+1)*D], kr[:D])
+				S[r*Lk+j] = dot32(Q[r*D:(r+1)*D], kr[:D])
 			}
 		}
 		for r := 0; r < rows; r++ {
@@ -370,7 +434,9 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 			vr := kr[:Dv]
 			for r := 0; r < rows; r++ {
 				if p := S[r*Lk+j]; p != 0 {
-					axpyF32(O[r*Dv:(r+1)*Dv], p, vr)
+					if !axpyFast(O[r*Dv:(r+1)*Dv], p, vr) {
+						axpyF32(O[r*Dv:(r+1)*Dv], p, vr)
+					}
 				}
 			}
 		}
@@ -404,6 +470,14 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 // on the calling goroutine: fanning out costs a few microseconds, more on a
 // loaded machine, and decode-sized ops finish in less.
 const parallelWork = 1 << 16
+
+// dot32 is a·b, with AVX-512 where the CPU has it.
+func dot32(a, b []float32) float32 {
+	if d, ok := dotFast(a, b); ok {
+		return d
+	}
+	return dotF32(a, b)
+}
 
 // axpyF32 is y += a·x.
 func axpyF32(y []float32, a float32, x []float32) {

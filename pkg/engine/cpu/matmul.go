@@ -261,9 +261,21 @@ func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) er
 	if !o.Transpose {
 		rows, cols = K, N
 	}
-	X := toF32(x)
+	X, pooled := toF32Scratch(x)
+	if pooled {
+		defer putF32(X)
+	}
 	nbatch := backend.Prod(x.Shape[:nd-2])
-	Yall := make([]float32, nbatch*M*N)
+	// the product goes straight into a contiguous float32 output, else
+	// into pooled scratch that is rounded into out
+	var Yall []float32
+	direct := out.DType == backend.Float32 && out.Contiguous()
+	if direct {
+		Yall = f32s(bytesOf(out))[out.Offset : out.Offset+nbatch*M*N]
+	} else {
+		Yall = getF32(nbatch * M * N)
+		defer putF32(Yall)
+	}
 	if len(w.Shape) == 2 {
 		qw := qmat(o.Quant, w, s, b, w.Offset, s.Offset, b.Offset, rows, cols)
 		qmm(o.Quant, o.Transpose, qw, X, nbatch*M, Yall)
@@ -274,7 +286,9 @@ func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) er
 			qmm(o.Quant, o.Transpose, qw, X[i*M*K:(i+1)*M*K], M, Yall[i*M*N:(i+1)*M*N])
 		}
 	}
-	fromF32(Yall, out)
+	if !direct {
+		fromF32(Yall, out)
+	}
 	return nil
 }
 

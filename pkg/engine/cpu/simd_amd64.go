@@ -1,0 +1,51 @@
+//go:build amd64
+
+package cpu
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// hasAVX512 gates the AVX-512 elementwise kernels (tests turn it off to
+// check the Go fallback on the same machine).
+var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
+
+//go:noescape
+func sigmoidAVX512(dst, src *float32, n int)
+
+// sigmoidFast computes sigmoid32 with AVX-512; false when unavailable.
+func sigmoidFast(dst, src []float32) bool {
+	if !hasAVX512 || len(src) == 0 {
+		return false
+	}
+	_ = dst[len(src)-1]
+	sigmoidAVX512(unsafe.SliceData(dst), unsafe.SliceData(src), len(src))
+	return true
+}
+
+//go:noescape
+func dotAVX512(a, b *float32, n int) float32
+
+//go:noescape
+func axpyAVX512(y *float32, a float32, x *float32, n int)
+
+// dotFast is dotF32 with AVX-512 (a different summation order).
+func dotFast(a, b []float32) (float32, bool) {
+	if !hasAVX512 || len(a) == 0 {
+		return 0, false
+	}
+	_ = b[len(a)-1]
+	return dotAVX512(unsafe.SliceData(a), unsafe.SliceData(b), len(a)), true
+}
+
+// axpyFast is axpyF32 with AVX-512.
+func axpyFast(y []float32, a float32, x []float32) bool {
+	if !hasAVX512 || len(y) == 0 {
+		return false
+	}
+	_ = x[len(y)-1]
+	axpyAVX512(unsafe.SliceData(y), a, unsafe.SliceData(x), len(y))
+	return true
+}
