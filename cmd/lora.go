@@ -283,7 +283,7 @@ func trainLora(ctx context.Context, f *Factory, cfg *lora.Config, m model.Model,
 	_, err = lora.Train(ctx, m, tuned, opt, schedule, train, valid, lora.TrainOptions{
 		Iters: cfg.Iters, BatchSize: cfg.BatchSize, MaxSeqLength: cfg.MaxSeqLength, StepsPerReport: cfg.StepsPerReport,
 		StepsPerEval: cfg.StepsPerEval, SaveEvery: cfg.SaveEvery, ValBatches: cfg.ValBatches,
-		GradAccumulationSteps: cfg.GradAccumulationSteps, Seed: uint32(cfg.Seed), Mask: mask,
+		GradAccumulationSteps: cfg.GradAccumulationSteps, ClearCacheThreshold: cfg.ClearCacheThreshold, Seed: uint32(cfg.Seed), Mask: mask,
 		AdapterFile: filepath.Join(cfg.AdapterPath, lora.AdapterFile), Out: f.Out, Progress: hub.TerminalOrNil(f.Out),
 	})
 	return tuned, err

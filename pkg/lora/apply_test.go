@@ -287,3 +287,24 @@ func TestFullSaveKeepsDType(t *testing.T) {
 		t.Errorf("reloading the saved parameters changed the logits by %g", d)
 	}
 }
+
+// Dropout acts on the LoRA input only while training.
+func TestDropoutOnlyWhileTraining(t *testing.T) {
+	m := loadModel(t, llamaF32)
+	tuned, err := Apply(m, ApplyOptions{FineTuneType: "lora", NumLayers: 1, Parameters: Parameters{Rank: 4, Scale: 2, Dropout: 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomizeB(t, tuned)
+	ids := []int32{5, 9, 30, 41}
+	e1, e2 := forward(t, m, ids), forward(t, m, ids)
+	tuned.Dropout.Training = true
+	tr := forward(t, m, ids)
+	tuned.Dropout.Training = false
+	if d, _ := maxDiff(e1, e2); d != 0 {
+		t.Errorf("eval forward not deterministic: %g", d)
+	}
+	if d, _ := maxDiff(tr, e1); d < 1e-4 {
+		t.Errorf("dropout 0.5 while training changed the logits by only %g", d)
+	}
+}

@@ -26,8 +26,11 @@ type TrainOptions struct {
 	SaveEvery             int
 	ValBatches            int // -1: the whole validation set
 	GradAccumulationSteps int
-	Seed                  uint32
-	Mask                  MaskMode
+	// ClearCacheThreshold > 0 empties the allocator's cache after a step
+	// when it holds more than this many bytes (--clear-cache-threshold).
+	ClearCacheThreshold int64
+	Seed                uint32
+	Mask                MaskMode
 	// AdapterFile is adapters.safetensors in the adapter folder; checkpoints
 	// go beside it. Empty: nothing is saved.
 	AdapterFile string
@@ -158,6 +161,9 @@ func Train(ctx context.Context, m model.Model, t *Tuned, opt optim.Optimizer, sc
 			accum = grads
 		}
 		t.Dropout.Training = false
+		if o.ClearCacheThreshold > 0 && engine.CacheMemory() > o.ClearCacheThreshold {
+			engine.ClearCache()
+		}
 		lv, err := loss.Item()
 		if err != nil {
 			return st, err
