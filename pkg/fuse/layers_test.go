@@ -16,6 +16,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/hub/hubtest"
 	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/lora"
+	"github.com/mlxgo/mlxgo/pkg/model"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
 )
 
@@ -222,5 +223,47 @@ func TestAddLowRank(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestQBitsMixed: on a mixed-precision base (convert's mixed_3_6 recipe,
+// a per-layer entry for every layer), --q-bits gives every layer the new
+// width and one global entry; --q-group-size alone keeps each layer's own
+// bits and writes an entry for each layer that differs from the global
+// width. Both folders load.
+func TestQBitsMixed(t *testing.T) {
+	mixed := filepath.Join(t.TempDir(), "mixed")
+	if _, err := convert.Convert(context.Background(), convert.Options{HFPath: testdata("models", "llama-f32"), MLXPath: mixed, Quantize: true, GroupSize: 32, QuantPredicate: "mixed_3_6"}); err != nil {
+		t.Fatal(err)
+	}
+	adir, _ := writeAdapter(t, 0.1, 2)
+	res, _ := run(t, Options{Model: mixed, AdapterPath: adir, QBits: 5})
+	q := readConfigMap(t, res.Path)["quantization"].(map[string]any)
+	if len(q) != 3 || q["bits"] != 5.0 || q["group_size"] != 32.0 {
+		t.Errorf("--q-bits 5: quantization %v", q)
+	}
+	if _, _, err := model.Load(res.Path); err != nil {
+		t.Errorf("--q-bits 5: %v", err)
+	}
+	res, _ = run(t, Options{Model: mixed, AdapterPath: adir, QGroupSize: 32})
+	q = readConfigMap(t, res.Path)["quantization"].(map[string]any)
+	var three, six int
+	for k, v := range q {
+		if e, ok := v.(map[string]any); ok {
+			switch e["bits"] {
+			case 3.0:
+				three++
+			case 6.0:
+				six++
+			default:
+				t.Errorf("entry %s: %v", k, e)
+			}
+		}
+	}
+	if three == 0 || six == 0 {
+		t.Errorf("--q-group-size 32: per-layer entries lost (%d at 3 bits, %d at 6): %v", three, six, q)
+	}
+	if _, _, err := model.Load(res.Path); err != nil {
+		t.Errorf("--q-group-size 32: %v", err)
 	}
 }

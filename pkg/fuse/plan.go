@@ -146,6 +146,8 @@ func plan(m *st.Model, cfg *config, ad *lora.Adapter, o *Options) (*planned, err
 	}
 
 	consumed := map[string]bool{}
+	written := map[string]quant.Settings{} // quantized layers' written widths
+	var writtenOrder []string
 	for _, name := range names {
 		if consumed[name] {
 			continue
@@ -211,6 +213,13 @@ func plan(m *st.Model, cfg *config, ad *lora.Adapter, o *Options) (*planned, err
 		} else if j.quantized {
 			j.scales, j.biases = nil, nil // copied as their own entries
 		}
+		if j.quantized && !o.Dequantize {
+			written[path] = j.dst
+			if j.kind == jobCopy {
+				written[path] = j.src
+			}
+			writtenOrder = append(writtenOrder, path)
+		}
 		j.specs = j.outSpecs(q != nil && !o.Dequantize, isQuantized)
 		p.jobs = append(p.jobs, j)
 		p.specs = append(p.specs, j.specs...)
@@ -218,7 +227,7 @@ func plan(m *st.Model, cfg *config, ad *lora.Adapter, o *Options) (*planned, err
 	if o.Dequantize {
 		p.dropQuant = true
 	} else if requantWidth {
-		p.qobj = requantConfig(cfg, o)
+		p.qobj = requantConfig(cfg, o, q, written, writtenOrder)
 	}
 	return p, nil
 }
@@ -324,13 +333,11 @@ func (j *job) outSpecs(keepQuant bool, isQuantized func(string) bool) []st.Tenso
 }
 
 // requantConfig is the "quantization" entry after --q-bits/--q-group-size:
-// one width for every quantized layer; per-layer entries that keep a layer
-// in float (false) stay, the others are dropped since every layer now
-// has the new width.
-func requantConfig(cfg *config, o *Options) *pyjson.Object {
-	old, _ := cfg.obj.Get("quantization")
-	oldObj, _ := old.(*pyjson.Object)
-	q, _ := cfg.quantization()
+// the new global width (the old one where a flag was not given), a
+// per-layer entry for each quantized layer written at another width (a
+// layer that had its own bits keeps them under --q-group-size alone), and
+// the old entries that keep a layer in float (false).
+func requantConfig(cfg *config, o *Options, q *model.Quantization, layers map[string]quant.Settings, order []string) *pyjson.Object {
 	set := q.Default
 	if o.QBits != 0 {
 		set.Bits = o.QBits
@@ -342,11 +349,22 @@ func requantConfig(cfg *config, o *Options) *pyjson.Object {
 	obj.Set("group_size", set.GroupSize)
 	obj.Set("bits", set.Bits)
 	obj.Set("mode", set.Mode)
-	if oldObj != nil {
+	old, _ := cfg.obj.Get("quantization")
+	if oldObj, ok := old.(*pyjson.Object); ok {
 		for _, k := range oldObj.Keys {
 			if v := oldObj.Values[k]; v == false {
 				obj.Set(k, false)
 			}
+		}
+	}
+	for _, path := range order {
+		l := layers[path]
+		if l.Bits != set.Bits || l.GroupSize != set.GroupSize || l.Mode != set.Mode {
+			e := pyjson.NewObject()
+			e.Set("group_size", l.GroupSize)
+			e.Set("bits", l.Bits)
+			e.Set("mode", l.Mode)
+			obj.Set(path, e)
 		}
 	}
 	return obj
