@@ -107,60 +107,44 @@ func build(cfg *Config, ctor Constructor, st *safetensors.Model) (Model, error) 
 	var raw map[string]any
 	data, _ := json.Marshal(cfg.Raw)
 	_ = json.Unmarshal(data, &raw)
-	plan, err := SanitizePlan(cfg.ModelType, raw, metas)
+	plan, err := FullSanitizePlan(cfg.ModelType, raw, metas)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", st.Dir, err)
 	}
 	tensors := make(map[string]*engine.Array, len(plan))
 	source := make(map[string]string, len(plan))
-	var derived []*engine.Array
 	for _, p := range plan {
-		srcs := make([]*engine.Array, len(p.Sources))
+		srcs := make([]safetensors.Tensor, len(p.Sources))
 		for i, name := range p.Sources {
 			t, err := st.Tensor(name)
 			if err != nil {
 				return nil, fmt.Errorf("load weights: %w", err)
 			}
-			if srcs[i], err = fromTensor(t); err != nil {
-				return nil, err
-			}
+			srcs[i] = t
 			source[p.Name] = t.File
 		}
-		var a *engine.Array
-		switch p.Op {
-		case OpCopy:
-			if len(srcs) != 1 {
-				return nil, fmt.Errorf("sanitize plan for %q: copy needs one source, got %d", p.Name, len(srcs))
+		if p.Op == OpCopy && len(p.Steps) == 0 && len(srcs) == 1 {
+			// Used in place, memory-mapped.
+			if tensors[p.Name], err = fromTensor(srcs[0]); err != nil {
+				return nil, err
 			}
-			a = srcs[0]
-		case OpStack:
-			a = engine.Stack(srcs, 0)
-		case OpEvenRows, OpOddRows:
-			if len(srcs) != 1 || srcs[0].NDim() < 2 {
-				return nil, fmt.Errorf("sanitize plan for %q: row split needs one source of >= 2 dims", p.Name)
-			}
-			start := 0
-			if p.Op == OpOddRows {
-				start = 1
-			}
-			s := srcs[0]
-			starts, stops, steps := make([]int, s.NDim()), append([]int(nil), s.Shape()...), make([]int, s.NDim())
-			for i := range steps {
-				steps[i] = 1
-			}
-			starts[s.NDim()-2], steps[s.NDim()-2] = start, 2
-			a = engine.Copy(engine.Slice(s, starts, stops, steps))
-		default:
-			return nil, fmt.Errorf("sanitize plan for %q: unknown op %d", p.Name, p.Op)
+			continue
 		}
-		if p.Op != OpCopy {
-			derived = append(derived, a)
+		// Derived tensors are computed once here, by the plan code the
+		// converter shares, not on every forward.
+		raws := make([]RawTensor, len(srcs))
+		for i, t := range srcs {
+			raws[i] = RawTensor{DType: string(t.DType), Shape: t.Shape, Data: t.Bytes()}
 		}
-		tensors[p.Name] = a
-	}
-	// Derived tensors are computed once here, not on every forward.
-	if err := engine.Eval(derived...); err != nil {
-		return nil, fmt.Errorf("load weights: %w", err)
+		r, err := ApplyPlan(p, raws)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.Dir, err)
+		}
+		t := srcs[0]
+		t.Name, t.DType, t.Shape = p.Name, safetensors.DType(r.DType), r.Shape
+		if tensors[p.Name], err = fromBytes(t, r.Data); err != nil {
+			return nil, err
+		}
 	}
 	w := NewWeights(tensors, cfg.Quantization)
 	w.source = source
@@ -208,6 +192,11 @@ func construct(cfg *Config, ctor Constructor, w *Weights) (Model, error) {
 
 // fromTensor wraps a checkpoint tensor without copying where possible.
 func fromTensor(t safetensors.Tensor) (*engine.Array, error) {
+	return fromBytes(t, t.Bytes())
+}
+
+// fromBytes wraps data as a tensor of t's name, dtype and shape.
+func fromBytes(t safetensors.Tensor, data []byte) (*engine.Array, error) {
 	var dt engine.DType
 	switch t.DType {
 	case safetensors.F32:
@@ -227,7 +216,7 @@ func fromTensor(t safetensors.Tensor) (*engine.Array, error) {
 	default:
 		return nil, fmt.Errorf("%s: tensor %q has dtype %s, which mlxgo does not load (expected F32, F16, BF16, U32, I32, U8 or BOOL)", t.File, t.Name, t.DType)
 	}
-	a := engine.FromBytes(dt, t.Shape, t.Bytes())
+	a := engine.FromBytes(dt, t.Shape, data)
 	if err := a.Err(); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", t.File, t.Name, err)
 	}

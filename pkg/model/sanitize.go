@@ -9,7 +9,10 @@ import (
 	"sync"
 )
 
-// TensorOp says how an output tensor is made from checkpoint tensors.
+// TensorOp says how an output tensor is made from checkpoint tensors: as a
+// TensorPlan's Op, how its sources are combined (OpCopy, OpStack, or the
+// older one-source OpEvenRows/OpOddRows); as a Step's Op, what is then done
+// to the result.
 type TensorOp int
 
 const (
@@ -18,18 +21,48 @@ const (
 	// OpStack: the sources stacked along a new leading axis, in order (MoE
 	// experts: E tensors [out, in] become one [E, out, in]).
 	OpStack
-	// OpEvenRows / OpOddRows: the even or odd rows (first axis after any
-	// leading expert axis: axis -2) of one source (gpt_oss's interleaved
-	// gate_up_proj split).
+	// OpEvenRows / OpOddRows: the even or odd rows (axis -2) of one
+	// source (the interleaved rows of an MXFP4 gate_up_proj).
 	OpEvenRows
 	OpOddRows
+	// OpEvenCols / OpOddCols: the even or odd elements of the last axis
+	// (transformers' gpt-oss gate_up_proj [E, D, 2I] and its [E, 2I] bias
+	// interleave gate and up columns).
+	OpEvenCols
+	OpOddCols
+	// OpTranspose swaps the last two axes ([E, D, I] → [E, I, D]).
+	OpTranspose
+	// OpReshape gives the data Step.Shape (same element count; one -1 is
+	// inferred).
+	OpReshape
+	// OpSlice keeps Step.Start ≤ i < Step.Stop along Step.Axis (negative
+	// axes count from the end): with OpReshape, a split of a fused
+	// projection (DeepSeek-V3's kv_b_proj into embed_q/unembed_out).
+	OpSlice
+	// OpAddScalar adds Step.Value to every element of a float tensor,
+	// rounding to its dtype (Qwen3-Next's norms: w − 1 on the hub, w in
+	// mlx_lm's layout).
+	OpAddScalar
 )
 
-// TensorPlan makes one tensor of the loaded model from checkpoint tensors.
+// Step is one operation applied to a plan's tensor after its sources are
+// combined.
+type Step struct {
+	Op    TensorOp // OpEvenRows … OpAddScalar
+	Shape []int    // OpReshape
+	Axis  int      // OpSlice
+	Start int      // OpSlice
+	Stop  int      // OpSlice
+	Value float64  // OpAddScalar
+}
+
+// TensorPlan makes one tensor of the loaded model from checkpoint tensors:
+// Op combines Sources, then Steps apply in order.
 type TensorPlan struct {
 	Name    string
 	Op      TensorOp
 	Sources []string
+	Steps   []Step
 }
 
 // TensorMeta describes a checkpoint tensor without its data.
@@ -39,11 +72,18 @@ type TensorMeta struct {
 }
 
 // SanitizeFunc is an architecture's checkpoint fix-up (mlx_lm's
-// Model.sanitize) as a plan over tensor names, so the same logic serves the
-// in-memory loader and the streaming converter: dropping tensors (rotary
-// inv_freq, a tied lm_head), renaming, stacking experts. It must be
-// idempotent: a plan for an already-sanitized (MLX) checkpoint copies
-// every tensor through. cfg is the raw config.json.
+// Model.sanitize) as a plan over tensor names and shapes, so the same
+// logic serves the in-memory loader and the streaming converter: dropping
+// tensors (rotary inv_freq, a tied lm_head), renaming, stacking experts,
+// splitting, transposing, reshaping and shifting values (Steps; ApplyPlan
+// runs them). It must be idempotent: a plan for an already-sanitized (MLX)
+// checkpoint copies every tensor through. cfg is the raw config.json;
+// tensors holds every tensor's dtype and shape.
+//
+// A layout change that spans several tensors gives each of them at least
+// one step (a reshape to its own shape for a plain rename), so that
+// SanitizePlan, which keeps stepped tensors as the checkpoint has them,
+// keeps the whole group in the source layout.
 type SanitizeFunc func(cfg map[string]any, tensors map[string]TensorMeta) ([]TensorPlan, error)
 
 var (
@@ -59,9 +99,10 @@ func RegisterSanitize(modelType string, f SanitizeFunc) {
 	sanitizers[modelType] = f
 }
 
-// SanitizePlan returns the plan for modelType (after the alias table);
-// without a registered sanitizer every tensor is copied through.
-func SanitizePlan(modelType string, cfg map[string]any, tensors map[string]TensorMeta) ([]TensorPlan, error) {
+// FullSanitizePlan returns the plan for modelType (after the alias
+// table), steps included: what mlx_lm's sanitize makes of the checkpoint.
+// Without a registered sanitizer every tensor is copied through.
+func FullSanitizePlan(modelType string, cfg map[string]any, tensors map[string]TensorMeta) ([]TensorPlan, error) {
 	sanitizeMu.RLock()
 	f := sanitizers[CanonicalType(modelType)]
 	sanitizeMu.RUnlock()
@@ -73,6 +114,44 @@ func SanitizePlan(modelType string, cfg map[string]any, tensors map[string]Tenso
 		return nil, fmt.Errorf("sanitize %s: %w", modelType, err)
 	}
 	return plan, nil
+}
+
+// SanitizePlan is FullSanitizePlan for consumers that apply only OpCopy,
+// OpStack, OpEvenRows and OpOddRows: every planned tensor with steps is
+// replaced by copies of its sources, unchanged and under their own names,
+// so those tensors keep the checkpoint's layout (which the architectures
+// also load). New code should use FullSanitizePlan with ApplyPlan.
+func SanitizePlan(modelType string, cfg map[string]any, tensors map[string]TensorMeta) ([]TensorPlan, error) {
+	plan, err := FullSanitizePlan(modelType, cfg, tensors)
+	if err != nil {
+		return nil, err
+	}
+	return Unstepped(plan), nil
+}
+
+// Unstepped replaces every tensor of plan that has steps by copies of its
+// sources (each once), keeping the order otherwise.
+func Unstepped(plan []TensorPlan) []TensorPlan {
+	out := make([]TensorPlan, 0, len(plan))
+	made := map[string]bool{}
+	for _, p := range plan {
+		if len(p.Steps) == 0 {
+			out = append(out, p)
+			made[p.Name] = true
+		}
+	}
+	for _, p := range plan {
+		if len(p.Steps) == 0 {
+			continue
+		}
+		for _, s := range p.Sources {
+			if !made[s] {
+				made[s] = true
+				out = append(out, TensorPlan{Name: s, Op: OpCopy, Sources: []string{s}})
+			}
+		}
+	}
+	return out
 }
 
 // IdentityPlan copies every tensor, in name order.
