@@ -148,6 +148,9 @@ func Fuse(ctx context.Context, o Options) (*Result, error) {
 	if cfg.str("model_type") == "" {
 		return nil, fmt.Errorf("%s: config.json has no model_type", filepath.Join(src, "config.json"))
 	}
+	if mf, ok := cfg.plain["model_file"]; ok && mf != nil {
+		return nil, fmt.Errorf("%s: the model needs the custom Python module %v to build its architecture; mlxgo runs no model code from repositories", src, mf)
+	}
 	var gt gguf.Type
 	if o.ExportGGUF {
 		if gt, err = checkGGUF(cfg, src, &o); err != nil {
@@ -205,12 +208,15 @@ func Fuse(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	scale := float32(ad.Parameters.Scale)
+	bar := newBar(o.Progress, p.sourceBytes())
 	for _, j := range p.jobs {
 		if err := ctx.Err(); err != nil {
+			bar.abort()
 			return nil, err
 		}
 		r, err := j.run(w, scale)
 		if err != nil {
+			bar.abort()
 			return nil, fmt.Errorf("fuse: %s: %w", j.name, err)
 		}
 		if r != nil {
@@ -218,8 +224,10 @@ func Fuse(ctx context.Context, o Options) (*Result, error) {
 		}
 		for _, s := range j.sources() {
 			s.release()
+			bar.add(s.numBytes())
 		}
 	}
+	bar.finish()
 	if err := w.Close(); err != nil {
 		return nil, err
 	}

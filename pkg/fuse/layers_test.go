@@ -153,7 +153,11 @@ func TestHubModelAndUpload(t *testing.T) {
 	s.AddRepo("org/tiny-q4", files)
 	s.SetEnv(t)
 	t.Setenv("HF_TOKEN", "secret")
-	res, printed := run(t, Options{Model: "org/tiny-q4", AdapterPath: testdata("lora", "lora"), UploadRepo: "me/tiny-fused", Version: "1.0"})
+	var progress strings.Builder
+	res, printed := run(t, Options{Model: "org/tiny-q4", AdapterPath: testdata("lora", "lora"), UploadRepo: "me/tiny-fused", Version: "1.0", Progress: &progress})
+	if !strings.Contains(progress.String(), "Fusing") || !strings.Contains(progress.String(), "100%") {
+		t.Errorf("progress %q", progress.String())
+	}
 	if !strings.HasSuffix(printed, "Upload successful, go to https://huggingface.co/me/tiny-fused for details.\n") {
 		t.Errorf("printed %q", printed)
 	}
