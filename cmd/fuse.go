@@ -70,7 +70,7 @@ func newFuseCmdWith(f *Factory, runF func(context.Context, *Factory, *FuseOption
 	fs.StringVar(&o.UploadRepo, "upload-repo", "", "The Hugging Face repo to upload the model to")
 	fs.BoolVar(&o.Dequantize, "dequantize", false, "Generate a dequantized model")
 	fs.BoolVar(&o.Dequantize, "de-quantize", false, "Alias of --dequantize (mlx_lm before 0.28.4)")
-	fs.BoolVar(&o.ExportGGUF, "export-gguf", false, "Export model weights in GGUF format")
+	fs.BoolVar(&o.ExportGGUF, "export-gguf", false, "Export model weights in GGUF format (llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, gemma families; a quantized fused model is exported from its dequantized values)")
 	fs.StringVar(&o.GGUFPath, "gguf-path", "ggml-model-f16.gguf", "Path to save the exported GGUF format model weights (inside --save-path)")
 	fs.BoolVar(&o.TrustRemoteCode, "trust-remote-code", false, "Accepted for compatibility")
 	fs.IntVar(&o.QBits, "q-bits", 0, "mlxgo: re-quantize the fused model at these bits instead of the base's")
