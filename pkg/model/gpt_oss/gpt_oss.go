@@ -9,9 +9,9 @@
 // Experts are held as mlx_lm's mlp.experts.{gate,up,down}_proj ([E, out,
 // in] weights, [E, out] biases). Checkpoints saved by transformers keep
 // the fused mlp.experts.gate_up_proj [E, D, 2I] (gate and up columns
-// interleaved) and down_proj [E, I, D] with _bias tensors; those are split
-// and transposed when the model is built, since the sanitize plan has no
-// transpose.
+// interleaved) and down_proj [E, I, D] with _bias tensors; the sanitize
+// plan splits and transposes those (so convert writes mlx_lm's layout),
+// and New still splits them itself when given the fused layout.
 package gpt_oss
 
 import (
@@ -315,10 +315,16 @@ func (m *Model) ModelType() string { return "gpt_oss" }
 // VocabSize is V.
 func (m *Model) VocabSize() int { return m.cfg.VocabSize }
 
-// Sanitize drops rotary inv_freq buffers and a tied lm_head and refuses
+// Sanitize drops rotary inv_freq buffers and a tied lm_head, refuses
 // OpenAI's original MXFP4 expert tensors (*_blocks / *_scales), which
-// need an MXFP4 layer mlxgo does not have yet. The fused bf16 expert
-// tensors pass through: New splits them.
+// need an MXFP4 layer mlxgo does not have yet, and rewrites transformers'
+// fused experts into mlx_lm's layout: gate_up_proj [E, D, 2I] → gate_proj
+// and up_proj .weight [E, I, D] (even and odd columns, transposed),
+// gate_up_proj_bias [E, 2I] → gate_proj/up_proj .bias [E, I], down_proj
+// [E, I, D] → down_proj.weight [E, D, I], down_proj_bias → down_proj.bias
+// (a reshape to its own shape, so that SanitizePlan keeps the whole fused
+// group as the checkpoint has it; New loads that layout too). A checkpoint
+// already in mlx_lm's layout is copied through.
 func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.TensorPlan, error) {
 	for n := range tensors {
 		if strings.HasSuffix(n, "_blocks") {
@@ -326,7 +332,33 @@ func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.
 		}
 	}
 	tied, _ := cfg["tie_word_embeddings"].(bool)
-	return model.Drop(tensors, func(name string) bool {
+	var plan []model.TensorPlan
+	for _, p := range model.Drop(tensors, func(name string) bool {
 		return strings.Contains(name, "rotary_emb.inv_freq") || (tied && strings.HasPrefix(name, "lm_head."))
-	}), nil
+	}) {
+		prefix, fused, ok := strings.Cut(p.Name, ".mlp.experts.")
+		if !ok {
+			plan = append(plan, p)
+			continue
+		}
+		pre := prefix + ".mlp.experts."
+		shape := tensors[p.Name].Shape
+		step := func(name string, steps ...model.Step) model.TensorPlan {
+			return model.TensorPlan{Name: pre + name, Op: model.OpCopy, Sources: p.Sources, Steps: steps}
+		}
+		even, odd, tr := model.Step{Op: model.OpEvenCols}, model.Step{Op: model.OpOddCols}, model.Step{Op: model.OpTranspose}
+		switch fused {
+		case "gate_up_proj":
+			plan = append(plan, step("gate_proj.weight", even, tr), step("up_proj.weight", odd, tr))
+		case "gate_up_proj_bias":
+			plan = append(plan, step("gate_proj.bias", even), step("up_proj.bias", odd))
+		case "down_proj":
+			plan = append(plan, step("down_proj.weight", tr))
+		case "down_proj_bias":
+			plan = append(plan, step("down_proj.bias", model.Step{Op: model.OpReshape, Shape: shape}))
+		default:
+			plan = append(plan, p)
+		}
+	}
+	return plan, nil
 }

@@ -2,6 +2,7 @@ package gpt_oss_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -159,4 +160,36 @@ func TestQuantizedCache(t *testing.T) {
 		r.Weight = engine.Multiply(r.Weight, engine.Scalar(50))
 	}
 	modeltest.QuantizedCache(t, m, []int{5, 9, 33, 7, 100, 42, 17, 300, 8, 61, 2, 77, 90, 14}, modeltest.F32)
+}
+
+// TestPlanToMLXLayout: the sanitize plan turns the transformers fixture
+// into mlx_lm's expert layout (split, transposed, biases split along the
+// last axis), which loads to the reference logits and plans to itself.
+func TestPlanToMLXLayout(t *testing.T) {
+	for _, c := range []struct {
+		variant string
+		tol     float64
+	}{{"gpt_oss-f32", 1e-5}, {"gpt_oss-bf16", modeltest.BF16.Logits}} {
+		t.Run(c.variant, func(t *testing.T) {
+			out := modeltest.MLXLayout(t, c.variant, c.tol)
+			want := map[string][]int{
+				"model.layers.1.mlp.experts.gate_proj.weight": {4, 32, 64},
+				"model.layers.1.mlp.experts.up_proj.weight":   {4, 32, 64},
+				"model.layers.1.mlp.experts.down_proj.weight": {4, 64, 32},
+				"model.layers.1.mlp.experts.gate_proj.bias":   {4, 32},
+				"model.layers.1.mlp.experts.up_proj.bias":     {4, 32},
+				"model.layers.1.mlp.experts.down_proj.bias":   {4, 64},
+			}
+			for name, shape := range want {
+				if got, ok := out[name]; !ok || fmt.Sprint(got.Shape) != fmt.Sprint(shape) {
+					t.Errorf("%s: %v, want %v", name, got.Shape, shape)
+				}
+			}
+			for name := range out {
+				if strings.Contains(name, "gate_up_proj") || strings.HasSuffix(name, "_bias") || strings.HasSuffix(name, "experts.down_proj") {
+					t.Errorf("fused tensor %s left in the MLX layout", name)
+				}
+			}
+		})
+	}
 }

@@ -307,3 +307,94 @@ func greedy(t *testing.T, m model.Model, ref *Reference, tol Tolerances, cached 
 		t.Errorf("no greedy step has a reference margin above %.2g", tol.Margin)
 	}
 }
+
+// MLXLayout writes variant's checkpoint as its full sanitize plan makes
+// it (mlx_lm's layout: what mlx_lm's sanitize produces) into a temporary
+// folder with the fixture's config, and checks it: the plan of the
+// written checkpoint copies every tensor through unchanged (idempotence),
+// and loading it gives the reference logits within tol. It returns the
+// written tensors' dtypes and shapes, for the caller's layout checks.
+func MLXLayout(t *testing.T, variant string, tol float64) map[string]model.TensorMeta {
+	t.Helper()
+	src := Dir(variant)
+	ref, err := ReadReference(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := model.ReadConfig(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := map[string]any{}
+	data, _ := json.Marshal(cfg.Raw)
+	_ = json.Unmarshal(data, &raw)
+	st, err := safetensors.OpenModel(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	metas := map[string]model.TensorMeta{}
+	for _, e := range st.Entries() {
+		metas[e.Name] = model.TensorMeta{DType: string(e.DType), Shape: e.Shape}
+	}
+	plan, err := model.FullSanitizePlan(cfg.ModelType, raw, metas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]model.TensorMeta{}
+	var tensors []safetensors.Data
+	for _, p := range plan {
+		srcs := make([]model.RawTensor, len(p.Sources))
+		for i, s := range p.Sources {
+			tt, err := st.Tensor(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srcs[i] = model.RawTensor{DType: string(tt.DType), Shape: tt.Shape, Data: tt.Bytes()}
+		}
+		r, err := model.ApplyPlan(p, srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tensors = append(tensors, safetensors.Data{TensorSpec: safetensors.TensorSpec{Name: p.Name, DType: safetensors.DType(r.DType), Shape: r.Shape}, Bytes: r.Data})
+		out[p.Name] = model.TensorMeta{DType: r.DType, Shape: r.Shape}
+	}
+	dir := t.TempDir()
+	if err := safetensors.Save(filepath.Join(dir, "model.safetensors"), tensors, map[string]string{"format": "mlx"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "generation_config.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, f), b, 0o644)
+		}
+		if err != nil && f == "config.json" {
+			t.Fatal(err)
+		}
+	}
+
+	again, err := model.FullSanitizePlan(cfg.ModelType, raw, out)
+	if err != nil {
+		t.Fatalf("plan of the MLX layout: %v", err)
+	}
+	for _, p := range again {
+		if p.Op != model.OpCopy || len(p.Steps) != 0 || len(p.Sources) != 1 || p.Sources[0] != p.Name {
+			t.Errorf("plan of the MLX layout changes %s: %+v", p.Name, p)
+		}
+	}
+	if len(again) != len(out) {
+		t.Errorf("plan of the MLX layout makes %d tensors of %d", len(again), len(out))
+	}
+
+	m, _, err := model.Load(dir)
+	if err != nil {
+		t.Fatalf("load the MLX layout: %v", err)
+	}
+	got := pick(Logits(t, m, nil, ref.InputIDs), ref.V, ref.LogitsPositions)
+	if e := RelErr(got, ref.Logits); e > tol {
+		t.Errorf("MLX layout: logits rel err %.3g > %.3g", e, tol)
+	} else {
+		t.Logf("MLX layout: logits rel err %.3g", e)
+	}
+	return out
+}
