@@ -11,7 +11,8 @@
 // per-head key/value up-projection kv_b_proj is applied in its split form:
 // embed_q [H, R, Dn] (keys, or absorbed into the queries when decoding one
 // token) and unembed_out [H, Dv, R] (values). Checkpoints with the hub's
-// kv_b_proj [H·(Dn+Dv), R] are split when the model is built.
+// kv_b_proj [H·(Dn+Dv), R] are split by the sanitize plan (float) or
+// when the model is built (quantized, or a plan that kept it).
 //
 // Feed-forward: the first first_k_dense_replace layers are dense; the
 // others route each token to num_experts_per_tok of n_routed_experts by
@@ -527,8 +528,9 @@ func (m *Model) VocabSize() int { return m.cfg.VocabSize }
 // num_hidden_layers), rotary inv_freq buffers and a tied lm_head. FP8
 // (weight_scale_inv) and compressed-tensors int4 checkpoints are refused
 // with a message: their dequantization is not a plan operation.
-// kv_b_proj is split when the model is built (New), so a checkpoint
-// with it, or with mlx_lm's embed_q/unembed_out, passes through.
+// A float kv_b_proj [H·(Dn+Dv), R] is split as mlx_lm's sanitize does,
+// into embed_q [H, R, Dn] and unembed_out [H, Dv, R]; a quantized one
+// (which mlx_lm dequantizes and re-quantizes) is left for New to split.
 func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.TensorPlan, error) {
 	for n := range tensors {
 		if strings.HasSuffix(n, "weight_scale_inv") || strings.HasSuffix(n, "weight_packed") {
@@ -557,12 +559,34 @@ func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.
 	if err != nil {
 		return nil, err
 	}
-	out := plan[:0]
+	H, _ := cfg["num_attention_heads"].(float64)
+	Dn, _ := cfg["qk_nope_head_dim"].(float64)
+	Dv, _ := cfg["v_head_dim"].(float64)
+	var out []model.TensorPlan
 	for _, p := range plan {
 		if strings.Contains(p.Name, "rotary_emb.inv_freq") || (tied && strings.HasPrefix(p.Name, "lm_head.")) {
 			continue
 		}
-		out = append(out, p)
+		attn, ok := strings.CutSuffix(p.Name, ".kv_b_proj.weight")
+		if !ok || H <= 0 || Dn <= 0 || Dv <= 0 || kept[attn+".kv_b_proj.scales"].Shape != nil {
+			// A quantized kv_b_proj stays: mlx_lm re-quantizes its split
+			// halves, which a plan cannot; New splits it.
+			out = append(out, p)
+			continue
+		}
+		// [H·(Dn+Dv), R] → per head [Dn+Dv, R]: embed_q = key rows
+		// transposed [H, R, Dn], unembed_out = value rows [H, Dv, R].
+		shape := kept[p.Name].Shape
+		h, dn, dv := int(H), int(Dn), int(Dv)
+		if len(shape) != 2 || shape[0] != h*(dn+dv) {
+			return nil, fmt.Errorf("tensor %q: shape %v, expected [num_attention_heads·(qk_nope_head_dim+v_head_dim) = %d, kv_lora_rank]", p.Name, shape, h*(dn+dv))
+		}
+		split := model.Step{Op: model.OpReshape, Shape: []int{h, dn + dv, shape[1]}}
+		out = append(out,
+			model.TensorPlan{Name: attn + ".embed_q.weight", Op: model.OpCopy, Sources: p.Sources, Steps: []model.Step{
+				split, {Op: model.OpSlice, Axis: 1, Start: 0, Stop: dn}, {Op: model.OpTranspose}}},
+			model.TensorPlan{Name: attn + ".unembed_out.weight", Op: model.OpCopy, Sources: p.Sources, Steps: []model.Step{
+				split, {Op: model.OpSlice, Axis: 1, Start: dn, Stop: dn + dv}}})
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package deepseek_v3_test
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,6 +195,36 @@ func TestVariants(t *testing.T) {
 			}
 			if e := modeltest.RelErr(got, full); e > 1e-5 {
 				t.Errorf("cached decode rel err %.3g", e)
+			}
+		})
+	}
+}
+
+// TestPlanToMLXLayout: the sanitize plan turns the hub fixture into
+// mlx_lm's layout (experts stacked, kv_b_proj split into embed_q [H, R, Dn]
+// and unembed_out [H, Dv, R]), which loads to the reference logits and
+// plans to itself.
+func TestPlanToMLXLayout(t *testing.T) {
+	for _, c := range []struct {
+		variant string
+		tol     float64
+	}{{"deepseek_v3-f32", modeltest.F32.Logits}, {"deepseek_v3-bf16", modeltest.BF16.Logits}} {
+		t.Run(c.variant, func(t *testing.T) {
+			out := modeltest.MLXLayout(t, c.variant, c.tol)
+			want := map[string][]int{
+				"model.layers.0.self_attn.embed_q.weight":      {4, 32, 16},
+				"model.layers.0.self_attn.unembed_out.weight":  {4, 16, 32},
+				"model.layers.1.mlp.switch_mlp.up_proj.weight": {4, 32, 64},
+			}
+			for name, shape := range want {
+				if got, ok := out[name]; !ok || !slices.Equal(got.Shape, shape) {
+					t.Errorf("%s: %v, want %v", name, got.Shape, shape)
+				}
+			}
+			for name := range out {
+				if strings.Contains(name, "kv_b_proj") || strings.Contains(name, ".experts.") {
+					t.Errorf("%s left in the MLX layout", name)
+				}
 			}
 		})
 	}
