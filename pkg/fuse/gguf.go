@@ -65,7 +65,8 @@ func newDequantSource(m *st.Model, q *model.Quantization) (*dequantSource, error
 		src := func(name string) *source {
 			t, _ := m.Tensor(name)
 			i, _, _ := m.Info(name)
-			return &source{name: name, srcs: []st.Tensor{t}, dtype: i.DType, shape: i.Shape}
+			return &source{name: name, plan: model.TensorPlan{Name: name, Op: model.OpCopy, Sources: []string{name}},
+				srcs: []st.Tensor{t}, dtype: i.DType, shape: i.Shape}
 		}
 		w, sc, bi := src(n), src(path+".scales"), src(path+".biases")
 		if err := checkQuantized(path, w, sc, bi, spec); err != nil {

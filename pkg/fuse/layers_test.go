@@ -17,6 +17,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/lora"
 	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
 )
 
@@ -269,5 +270,65 @@ func TestQBitsMixed(t *testing.T) {
 	}
 	if _, _, err := model.Load(res.Path); err != nil {
 		t.Errorf("--q-group-size 32: %v", err)
+	}
+}
+
+// TestEveryArchitectureRoundTrips: for every float fixture, a fuse with
+// an adapter that changes nothing (lora_b = 0) on one projection writes a
+// folder, in MLX layout (the full sanitize plan: stacked experts, split
+// and transposed tensors), that model.Load reads back to the fixture's
+// reference logits.
+func TestEveryArchitectureRoundTrips(t *testing.T) {
+	dirs, err := filepath.Glob(testdata("models", "*-f32"))
+	must(t, err)
+	if len(dirs) < 10 {
+		t.Fatalf("only %d fixtures", len(dirs))
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			ref, err := modeltest.ReadReference(dir)
+			must(t, err)
+			if !slices.Contains(model.Supported(), ref.ModelType) {
+				t.Skipf("architecture %s not registered", ref.ModelType)
+			}
+			cfg, err := readConfig(dir)
+			must(t, err)
+			m, err := st.OpenModel(dir)
+			must(t, err)
+			metas := map[string]model.TensorMeta{}
+			for _, e := range m.Entries() {
+				metas[e.Name] = model.TensorMeta{DType: string(e.DType), Shape: e.Shape}
+			}
+			plan, err := model.FullSanitizePlan(ref.ModelType, cfg.plain, metas)
+			must(t, err)
+			var path string
+			var shape []int
+			for _, p := range plan {
+				var srcs []model.TensorMeta
+				for _, s := range p.Sources {
+					srcs = append(srcs, metas[s])
+				}
+				meta, err := model.PlanMeta(p, srcs)
+				must(t, err)
+				if strings.Contains(p.Name, "layers.0.") && strings.HasSuffix(p.Name, "proj.weight") && len(meta.Shape) == 2 {
+					path, shape = strings.TrimSuffix(p.Name, ".weight"), meta.Shape
+					break
+				}
+			}
+			m.Close()
+			if path == "" {
+				t.Fatal("no 2-D projection in block 0")
+			}
+			r := rand.New(rand.NewPCG(3, 3))
+			adir := saveAdapter(t, map[string]lora.Tensor{
+				path + ".lora_a": randTensor(r, 0.1, shape[1], 4),
+				path + ".lora_b": {Shape: []int{4, shape[0]}, Data: make([]float32, 4*shape[0])},
+			}, "lora")
+			res, _ := run(t, Options{Model: dir, AdapterPath: adir})
+			got := logitsAt(t, res.Path, ref)
+			if e := modeltest.RelErr(got, ref.Logits); e > modeltest.F32.Logits {
+				t.Errorf("%s (adapter on %s): logits relative error %.3g > %.3g", ref.ModelType, path, e, modeltest.F32.Logits)
+			}
+		})
 	}
 }

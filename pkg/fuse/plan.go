@@ -77,7 +77,7 @@ func plan(m *st.Model, cfg *config, ad *lora.Adapter, o *Options) (*planned, err
 		metas[e.Name] = model.TensorMeta{DType: string(e.DType), Shape: e.Shape}
 	}
 	modelType := cfg.str("model_type")
-	tplans, err := model.SanitizePlan(modelType, cfg.plain, metas)
+	tplans, err := model.FullSanitizePlan(modelType, cfg.plain, metas)
 	if err != nil {
 		return nil, err
 	}

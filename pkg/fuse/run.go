@@ -37,13 +37,20 @@ type LayerReport struct {
 // re-quantized adapted layers.
 func (j *job) run(w *st.Writer, scale float32) (*LayerReport, error) {
 	if j.kind == jobCopy {
-		return nil, w.WriteTensor(j.name, j.w.bytes())
+		b, err := j.w.bytes()
+		if err != nil {
+			return nil, err
+		}
+		return nil, w.WriteTensor(j.name, b)
 	}
 	if j.kind == jobDequant && j.dtype != st.F32 {
 		// straight into the half dtype, as mx.dequantize, no float32 copy
-		h := make([]uint16, numel(j.shape))
-		err := quant.DequantizeHalfTo(words(j.w.bytes()), halves(j.scales.bytes()), halves(j.biases.bytes()), halfKind(j.dtype), j.shape[len(j.shape)-1], j.src.Options(), h)
+		qb, sb, bb, err := j.quantBytes()
 		if err != nil {
+			return nil, err
+		}
+		h := make([]uint16, numel(j.shape))
+		if err := quant.DequantizeHalfTo(words(qb), halves(sb), halves(bb), halfKind(j.dtype), j.shape[len(j.shape)-1], j.src.Options(), h); err != nil {
 			return nil, err
 		}
 		return nil, w.WriteTensor(j.name, st.AsBytes(h))
@@ -94,11 +101,29 @@ func (j *job) run(w *st.Writer, scale float32) (*LayerReport, error) {
 // mx.dequantize does (into the scales' dtype).
 func (j *job) values() ([]float32, error) {
 	if !j.quantized {
-		return floats(j.w.bytes(), j.dtype)
+		b, err := j.w.bytes()
+		if err != nil {
+			return nil, err
+		}
+		return floats(b, j.dtype)
 	}
-	cols := j.shape[len(j.shape)-1]
-	q := words(j.w.bytes())
-	return dequantize(q, j.scales.bytes(), j.biases.bytes(), j.dtype, cols, j.src)
+	qb, sb, bb, err := j.quantBytes()
+	if err != nil {
+		return nil, err
+	}
+	return dequantize(words(qb), sb, bb, j.dtype, j.shape[len(j.shape)-1], j.src)
+}
+
+// quantBytes returns a quantized layer's weight, scales and biases bytes.
+func (j *job) quantBytes() (q, s, b []byte, err error) {
+	if q, err = j.w.bytes(); err != nil {
+		return
+	}
+	if s, err = j.scales.bytes(); err != nil {
+		return
+	}
+	b, err = j.biases.bytes()
+	return
 }
 
 // merge fuses the module's adapter into w (the weight's values, in place),

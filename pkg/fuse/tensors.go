@@ -11,12 +11,13 @@ import (
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
 )
 
-// source is one output tensor of the sanitize plan: made from one source
-// tensor (copy), several stacked on a new axis 0 (MoE experts), or the
-// even/odd rows of axis -2 of one tensor.
+// source is one output tensor of the model type's full sanitize plan (what
+// mlx_lm's sanitize makes of the checkpoint, so the fused folder is in MLX
+// layout whatever the source's): made by model.ApplyPlan from its source
+// tensors.
 type source struct {
 	name  string
-	op    model.TensorOp
+	plan  model.TensorPlan
 	srcs  []st.Tensor
 	dtype st.DType
 	shape []int
@@ -26,34 +27,18 @@ func newSource(p model.TensorPlan, srcs []st.Tensor) (*source, error) {
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("sanitize plan for %s names no source tensor", p.Name)
 	}
-	s := &source{name: p.Name, op: p.Op, srcs: srcs, dtype: srcs[0].DType}
-	if _, ok := s.dtype.Size(); !ok {
-		return nil, fmt.Errorf("tensor %s (%s): dtype %s is not supported", srcs[0].Name, srcs[0].File, s.dtype)
+	metas := make([]model.TensorMeta, len(srcs))
+	for i, t := range srcs {
+		if _, ok := t.DType.Size(); !ok {
+			return nil, fmt.Errorf("tensor %s (%s): dtype %s is not supported", t.Name, t.File, t.DType)
+		}
+		metas[i] = model.TensorMeta{DType: string(t.DType), Shape: t.Shape}
 	}
-	first := srcs[0].Shape
-	switch p.Op {
-	case model.OpCopy:
-		if len(srcs) != 1 {
-			return nil, fmt.Errorf("sanitize plan for %s: copy of %d tensors", p.Name, len(srcs))
-		}
-		s.shape = append([]int(nil), first...)
-	case model.OpStack:
-		for _, t := range srcs[1:] {
-			if t.DType != s.dtype || !sameShape(t.Shape, first) {
-				return nil, fmt.Errorf("cannot stack %s into %s: %s %v differs from %s's %s %v", t.Name, p.Name, t.DType, t.Shape, srcs[0].Name, s.dtype, first)
-			}
-		}
-		s.shape = append([]int{len(srcs)}, first...)
-	case model.OpEvenRows, model.OpOddRows:
-		if len(srcs) != 1 || len(first) < 2 || first[len(first)-2]%2 != 0 {
-			return nil, fmt.Errorf("sanitize plan for %s: even/odd rows need one tensor with an even axis -2, got %v", p.Name, first)
-		}
-		s.shape = append([]int(nil), first...)
-		s.shape[len(first)-2] /= 2
-	default:
-		return nil, fmt.Errorf("sanitize plan for %s: unknown op %d", p.Name, p.Op)
+	m, err := model.PlanMeta(p, metas)
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
+	return &source{name: p.Name, plan: p, srcs: srcs, dtype: st.DType(m.DType), shape: m.Shape}, nil
 }
 
 func sameShape(a, b []int) bool {
@@ -76,33 +61,18 @@ func numel(shape []int) int {
 	return n
 }
 
-// bytes returns the tensor's data: a view of the mapped file for a copy,
-// else a new buffer.
-func (s *source) bytes() []byte {
-	switch s.op {
-	case model.OpCopy:
-		return s.srcs[0].Bytes()
-	case model.OpStack:
-		var out []byte
-		for _, t := range s.srcs {
-			out = append(out, t.Bytes()...)
-		}
-		return out
+// bytes returns the tensor's data: a view of the mapped file for a plain
+// copy, else a new buffer.
+func (s *source) bytes() ([]byte, error) {
+	raws := make([]model.RawTensor, len(s.srcs))
+	for i, t := range s.srcs {
+		raws[i] = model.RawTensor{DType: string(t.DType), Shape: t.Shape, Data: t.Bytes()}
 	}
-	esize, _ := s.dtype.Size()
-	b := s.srcs[0].Bytes()
-	rowBytes := s.shape[len(s.shape)-1] * esize
-	off := 0
-	if s.op == model.OpOddRows {
-		off = 1
+	r, err := model.ApplyPlan(s.plan, raws)
+	if err != nil {
+		return nil, err
 	}
-	n := len(b) / rowBytes / 2
-	out := make([]byte, 0, n*rowBytes)
-	for r := 0; r < n; r++ {
-		src := (2*r + off) * rowBytes
-		out = append(out, b[src:src+rowBytes]...)
-	}
-	return out
+	return r.Data, nil
 }
 
 // release drops the source pages from memory once used.
