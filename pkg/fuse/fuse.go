@@ -6,16 +6,24 @@
 // width unless Dequantize is set; a full fine-tune's tensors replace the
 // base's. The output is written in convert's layout (sharded safetensors
 // with the index, config.json with sorted keys, tokenizer and side files,
-// model card), tensor by tensor from the memory-mapped base, into a hidden
-// temporary folder renamed into place at the end.
+// model card), in MLX layout (the model type's full sanitize plan, as
+// mlx_lm saves the loaded model), tensor by tensor from the memory-mapped
+// base, into a hidden temporary folder renamed into place at the end; a
+// failed run leaves nothing. As mlx_lm, an existing --save-path may be
+// written over, but only an empty folder or an earlier model (config.json)
+// and never one holding the inputs, and it is replaced whole.
 //
 // mlxgo's additions: after re-quantizing, every adapted layer's share of
-// the adapter's change that survived is measured (LayerReport.Kept) and a
+// the adapter's change that survived is measured (LayerReport) and one
 // warning names the worst layers when it is below SurvivalThreshold (the
 // lost-adapter problem, mlx-lm issue #1172); QBits/QGroupSize re-quantize
-// every quantized layer at another width; the GGUF export covers every
-// family pkg/gguf writes, and exports a quantized fused model by
-// dequantizing its layers.
+// every quantized layer at another width; Dequantize drops both
+// quantization and quantization_config (mlx_lm leaves the second, which
+// then names a quantization the weights no longer have); the GGUF export
+// covers every family pkg/gguf writes, in F16 (default), BF16, F32, Q8_0 or
+// Q4_0, and is checked before anything is written; a quantized fused model
+// is exported from its dequantized layers, i.e. the values the MLX folder
+// computes with (pass Dequantize for the unrounded fused weights).
 package fuse
 
 import (
