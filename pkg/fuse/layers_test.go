@@ -18,6 +18,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/lora"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
+	"github.com/mlxgo/mlxgo/pkg/quant"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
 )
 
@@ -331,4 +332,62 @@ func TestEveryArchitectureRoundTrips(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFuseQuantizedBF16: on a 4-bit base with bfloat16 scales (convert -q
+// of llama-bf16), the adapted layer is bit-identical to mx.dequantize into
+// bfloat16 (quant.DequantizeHalfTo), + the delta cast to bfloat16, the sum
+// rounded to bfloat16, quant.QuantizeHalf; --dequantize writes the
+// bfloat16 dequantized values.
+func TestFuseQuantizedBF16(t *testing.T) {
+	q4 := filepath.Join(t.TempDir(), "q4")
+	if _, err := convert.Convert(context.Background(), convert.Options{HFPath: testdata("models", "llama-bf16"), MLXPath: q4, Quantize: true, GroupSize: 32, Bits: 4}); err != nil {
+		t.Fatal(err)
+	}
+	adir, ad := writeAdapter(t, 0.1, 21)
+	const path = "model.layers.0.mlp.down_proj" // [64, 96]
+	out, in := 64, 96
+	o := quant.Options{Bits: 4, GroupSize: 32}
+	base, err := st.OpenModel(q4)
+	must(t, err)
+	defer base.Close()
+	raw := func(m *st.Model, n string) []byte {
+		x, err := m.Tensor(n)
+		must(t, err)
+		return x.Bytes()
+	}
+	h := make([]uint16, out*in)
+	must(t, quant.DequantizeHalfTo(words(raw(base, path+".weight")), halves(raw(base, path+".scales")), halves(raw(base, path+".biases")), kernels.BF16, in, o, h))
+	d := make([]float32, out*in)
+	a, b := ad[path+".lora_a"], ad[path+".lora_b"]
+	kernels.Sgemm(true, true, out, in, 4, b.Data, out, a.Data, 4, d, in, false)
+	for k := range h {
+		delta := kernels.BF16ToF32(kernels.F32ToBF16(2 * d[k]))
+		h[k] = kernels.F32ToBF16(kernels.BF16ToF32(h[k]) + delta)
+	}
+	wq, ws, wb := make([]uint32, out*in/8), make([]uint16, out*in/32), make([]uint16, out*in/32)
+	must(t, quant.QuantizeHalf(h, kernels.BF16, in, o, wq, ws, wb))
+
+	res, _ := run(t, Options{Model: q4, AdapterPath: adir})
+	got, err := st.OpenModel(res.Path)
+	must(t, err)
+	defer got.Close()
+	if !slices.Equal(words(raw(got, path+".weight")), wq) || !slices.Equal(halves(raw(got, path+".scales")), ws) || !slices.Equal(halves(raw(got, path+".biases")), wb) {
+		t.Error("fused bf16-scaled layer differs from dequantize-merge-quantize")
+	}
+	got.Close()
+
+	res, _ = run(t, Options{Model: q4, AdapterPath: adir, Dequantize: true})
+	got, err = st.OpenModel(res.Path)
+	must(t, err)
+	if info, _, _ := got.Info(path + ".weight"); info.DType != st.BF16 || !slices.Equal(halves(raw(got, path+".weight")), h) {
+		t.Errorf("--dequantize: %s is %s, or not the fused bf16 weight", path, info.DType)
+	}
+	const plain = "model.embed_tokens"
+	e := make([]uint16, 512*64)
+	must(t, quant.DequantizeHalfTo(words(raw(base, plain+".weight")), halves(raw(base, plain+".scales")), halves(raw(base, plain+".biases")), kernels.BF16, 64, o, e))
+	if !slices.Equal(halves(raw(got, plain+".weight")), e) {
+		t.Error("--dequantize: the embedding is not mx.dequantize's bf16 values")
+	}
+	got.Close()
 }
