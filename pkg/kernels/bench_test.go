@@ -67,14 +67,14 @@ const streamBytes = 512 << 20
 var (
 	streamOnce sync.Once
 	streamBuf  []float32
+	streamOff  int
 )
 
 // streamPass is the STREAM-style peer: both cores sum their half of n
-// bytes (rounded to 512; at least 64 MiB, beyond the 32 MiB L3) of a
-// 512 MiB array, once with each probe this CPU has (256- and 512-bit
-// loads); it returns the best bandwidth in GB/s. Reading about as many
-// bytes as the kernel it is paired with gives both the same exposure to
-// bursts of background load.
+// bytes (rounded to 512; at least 64 MiB) of a 512 MiB array, once with
+// each probe this CPU has (256- and 512-bit loads); it returns the best
+// bandwidth in GB/s. Reading about as many bytes as the kernel it is
+// paired with gives both the same exposure to bursts of background load.
 func streamPass(n int) float64 {
 	streamOnce.Do(func() {
 		streamBuf = make([]float32, streamBytes/4)
@@ -82,14 +82,20 @@ func streamPass(n int) float64 {
 			streamBuf[i] = 1
 		}
 	})
-	n = min(streamBytes, max(64<<20, n)) / 512 * 128 // floats, a multiple of 128
+	n = min(streamBytes/2, max(64<<20, n)) / 512 * 128 // floats, a multiple of 128
 	var gbs float64
 	probes := readSums()
 	if len(probes) > 1 {
 		probes = probes[1:] // the assembly probes; Go is slower
 	}
 	for _, sum := range probes {
-		buf := streamBuf[:n]
+		// A different part of the array each pass, so nothing is left in
+		// L3 from the pass before: this is memory bandwidth.
+		if streamOff+n > len(streamBuf) {
+			streamOff = 0
+		}
+		buf := streamBuf[streamOff : streamOff+n]
+		streamOff += n
 		t0 := time.Now()
 		Parallel(n/128, 1<<13, func(lo, hi int) {
 			sink = sum(buf[lo*128 : hi*128])
