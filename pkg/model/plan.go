@@ -180,17 +180,21 @@ func applyStep(r RawTensor, s Step, metaOnly bool) (RawTensor, error) {
 		}
 		return RawTensor{DType: r.DType, Shape: shape, Data: r.Data}, nil
 	case OpAddScalar:
+		if !addable(r.DType) {
+			return RawTensor{}, fmt.Errorf("adding %g needs a float tensor, got %s", s.Value, r.DType)
+		}
 		out := RawTensor{DType: r.DType, Shape: slices.Clone(r.Shape)}
+		if out.DType == string(safetensors.F16) || out.DType == string(safetensors.BF16) {
+			out.DType = string(safetensors.F32)
+		}
 		if metaOnly {
-			if !addable(r.DType) {
-				return RawTensor{}, fmt.Errorf("adding %g needs a float tensor, got %s", s.Value, r.DType)
-			}
 			return out, nil
 		}
-		out.Data = make([]byte, len(r.Data))
-		if err := addScalar(out.Data, r.Data, r.DType, s.Value); err != nil {
-			return RawTensor{}, err
+		out.Data = make([]byte, numel(r.Shape)*4)
+		if r.DType == string(safetensors.F64) {
+			out.Data = make([]byte, len(r.Data))
 		}
+		addScalar(out.Data, r.Data, r.DType, s.Value)
 		return out, nil
 	}
 	return RawTensor{}, fmt.Errorf("unknown step op %d", s.Op)
@@ -246,9 +250,9 @@ func addable(dtype string) bool {
 	return false
 }
 
-// addScalar writes src + v to dst, computed in float32 (float64 for F64)
-// and rounded to nearest even in the dtype, as MLX adds a Python float.
-func addScalar(dst, src []byte, dtype string, v float64) error {
+// addScalar writes src + v to dst: float64 for F64, else float32 (half
+// inputs widen exactly, so the sum is transformers' 1 + w.float()).
+func addScalar(dst, src []byte, dtype string, v float64) {
 	switch safetensors.DType(dtype) {
 	case safetensors.F64:
 		for i := 0; i < len(src); i += 8 {
@@ -260,27 +264,19 @@ func addScalar(dst, src []byte, dtype string, v float64) error {
 			x := math.Float32frombits(binary.LittleEndian.Uint32(src[i:]))
 			binary.LittleEndian.PutUint32(dst[i:], math.Float32bits(x+float32(v)))
 		}
-	case safetensors.F16, safetensors.BF16:
+	default: // F16, BF16
 		kind := kernels.BF16
 		if safetensors.DType(dtype) == safetensors.F16 {
 			kind = kernels.F16
 		}
-		n := len(src) / 2
-		h := make([]uint16, n)
+		h := make([]uint16, len(src)/2)
 		for i := range h {
 			h[i] = binary.LittleEndian.Uint16(src[2*i:])
 		}
-		f := make([]float32, n)
+		f := make([]float32, len(h))
 		kernels.HalfToF32Slice(f, h, kind)
-		for i := range f {
-			f[i] += float32(v)
+		for i, x := range f {
+			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(x+float32(v)))
 		}
-		kernels.F32ToHalfSlice(h, f, kind)
-		for i, x := range h {
-			binary.LittleEndian.PutUint16(dst[2*i:], x)
-		}
-	default:
-		return fmt.Errorf("adding %g needs a float tensor, got %s", v, dtype)
 	}
-	return nil
 }

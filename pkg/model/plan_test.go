@@ -81,20 +81,24 @@ func TestApplyPlan(t *testing.T) {
 		t.Error("a source was written")
 	}
 
-	// bf16 and f16: the sum is rounded to nearest even in the dtype.
-	for _, dt := range []string{"BF16", "F16"} {
-		var in uint16 = 0x3f81 // bf16 1.0078125
-		if dt == "F16" {
-			in = 0x3c01 // f16 1.0009765625
-		}
-		src := RawTensor{DType: dt, Shape: []int{1}, Data: []byte{byte(in), byte(in >> 8)}}
-		got, err := ApplyPlan(TensorPlan{Name: "n", Sources: []string{"n"}, Steps: []Step{{Op: OpAddScalar, Value: 1}}}, []RawTensor{src})
+	// bf16 and f16: the sum is float32, exact (no rounding to the half
+	// dtype: 1 + (1 + 2^-7) and 1 + (1 + 2^-10) need more mantissa bits).
+	for _, c := range []struct {
+		dtype string
+		bits  uint16
+		want  float32
+	}{{"BF16", 0x3f81, 2.0078125}, {"F16", 0x3c01, 2.0009765625}} {
+		src := RawTensor{DType: c.dtype, Shape: []int{1}, Data: []byte{byte(c.bits), byte(c.bits >> 8)}}
+		p := TensorPlan{Name: "n", Sources: []string{"n"}, Steps: []Step{{Op: OpAddScalar, Value: 1}}}
+		got, err := ApplyPlan(p, []RawTensor{src})
 		if err != nil {
 			t.Fatal(err)
 		}
-		// 2.0078125 (bf16) / 2.0009765625 (f16) are halfway: even mantissa 2.0.
-		if h := binary.LittleEndian.Uint16(got.Data); h != 0x4000 {
-			t.Errorf("%s: 1+1ulp + 1 = %#04x, want 0x4000", dt, h)
+		if got.DType != "F32" || !slices.Equal(rawF32s(got), []float32{c.want}) {
+			t.Errorf("%s: 1+1ulp + 1 = %s %v, want F32 %v", c.dtype, got.DType, rawF32s(got), c.want)
+		}
+		if m, err := PlanMeta(p, []TensorMeta{{DType: c.dtype, Shape: []int{1}}}); err != nil || m.DType != "F32" {
+			t.Errorf("%s: PlanMeta %+v %v", c.dtype, m, err)
 		}
 	}
 

@@ -39,9 +39,11 @@ const (
 	// axes count from the end): with OpReshape, a split of a fused
 	// projection (DeepSeek-V3's kv_b_proj into embed_q/unembed_out).
 	OpSlice
-	// OpAddScalar adds Step.Value to every element of a float tensor,
-	// rounding to its dtype (Qwen3-Next's norms: w − 1 on the hub, w in
-	// mlx_lm's layout).
+	// OpAddScalar adds Step.Value to every element of a float tensor
+	// (Qwen3-Next's norms: w − 1 on the hub, w in mlx_lm's layout). F16
+	// and BF16 become F32 (the sum in float32, as transformers computes
+	// 1 + w.float()); a converter casting it back to the half dtype rounds
+	// once, giving the bytes of mlx_lm's half-precision add.
 	OpAddScalar
 )
 

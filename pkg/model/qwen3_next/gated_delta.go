@@ -31,8 +31,8 @@ type GatedDeltaNet struct {
 	kernel     int
 }
 
-// Conv1d is the depthwise convolution's weight: [C, 1, K] as the hub
-// stores it, [C, K, 1] after mlx_lm's sanitize; both hold w[c, j].
+// Conv1d is the depthwise convolution's weight [C, K, 1] (mlx_lm's
+// layout; the hub's [C, 1, K] holds the same w[c, j]).
 type Conv1d struct {
 	Weight *engine.Array
 }
@@ -68,17 +68,13 @@ func (c *LinearCache) State() []*engine.Array { return []*engine.Array{c.Conv, c
 // Meta is empty.
 func (c *LinearCache) Meta() []string { return nil }
 
-func newGatedDeltaNet(w *model.Weights, p string, c *Config, hubLayout bool) *GatedDeltaNet {
+func newGatedDeltaNet(w *model.Weights, p string, c *Config) *GatedDeltaNet {
 	g := &GatedDeltaNet{nk: c.LinearNumKeyHeads, nv: c.LinearNumValueHeads, dk: c.LinearKeyHeadDim, dv: c.LinearValueHeadDim, kernel: c.LinearConvKernelDim}
 	D, keyDim, valDim := c.HiddenSize, g.nk*g.dk, g.nv*g.dv
 	C := 2*keyDim + valDim
 	w.Linear(&g.InProjQKVZ, p+".in_proj_qkvz", D, 2*keyDim+2*valDim, false)
 	w.Linear(&g.InProjBA, p+".in_proj_ba", D, 2*g.nv, false)
-	if hubLayout {
-		w.Tensor(&g.Conv1d.Weight, p+".conv1d.weight", C, 1, g.kernel)
-	} else {
-		w.Tensor(&g.Conv1d.Weight, p+".conv1d.weight", C, g.kernel, 1)
-	}
+	w.Tensor(&g.Conv1d.Weight, p+".conv1d.weight", C, g.kernel, 1)
 	w.Tensor(&g.ALog, p+".A_log", g.nv)
 	w.Tensor(&g.DtBias, p+".dt_bias", g.nv)
 	w.RMSNorm(&g.Norm, p+".norm", g.dv, c.RMSNormEps)

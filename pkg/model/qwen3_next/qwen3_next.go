@@ -9,13 +9,10 @@
 // partial rotary (partial_rotary_factor); output · sigmoid(gate).
 //
 // Norms: hub checkpoints store the decoder, final and q/k RMSNorm weights
-// as w − 1 (Qwen3NextRMSNorm computes x̂·(1 + w)); mlx_lm's sanitize adds 1
-// when it converts, and also turns conv1d.weight [C, 1, K] into [C, K, 1].
-// The sanitize plan cannot rewrite values, so this package tells the two
-// layouts apart by the config: a quantized checkpoint was converted by
-// mlx_lm (norms already w, conv [C, K, 1]); a float one is the hub's
-// layout. Sanitize rejects a checkpoint whose conv1d shape contradicts
-// that, with a message saying so.
+// as w − 1 (Qwen3NextRMSNorm computes x̂·(1 + w)) and conv1d.weight as
+// [C, 1, K]; the model holds mlx_lm's layout (norm weights w, conv1d [C,
+// K, 1]), which the sanitize plan writes from the hub's, as mlx_lm's
+// sanitize does.
 package qwen3_next
 
 import (
@@ -212,11 +209,10 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 		return nil, cfg.Errorf("%v", err)
 	}
 	rope := r.NN()
-	// Hub layout: norms hold w − 1 (see the package comment).
-	hubNorms := cfg.Quantization == nil
+	// mlx_lm's layout: norm weights w, not the hub's w − 1 (the sanitize
+	// plan adds the 1).
 	norm := func(dst *nn.RMSNorm, path string, dim int) {
 		w.RMSNorm(dst, path, dim, c.RMSNormEps)
-		dst.OnePlus = hubNorms
 	}
 	m := &Model{cfg: c}
 	w.Embedding(&m.Model.EmbedTokens, "model.embed_tokens", c.VocabSize, D)
@@ -224,7 +220,7 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 	for i := range m.Model.Layers {
 		l, p := &m.Model.Layers[i], "model.layers."+strconv.Itoa(i)+"."
 		if c.LayerTypes[i] == "linear_attention" {
-			l.LinearAttn = newGatedDeltaNet(w, p+"linear_attn", &c, hubNorms)
+			l.LinearAttn = newGatedDeltaNet(w, p+"linear_attn", &c)
 		} else {
 			a := &Attention{rope: rope, heads: H, kvHeads: Hk, headDim: Dh, scale: nn.DefaultScale(Dh)}
 			w.Linear(&a.QProj, p+"self_attn.q_proj", D, 2*H*Dh, c.AttentionBias)
@@ -373,55 +369,64 @@ func (m *Model) ModelType() string { return "qwen3_next" }
 // VocabSize is V.
 func (m *Model) VocabSize() int { return m.cfg.VocabSize }
 
-// Sanitize stacks mlp.experts.{e}.{gate,up,down}_proj.* into
-// mlp.switch_mlp.*_proj.* [E, out, in], drops the multi-token-prediction
-// head (mtp.*), rotary inv_freq buffers and a tied lm_head, and checks the
-// conv1d layout against the config (see the package comment).
+// Sanitize is mlx_lm's qwen3_next sanitize as a plan: it drops the
+// multi-token-prediction head (mtp.*), rotary inv_freq buffers and a tied
+// lm_head, stacks mlp.experts.{e}.{gate,up,down}_proj.* into
+// mlp.switch_mlp.*_proj.* [E, out, in], and rewrites the hub's layout into
+// mlx_lm's: decoder, final and q/k norm weights + 1, conv1d.weight [C, 1,
+// K] → [C, K, 1]. The hub's layout is recognized by per-expert tensors (as
+// mlx_lm does) or a conv1d whose last axis is not 1; an MLX checkpoint is
+// copied through. A quantized checkpoint in the hub's layout is refused:
+// mlx_lm would read its norms as already shifted.
 func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.TensorPlan, error) {
 	tied, _ := cfg["tie_word_embeddings"].(bool)
 	quantized := cfg["quantization"] != nil || cfg["quantization_config"] != nil
+	hub := false
 	for name, t := range tensors {
-		if !strings.HasSuffix(name, "linear_attn.conv1d.weight") || len(t.Shape) != 3 {
+		if strings.Contains(name, ".mlp.experts.") && !strings.HasPrefix(name, "mtp.") {
+			hub = true
+		}
+		if !strings.HasSuffix(name, "linear_attn.conv1d.weight") || len(t.Shape) != 3 || t.Shape[2] == 1 {
 			continue
 		}
-		hub := t.Shape[1] == 1 && t.Shape[2] != 1
-		if quantized && hub {
-			return nil, fmt.Errorf("tensor %q has the hub's conv1d layout %v in a quantized checkpoint: it was converted without mlx_lm's qwen3_next sanitize (norm weights + 1, conv1d [C, K, 1]); convert it from the hub checkpoint with mlx_lm", name, t.Shape)
+		if quantized {
+			return nil, fmt.Errorf("tensor %q has the hub's conv1d layout %v in a quantized checkpoint: it was converted without mlx_lm's qwen3_next sanitize (norm weights + 1, conv1d [C, K, 1]); convert it from the hub checkpoint again", name, t.Shape)
 		}
-		if !quantized && !hub {
-			return nil, fmt.Errorf("tensor %q has mlx_lm's converted conv1d layout %v in a float checkpoint: float MLX-converted qwen3_next checkpoints (norm weights already + 1) are not supported yet; load the hub checkpoint or a quantized MLX one", name, t.Shape)
+		hub = true
+	}
+	kept := map[string]model.TensorMeta{}
+	for n, t := range tensors {
+		if !strings.HasPrefix(n, "mtp.") && !strings.Contains(n, "rotary_emb.inv_freq") && !(tied && strings.HasPrefix(n, "lm_head.")) {
+			kept[n] = t
 		}
 	}
-	var plan []model.TensorPlan
-	stacks := map[string][]string{} // switch_mlp name -> per-expert sources
-	for _, p := range model.IdentityPlan(tensors) {
-		n := p.Name
-		if strings.HasPrefix(n, "mtp.") || strings.Contains(n, "rotary_emb.inv_freq") || (tied && strings.HasPrefix(n, "lm_head.")) {
-			continue
-		}
-		if i := strings.Index(n, ".mlp.experts."); i >= 0 {
-			rest := n[i+len(".mlp.experts."):] // e.{proj}.{weight,scales,biases}
-			dot := strings.IndexByte(rest, '.')
-			if _, err := strconv.Atoi(rest[:max(dot, 0)]); dot > 0 && err == nil {
-				key := n[:i] + ".mlp.switch_mlp." + rest[dot+1:]
-				stacks[key] = append(stacks[key], n)
-				continue
-			}
-		}
-		plan = append(plan, p)
+	E, _ := cfg["num_experts"].(float64)
+	names := [][2]string{{"gate_proj", "gate_proj"}, {"up_proj", "up_proj"}, {"down_proj", "down_proj"}}
+	plan, err := model.StackExperts(kept, int(E), ".mlp.experts.", ".mlp.switch_mlp.", names)
+	if err != nil || !hub {
+		return plan, err
 	}
-	for key, srcs := range stacks {
-		E := len(srcs)
-		ordered := make([]string, E)
-		for _, s := range srcs {
-			i := strings.Index(s, ".mlp.experts.") + len(".mlp.experts.")
-			e, _ := strconv.Atoi(s[i : i+strings.IndexByte(s[i:], '.')])
-			if e >= E || ordered[e] != "" {
-				return nil, fmt.Errorf("experts of %q are not numbered 0..%d", key, E-1)
-			}
-			ordered[e] = s
+	for i, p := range plan {
+		shape := kept[p.Name].Shape
+		switch {
+		case p.Op != model.OpCopy:
+		case strings.HasSuffix(p.Name, "conv1d.weight") && len(shape) == 3 && shape[2] != 1:
+			// [C, 1, K] → [C, K, 1] (mlx_lm's moveaxis(2, 1) with a unit axis).
+			plan[i].Steps = []model.Step{{Op: model.OpReshape, Shape: []int{shape[0], shape[2], shape[1]}}}
+		case len(shape) == 1 && isShiftedNorm(p.Name):
+			plan[i].Steps = []model.Step{{Op: model.OpAddScalar, Value: 1}}
 		}
-		plan = append(plan, model.TensorPlan{Name: key, Op: model.OpStack, Sources: ordered})
 	}
 	return plan, nil
+}
+
+// isShiftedNorm reports the norms the hub stores as w − 1 (not the linear
+// attention's gated norm).
+func isShiftedNorm(name string) bool {
+	for _, sfx := range []string{".input_layernorm.weight", ".post_attention_layernorm.weight", "model.norm.weight", ".q_norm.weight", ".k_norm.weight"} {
+		if strings.HasSuffix(name, sfx) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package qwen3_next_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,17 +88,25 @@ func loadEdited(t *testing.T, src string, edit func(map[string]any)) (model.Mode
 	return m, err
 }
 
-// The sanitize plan stacks the hub's per-expert tensors, drops mtp.*, and
-// rejects conv1d layouts that contradict the config.
+// The sanitize plan stacks the hub's per-expert tensors, drops mtp.*,
+// shifts the decoder/final/q/k norms by 1 (not the linear attention's
+// gated norm), reshapes conv1d [C, 1, K] to [C, K, 1], copies mlx_lm's
+// layout through, and refuses a quantized checkpoint in the hub's layout.
 func TestSanitize(t *testing.T) {
 	metas := map[string]model.TensorMeta{
-		"model.layers.0.linear_attn.conv1d.weight": {DType: "F32", Shape: []int{128, 1, 4}},
-		"mtp.fc.weight": {DType: "F32", Shape: []int{4, 4}},
+		"model.layers.0.linear_attn.conv1d.weight":     {DType: "F32", Shape: []int{128, 1, 4}},
+		"model.layers.0.linear_attn.norm.weight":       {DType: "F32", Shape: []int{8}},
+		"model.layers.0.input_layernorm.weight":        {DType: "F32", Shape: []int{4}},
+		"model.layers.1.self_attn.q_norm.weight":       {DType: "F32", Shape: []int{8}},
+		"model.norm.weight":                            {DType: "F32", Shape: []int{4}},
+		"mtp.fc.weight":                                {DType: "F32", Shape: []int{4, 4}},
+		"model.layers.0.mlp.shared_expert_gate.weight": {DType: "F32", Shape: []int{1, 4}},
 	}
 	for e := range 3 {
 		metas["model.layers.0.mlp.experts."+strconv.Itoa(e)+".up_proj.weight"] = model.TensorMeta{DType: "F32", Shape: []int{8, 4}}
 	}
-	plan, err := model.SanitizePlan("qwen3_next", map[string]any{}, metas)
+	cfg := map[string]any{"num_experts": 3.0}
+	plan, err := model.FullSanitizePlan("qwen3_next", cfg, metas)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,17 +115,55 @@ func TestSanitize(t *testing.T) {
 		got[p.Name] = p
 	}
 	st, ok := got["model.layers.0.mlp.switch_mlp.up_proj.weight"]
-	if len(plan) != 2 || !ok || st.Op != model.OpStack || len(st.Sources) != 3 || st.Sources[2] != "model.layers.0.mlp.experts.2.up_proj.weight" {
-		t.Errorf("plan %+v: want the conv weight and one stack of experts 0..2", plan)
+	if len(plan) != 7 || !ok || st.Op != model.OpStack || len(st.Sources) != 3 || st.Sources[2] != "model.layers.0.mlp.experts.2.up_proj.weight" {
+		t.Errorf("plan %+v: want six tensors and one stack of experts 0..2", plan)
 	}
-	if _, err := model.SanitizePlan("qwen3_next", map[string]any{"quantization": map[string]any{"bits": 4}}, metas); err == nil {
+	add := []model.Step{{Op: model.OpAddScalar, Value: 1}}
+	for name, steps := range map[string][]model.Step{
+		"model.layers.0.linear_attn.conv1d.weight":     {{Op: model.OpReshape, Shape: []int{128, 4, 1}}},
+		"model.layers.0.input_layernorm.weight":        add,
+		"model.layers.1.self_attn.q_norm.weight":       add,
+		"model.norm.weight":                            add,
+		"model.layers.0.linear_attn.norm.weight":       nil,
+		"model.layers.0.mlp.shared_expert_gate.weight": nil,
+	} {
+		if p := got[name]; fmt.Sprint(p.Steps) != fmt.Sprint(steps) || p.Sources[0] != name {
+			t.Errorf("%s: %+v, want steps %v", name, p, steps)
+		}
+	}
+	if _, err := model.FullSanitizePlan("qwen3_next", map[string]any{"num_experts": 3.0, "quantization": map[string]any{"bits": 4}}, metas); err == nil {
 		t.Error("quantized checkpoint with the hub's conv1d layout: no error")
 	}
-	metas["model.layers.0.linear_attn.conv1d.weight"] = model.TensorMeta{DType: "F32", Shape: []int{128, 4, 1}}
-	if _, err := model.SanitizePlan("qwen3_next", map[string]any{}, metas); err == nil {
-		t.Error("float checkpoint with mlx_lm's conv1d layout: no error")
-	} else {
-		t.Log(err)
+	// mlx_lm's layout (float or quantized) is copied through.
+	mlx := map[string]model.TensorMeta{
+		"model.layers.0.linear_attn.conv1d.weight":     {DType: "F32", Shape: []int{128, 4, 1}},
+		"model.layers.0.input_layernorm.weight":        {DType: "F32", Shape: []int{4}},
+		"model.layers.0.mlp.switch_mlp.up_proj.weight": {DType: "F32", Shape: []int{3, 8, 4}},
+	}
+	for _, c := range []map[string]any{cfg, {"num_experts": 3.0, "quantization": map[string]any{"bits": 4}}} {
+		plan, err := model.FullSanitizePlan("qwen3_next", c, mlx)
+		if err != nil || len(plan) != 3 {
+			t.Fatalf("MLX layout: %+v %v", plan, err)
+		}
+		for _, p := range plan {
+			if p.Op != model.OpCopy || len(p.Steps) != 0 || p.Sources[0] != p.Name {
+				t.Errorf("MLX layout changes %+v", p)
+			}
+		}
+	}
+}
+
+// TestPlanToMLXLayout: the sanitize plan turns the hub fixture into
+// mlx_lm's layout, which loads to the reference logits (the model reads
+// its norms as they are, so they hold the hub's + 1) and plans to itself.
+func TestPlanToMLXLayout(t *testing.T) {
+	out := modeltest.MLXLayout(t, "qwen3_next-f32", modeltest.F32.Logits)
+	if got := out["model.layers.0.linear_attn.conv1d.weight"].Shape; len(got) != 3 || got[2] != 1 {
+		t.Errorf("conv1d shape %v, want [C, K, 1]", got)
+	}
+	out = modeltest.MLXLayout(t, "qwen3_next-bf16", bf16.Logits)
+	if got := out["model.layers.0.linear_attn.conv1d.weight"].Shape; len(got) != 3 || got[2] != 1 {
+		t.Errorf("conv1d shape %v, want [C, K, 1]", got)
 	}
 }
 
