@@ -225,21 +225,32 @@ func strided(r RawTensor, es, axis, start, stop, step int, metaOnly bool) RawTen
 }
 
 // transpose writes batch [R, C] matrices of es-byte elements as [C, R],
-// in 32×32 tiles.
+// in 32×32 tiles, matrices in parallel.
 func transpose(dst, src []byte, batch, R, C, es int) {
 	const tile = 32
-	for b := range batch {
-		s, d := src[b*R*C*es:(b+1)*R*C*es], dst[b*R*C*es:(b+1)*R*C*es]
-		for r0 := 0; r0 < R; r0 += tile {
-			for c0 := 0; c0 < C; c0 += tile {
-				for r := r0; r < min(r0+tile, R); r++ {
-					for c := c0; c < min(c0+tile, C); c++ {
-						copy(d[(c*R+r)*es:(c*R+r+1)*es], s[(r*C+c)*es:(r*C+c+1)*es])
+	n := R * C * es
+	kernels.Parallel(batch, 1, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			s, d := src[b*n:(b+1)*n], dst[b*n:(b+1)*n]
+			for r0 := 0; r0 < R; r0 += tile {
+				for c0 := 0; c0 < C; c0 += tile {
+					for r := r0; r < min(r0+tile, R); r++ {
+						for c := c0; c < min(c0+tile, C); c++ {
+							i, o := (r*C+c)*es, (c*R+r)*es
+							switch es {
+							case 2:
+								d[o], d[o+1] = s[i], s[i+1]
+							case 4:
+								d[o], d[o+1], d[o+2], d[o+3] = s[i], s[i+1], s[i+2], s[i+3]
+							default:
+								copy(d[o:o+es], s[i:i+es])
+							}
+						}
 					}
 				}
 			}
 		}
-	}
+	})
 }
 
 func addable(dtype string) bool {

@@ -146,3 +146,26 @@ func TestUnstepped(t *testing.T) {
 		t.Errorf("names %v, want %v", names, want)
 	}
 }
+
+// TestTransposeSizes: every element size and sizes off the 32 tile.
+func TestTransposeSizes(t *testing.T) {
+	for _, es := range []int{1, 2, 4, 8} {
+		B, R, C := 3, 37, 70
+		src := make([]byte, B*R*C*es)
+		for i := range src {
+			src[i] = byte(i*7 + i/251)
+		}
+		dst := make([]byte, len(src))
+		transpose(dst, src, B, R, C, es)
+		for b := range B {
+			for r := range R {
+				for c := range C {
+					i, o := ((b*R+r)*C+c)*es, ((b*C+c)*R+r)*es
+					if !slices.Equal(dst[o:o+es], src[i:i+es]) {
+						t.Fatalf("es %d: [%d %d %d] moved wrong", es, b, r, c)
+					}
+				}
+			}
+		}
+	}
+}
