@@ -24,6 +24,7 @@ type Buffer struct {
 	b       []byte
 	n       int // requested bytes
 	wrapped bool
+	mapped  bool // b is an anonymous mapping (hostAlloc), unmapped when dropped
 }
 
 // Len returns the requested size in bytes.
@@ -49,7 +50,11 @@ func New() *Backend { return &Backend{free: map[int][]*Buffer{}, limit: -1} }
 func (c *Backend) Name() string { return "cpu" }
 
 // bucket rounds n up to its pool size class: powers of two up to 4 KiB,
-// then four classes per octave (at most 25% slack).
+// then four classes per octave (at most 25% slack) up to 1 MiB, then 32
+// (at most 3% slack, in whole 64 KiB units): large buffers are mostly
+// weights and caches that live long, where a quarter of slack would be
+// memory held for nothing, while the activations of a step repeat their
+// sizes exactly and still find their class in the pool.
 func bucket(n int) int {
 	if n <= 64 {
 		return 64
@@ -59,6 +64,9 @@ func bucket(n int) int {
 	}
 	top := 1 << (bits.Len(uint(n-1)) - 1) // largest power of two < n
 	step := top / 4
+	if n > 1<<20 {
+		step = top / 32
+	}
 	return (n + step - 1) / step * step
 }
 
@@ -80,6 +88,11 @@ func (c *Backend) Alloc(n int) (backend.Buffer, error) {
 		c.peak = c.active
 	}
 	c.mu.Unlock()
+	if buf == nil && size >= mapMin {
+		if b, ok := hostAlloc(size); ok {
+			buf = &Buffer{b: b, mapped: true}
+		}
+	}
 	if buf == nil {
 		// []uint64 backing keeps every buffer 8-byte aligned.
 		words := make([]uint64, size/8)
@@ -101,8 +114,28 @@ func (c *Backend) Free(b backend.Buffer) {
 	if c.limit < 0 || c.cached+int64(size) <= c.limit {
 		c.free[size] = append(c.free[size], buf)
 		c.cached += int64(size)
+		buf = nil
 	}
 	c.mu.Unlock()
+	if buf != nil {
+		buf.drop()
+	}
+}
+
+// mapMin is the size from which pool buffers are anonymous mappings
+// outside the Go heap (where the platform has them): weights made in
+// memory and large activations then do not count towards the garbage
+// collector's heap goal, which would otherwise let garbage grow to the
+// size of the weights before a collection (peak RSS near twice the model).
+const mapMin = 64 << 10
+
+// drop gives a buffer that left the pool back to the system: a mapping is
+// unmapped at once, Go memory is left to the collector.
+func (b *Buffer) drop() {
+	if b.mapped {
+		hostFree(b.b)
+		b.b, b.mapped = nil, false
+	}
 }
 
 // SetCacheLimit caps the pool (negative: no cap) and trims it to the cap.
@@ -115,6 +148,7 @@ func (c *Backend) SetCacheLimit(n int64) {
 	}
 	for size, l := range c.free {
 		for len(l) > 0 && c.cached > n {
+			l[len(l)-1].drop()
 			l = l[:len(l)-1]
 			c.cached -= int64(size)
 		}
@@ -166,6 +200,11 @@ func (c *Backend) CacheMemory() int64 { c.mu.Lock(); defer c.mu.Unlock(); return
 // ClearCache drops the pool's free buffers.
 func (c *Backend) ClearCache() {
 	c.mu.Lock()
+	for _, l := range c.free {
+		for _, b := range l {
+			b.drop()
+		}
+	}
 	c.free = map[int][]*Buffer{}
 	c.cached = 0
 	c.mu.Unlock()

@@ -23,9 +23,9 @@ func TestThreefryKAT(t *testing.T) {
 }
 
 func TestPool(t *testing.T) {
-	for _, n := range []int{1, 64, 65, 4096, 4097, 5000, 1 << 20, 1<<20 + 1} {
+	for _, n := range []int{1, 64, 65, 4096, 4097, 5000, 1 << 20, 1<<20 + 1, 68067328, 3 << 30} {
 		b := bucket(n)
-		if b < n || (n > 64 && b > n+n/4+64) {
+		if b < n || (n > 64 && b > n+n/4+64) || (n > 1<<20 && b > n+n/32) {
 			t.Errorf("bucket(%d) = %d", n, b)
 		}
 	}
@@ -152,5 +152,41 @@ func TestDotAxpy(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Large pool buffers live outside the Go heap where the platform allows:
+// usable in full, reused from the pool, and unmapped when the pool drops
+// them (ClearCache, a cache limit).
+func TestPoolLargeBuffers(t *testing.T) {
+	c := New()
+	b, err := c.Alloc(3 * mapMin / 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := b.(*Buffer)
+	bs := buf.Bytes()
+	for i := range bs {
+		bs[i] = byte(i)
+	}
+	if bs[len(bs)-1] != byte(len(bs)-1) || len(bs) != 3*mapMin/2 {
+		t.Fatalf("large buffer not usable: len %d", len(bs))
+	}
+	c.Free(b)
+	b2, _ := c.Alloc(3 * mapMin / 2)
+	if b2.(*Buffer) != buf {
+		t.Error("a freed large buffer was not reused")
+	}
+	c.Free(b2)
+	c.ClearCache()
+	if c.CacheMemory() != 0 || buf.mapped {
+		t.Errorf("ClearCache kept a mapping: cache %d, mapped %v", c.CacheMemory(), buf.mapped)
+	}
+	// a cache limit below the buffer: dropped on Free
+	c.SetCacheLimit(0)
+	b3, _ := c.Alloc(2 * mapMin)
+	c.Free(b3)
+	if c.CacheMemory() != 0 || b3.(*Buffer).mapped {
+		t.Errorf("a buffer over the cache limit was kept: cache %d", c.CacheMemory())
 	}
 }
