@@ -8,8 +8,14 @@
 // generation_config.json's eos_token_id, and every model*.safetensors shard
 // memory-mapped: tensors are wrapped in place (engine.FromBytes) in their
 // stored dtype (bf16/f16/f32, or packed uint32 with scales and biases).
-// The architecture's sanitize plan (RegisterSanitize; shared with
-// pkg/convert) renames, drops or stacks tensors; then the constructor
+// The architecture's sanitize plan (RegisterSanitize; FullSanitizePlan)
+// renames, drops or stacks tensors and runs steps on them (even/odd
+// columns or rows, transpose, reshape, slice, add a constant), turning a
+// hub checkpoint into mlx_lm's layout. ApplyPlan carries a plan out on
+// raw tensor bytes: the loader uses it for every derived tensor, and a
+// converter can use it to write mlx_lm's layout (SanitizePlan keeps
+// stepped tensors in the checkpoint's layout for consumers that apply
+// only copy/stack/row splits). Then the constructor
 // registered for the model_type (Register; aliases such as mistral → llama
 // in one table) builds the model through a *Weights. Every tensor is
 // looked up by its dotted checkpoint name and shape-checked; a tensor no
@@ -43,8 +49,9 @@
 //     nn.Attend with MaskFor(c, L, window) (window > 0 for sliding layers;
 //     soft-capping via the returned options), nn.MergeHeads.
 //   - NewCaches via model.NewCaches with the per-layer windows.
-//   - Sanitize registered as a plan (Drop, or TensorPlan ops), idempotent on
-//     MLX-converted checkpoints.
+//   - Sanitize registered as a plan (Drop, StackExperts, or TensorPlan ops
+//     and Steps) that writes what mlx_lm's sanitize writes, idempotent on
+//     MLX-converted checkpoints; modeltest.MLXLayout checks both.
 //   - A test calling modeltest.Run on the f32 and bf16 fixture folders, and
 //     one blank import line in pkg/model/all.
 //

@@ -46,9 +46,11 @@ func TestConvert(t *testing.T) {
 					t.Fatal(err)
 				}
 				sw := m.(*gpt_oss.Model).Model.Layers[1].MLP.Experts.DownProj
-				// The fixture keeps transformers' fused gate_up_proj [E, D, 2I],
-				// which the sanitize plan cannot split and transpose (no such
-				// op), so convert leaves the experts in float; New splits them.
+				// convert applies SanitizePlan, which keeps the stepped
+				// (split and transposed) experts in transformers' fused
+				// layout, so it leaves them in float; New splits them. Once
+				// convert applies FullSanitizePlan it writes mlx_lm's
+				// layout and quantizes them: then this expectation flips.
 				if _, q := sw.(*nn.QuantizedSwitchLinear); q {
 					t.Errorf("experts are %T: convert is not expected to quantize the fused layout", sw)
 				}
