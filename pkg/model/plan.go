@@ -46,6 +46,44 @@ func PlanMeta(p TensorPlan, srcs []TensorMeta) (TensorMeta, error) {
 	return TensorMeta{DType: r.DType, Shape: r.Shape}, nil
 }
 
+// Axis0Slabs reports whether p, made from one source of shape src.Shape,
+// can be carried out in slabs along the leading axis: ApplyPlan on rows
+// [lo, hi) of the source's axis 0 (a byte range of it, with that axis
+// hi − lo long) gives rows [lo, hi) of the result. A streaming converter
+// then holds one slab of a large tensor (one expert of a stacked
+// gate_up_proj) instead of the whole of it.
+func Axis0Slabs(p TensorPlan, src TensorMeta) bool {
+	if p.Op != OpCopy || len(p.Sources) != 1 || len(src.Shape) == 0 {
+		return false
+	}
+	shape := slices.Clone(src.Shape)
+	for _, s := range p.Steps {
+		nd := len(shape)
+		switch s.Op {
+		case OpEvenCols, OpOddCols, OpAddScalar:
+			if nd < 2 && s.Op != OpAddScalar {
+				return false
+			}
+		case OpEvenRows, OpOddRows, OpTranspose:
+			if nd < 3 {
+				return false
+			}
+		case OpSlice:
+			if axis := s.Axis; axis == 0 || axis == -nd {
+				return false
+			}
+		default: // stack, reshape (its shape names the whole leading axis)
+			return false
+		}
+		m, err := PlanMeta(TensorPlan{Name: p.Name, Op: OpCopy, Sources: p.Sources, Steps: []Step{s}}, []TensorMeta{{DType: src.DType, Shape: shape}})
+		if err != nil {
+			return false
+		}
+		shape = m.Shape
+	}
+	return true
+}
+
 func elemSize(dtype string) (int, error) {
 	n, ok := safetensors.DType(dtype).Size()
 	if !ok {

@@ -169,3 +169,57 @@ func TestTransposeSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestAxis0Slabs: where Axis0Slabs says so, the plan applied to slabs of
+// the leading axis, concatenated, equals the plan applied to the whole;
+// plans that mix the leading axis are refused.
+func TestAxis0Slabs(t *testing.T) {
+	src := f32Raw([]int{4, 6, 8}, iota32(4*6*8))
+	meta := TensorMeta{DType: "F32", Shape: src.Shape}
+	for _, steps := range [][]Step{
+		{{Op: OpEvenCols}, {Op: OpTranspose}},
+		{{Op: OpOddCols}, {Op: OpTranspose}},
+		{{Op: OpTranspose}},
+		{{Op: OpOddRows}},
+		{{Op: OpSlice, Axis: 1, Start: 2, Stop: 5}, {Op: OpSlice, Axis: -1, Start: 1, Stop: 3}},
+		{{Op: OpAddScalar, Value: 1}},
+	} {
+		p := TensorPlan{Name: "x", Op: OpCopy, Sources: []string{"x"}, Steps: steps}
+		if !Axis0Slabs(p, meta) {
+			t.Errorf("%+v: not slab-wise", steps)
+			continue
+		}
+		whole, err := ApplyPlan(p, []RawTensor{src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var joined []byte
+		row := len(src.Data) / 4
+		for _, r := range [][2]int{{0, 1}, {1, 3}, {3, 4}} {
+			slab := RawTensor{DType: "F32", Shape: []int{r[1] - r[0], 6, 8}, Data: src.Data[r[0]*row : r[1]*row]}
+			part, err := ApplyPlan(p, []RawTensor{slab})
+			if err != nil {
+				t.Fatal(err)
+			}
+			joined = append(joined, part.Data...)
+		}
+		if !slices.Equal(joined, whole.Data) {
+			t.Errorf("%+v: slabs differ from the whole", steps)
+		}
+	}
+	for _, steps := range [][]Step{
+		{{Op: OpReshape, Shape: []int{2, 2, 48}}, {Op: OpSlice, Axis: 1, Start: 0, Stop: 1}}, // kv_b_proj-like
+		{{Op: OpSlice, Axis: 0, Start: 1, Stop: 2}},
+		{{Op: OpReshape, Shape: []int{4, 48}}},
+	} {
+		if Axis0Slabs(TensorPlan{Name: "x", Op: OpCopy, Sources: []string{"x"}, Steps: steps}, meta) {
+			t.Errorf("%+v: slab-wise", steps)
+		}
+	}
+	if Axis0Slabs(TensorPlan{Name: "x", Op: OpCopy, Sources: []string{"x"}, Steps: []Step{{Op: OpTranspose}}}, TensorMeta{DType: "F32", Shape: []int{6, 8}}) {
+		t.Error("2-D transpose is slab-wise")
+	}
+	if Axis0Slabs(TensorPlan{Name: "x", Op: OpCopy, Sources: []string{"x"}, Steps: []Step{{Op: OpEvenCols}}}, TensorMeta{DType: "F32", Shape: []int{8}}) {
+		t.Error("1-D even split is slab-wise")
+	}
+}
