@@ -241,17 +241,18 @@ func sigmoid32(dst, src []float32) {
 	}
 }
 
-// roundF32 rounds each value of x to the precision of dt (floats only).
+// roundF32 rounds each value of x to the precision of dt (floats only),
+// through the SIMD half conversions of pkg/kernels in blocks.
 func roundF32(dt backend.DType, x []float32) {
-	switch dt {
-	case backend.BFloat16:
-		for i, v := range x {
-			x[i] = kernels.BF16ToF32(kernels.F32ToBF16(v))
-		}
-	case backend.Float16:
-		for i, v := range x {
-			x[i] = kernels.F16ToF32(kernels.F32ToF16(v))
-		}
+	if dt != backend.BFloat16 && dt != backend.Float16 {
+		return
+	}
+	kind := halfKind(dt)
+	var tmp [512]uint16
+	for s := 0; s < len(x); s += len(tmp) {
+		c := x[s:min(s+len(tmp), len(x))]
+		kernels.F32ToHalfSlice(tmp[:len(c)], c, kind)
+		kernels.HalfToF32Slice(c, tmp[:len(c)], kind)
 	}
 }
 

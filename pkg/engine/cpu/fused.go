@@ -127,17 +127,13 @@ func rmsNorm32(eps float32, x backend.View, w *backend.View, out backend.View) {
 		}
 		r := 1 / math.Sqrt(ss/float64(n)+float64(eps))
 		for i, e := range buf {
-			y := float32(float64(e) * r)
-			switch dt {
-			case backend.BFloat16:
-				y = kernels.BF16ToF32(kernels.F32ToBF16(y))
-			case backend.Float16:
-				y = kernels.F16ToF32(kernels.F32ToF16(y))
+			buf[i] = float32(float64(e) * r)
+		}
+		roundF32(dt, buf)
+		if wv != nil {
+			for i, w := range wv {
+				buf[i] *= w
 			}
-			if wv != nil {
-				y *= wv[i]
-			}
-			buf[i] = y
 		}
 		store32(buf, out, oo, out.Strides[ax])
 	}
