@@ -20,11 +20,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/mlxgo/mlxgo/pkg/hub"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	_ "github.com/mlxgo/mlxgo/pkg/model/all" // every architecture's sanitize plan
 	"github.com/mlxgo/mlxgo/pkg/pyjson"
@@ -106,7 +106,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := readConfig(src)
+	cfg, err := mlxdir.ReadConfig(src)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 
 	dtype := o.Dtype
 	if dtype == "" {
-		dtype = cfg.sourceDtype()
+		dtype = sourceDtype(cfg)
 	}
 	if !contains(Dtypes, dtype) {
 		dtype = ""
@@ -186,17 +186,14 @@ func resolve(ctx context.Context, o Options) (dir, repoID string, err error) {
 
 // checkConfig refuses what mlx_lm would run Python code for, or transform
 // at load time in ways mlxgo does not yet.
-func checkConfig(c *config, dir string) error {
-	if c.str("model_type") == "" {
-		return fmt.Errorf("%s: config.json has no model_type", filepath.Join(dir, "config.json"))
+func checkConfig(c *mlxdir.Config, dir string) error {
+	if err := c.CheckModelType(dir); err != nil {
+		return err
 	}
-	if mf, ok := c.plain["model_file"]; ok && mf != nil {
-		return fmt.Errorf("%s: the model needs the custom Python module %v to build its architecture; mlxgo runs no model code from repositories", dir, mf)
-	}
-	if _, ok := c.plain["quantization"]; !ok {
-		qc, _ := c.plain["quantization_config"].(map[string]any)
+	if _, ok := c.Plain["quantization"]; !ok {
+		qc, _ := c.Plain["quantization_config"].(map[string]any)
 		if qc == nil {
-			if tc, ok := c.plain["text_config"].(map[string]any); ok {
+			if tc, ok := c.Plain["text_config"].(map[string]any); ok {
 				qc, _ = tc["quantization_config"].(map[string]any)
 			}
 		}
@@ -262,14 +259,14 @@ func (p *planned) lastDims() string {
 
 // plan decides every output tensor: the sanitize plan of the model type,
 // then cast, quantize or dequantize per layer.
-func plan(m *st.Model, cfg *config, dtype string, o Options) (*planned, error) {
+func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, error) {
 	entries := m.Entries()
 	metas := make(map[string]model.TensorMeta, len(entries))
 	for _, e := range entries {
 		metas[e.Name] = model.TensorMeta{DType: string(e.DType), Shape: e.Shape}
 	}
-	modelType := cfg.str("model_type")
-	tplans, err := model.SanitizePlan(modelType, cfg.plain, metas)
+	modelType := cfg.Str("model_type")
+	tplans, err := model.SanitizePlan(modelType, cfg.Plain, metas)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -342,7 +339,7 @@ func plan(m *st.Model, cfg *config, dtype string, o Options) (*planned, error) {
 				return nil, err
 			}
 		} else {
-			pred = quant.ModelPredicate(model.CanonicalType(modelType), cfg.plain)
+			pred = quant.ModelPredicate(model.CanonicalType(modelType), cfg.Plain)
 		}
 		var existing map[string]any
 		if srcQuant != nil {
@@ -486,13 +483,13 @@ func leafParams(specs []st.TensorSpec) {
 // value rewrite of mlx_lm's sanitize, such as qwen3_next's norm + 1 and
 // conv1d axis move, which sanitize plans cannot express yet) is refused
 // before anything is written.
-func (p *planned) checkLoadable(cfg *config, o Options) error {
+func (p *planned) checkLoadable(cfg *mlxdir.Config, o Options) error {
 	metas := make(map[string]model.TensorMeta, len(p.specs))
 	for _, s := range p.specs {
 		metas[s.Name] = model.TensorMeta{DType: string(s.DType), Shape: s.Shape}
 	}
-	out := make(map[string]any, len(cfg.plain)+1)
-	for k, v := range cfg.plain {
+	out := make(map[string]any, len(cfg.Plain)+1)
+	for k, v := range cfg.Plain {
 		out[k] = v
 	}
 	switch {
@@ -506,7 +503,7 @@ func (p *planned) checkLoadable(cfg *config, o Options) error {
 		}
 		out["quantization"], out["quantization_config"] = q, q
 	}
-	modelType := cfg.str("model_type")
+	modelType := cfg.Str("model_type")
 	if _, err := model.SanitizePlan(modelType, out, metas); err != nil {
 		return fmt.Errorf("convert: the converted %s model would not load (its mlx_lm sanitize rewrites values, which mlxgo convert cannot do yet): %w", modelType, err)
 	}
@@ -514,8 +511,8 @@ func (p *planned) checkLoadable(cfg *config, o Options) error {
 }
 
 // sourceQuantization reads the source config's "quantization" entry.
-func sourceQuantization(cfg *config) (*model.Quantization, *pyjson.Object, error) {
-	v, ok := cfg.obj.Get("quantization")
+func sourceQuantization(cfg *mlxdir.Config) (*model.Quantization, *pyjson.Object, error) {
+	v, ok := cfg.Obj.Get("quantization")
 	if !ok || v == nil {
 		return nil, nil, nil
 	}
@@ -523,7 +520,7 @@ func sourceQuantization(cfg *config) (*model.Quantization, *pyjson.Object, error
 	if !ok {
 		return nil, nil, errors.New("convert: config.json quantization is not an object")
 	}
-	raw, err := json.Marshal(cfg.plain["quantization"])
+	raw, err := json.Marshal(cfg.Plain["quantization"])
 	if err != nil {
 		return nil, nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/kernels"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/quant"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
@@ -542,7 +543,7 @@ func TestEveryFixture(t *testing.T) {
 			if refused {
 				return
 			}
-			cfg, err := readConfig(src)
+			cfg, err := mlxdir.ReadConfig(src)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -551,7 +552,7 @@ func TestEveryFixture(t *testing.T) {
 			for n, x := range in {
 				metas[n] = model.TensorMeta{DType: string(x.DType), Shape: x.Shape}
 			}
-			plans, err := model.SanitizePlan(cfg.str("model_type"), cfg.plain, metas)
+			plans, err := model.SanitizePlan(cfg.Str("model_type"), cfg.Plain, metas)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1023,11 +1024,11 @@ func TestSourceDtype(t *testing.T) {
 		`{"dtype": "bfloat16"}`:                                           "",
 		`{"text_config": {}}`:                                             "",
 	} {
-		var c config
-		if err := json.Unmarshal([]byte(js), &c.plain); err != nil {
+		var c mlxdir.Config
+		if err := json.Unmarshal([]byte(js), &c.Plain); err != nil {
 			t.Fatal(err)
 		}
-		if got := c.sourceDtype(); got != want {
+		if got := sourceDtype(&c); got != want {
 			t.Errorf("%s: %q, want %q", js, got, want)
 		}
 	}
@@ -1090,7 +1091,7 @@ func TestLeafParams(t *testing.T) {
 	if refused {
 		t.Skip("gpt_oss conversion refused")
 	}
-	cfg, err := readConfig(src)
+	cfg, err := mlxdir.ReadConfig(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1099,7 +1100,7 @@ func TestLeafParams(t *testing.T) {
 	for n, x := range in {
 		metas[n] = model.TensorMeta{DType: string(x.DType), Shape: x.Shape}
 	}
-	plans, err := model.SanitizePlan("gpt_oss", cfg.plain, metas)
+	plans, err := model.SanitizePlan("gpt_oss", cfg.Plain, metas)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,19 +2,15 @@ package convert
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"time"
 
 	"github.com/mlxgo/mlxgo/pkg/hub"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/quant"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
-	"github.com/schollz/progressbar/v3"
 )
 
 // prefetchMax is the largest next tensor whose pages are read ahead while
@@ -38,42 +34,19 @@ func align8(n int) int { return (n + 7) &^ 7 }
 
 // write streams every job into a temporary folder beside o.MLXPath, adds
 // config, tokenizer and side files and the model card, and renames the
-// folder into place.
-func (p *planned) write(ctx context.Context, o Options, src, repoID string, cfg *config, out io.Writer) (res *Result, err error) {
-	dst := filepath.Clean(o.MLXPath)
-	parent := filepath.Dir(dst)
-	created, err := mkdirParents(parent)
+// folder into place (mlxdir).
+func (p *planned) write(ctx context.Context, o Options, src, repoID string, cfg *mlxdir.Config, out io.Writer) (res *Result, err error) {
+	f, err := mlxdir.Create(o.MLXPath)
 	if err != nil {
-		return nil, fmt.Errorf("convert: cannot create %s: %w", parent, err)
+		return nil, fmt.Errorf("convert: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		if created != "" {
-			os.RemoveAll(created)
-		}
-		return nil, fmt.Errorf("convert: cannot create a temporary folder in %s: %w", parent, err)
-	}
-	var w *st.Writer
-	done := false
-	defer func() {
-		if done {
-			return
-		}
-		if w != nil {
-			w.Abort()
-		}
-		os.RemoveAll(tmp)
-		if created != "" {
-			os.RemoveAll(created)
-		}
-	}()
-
-	w, err = st.NewWriter(tmp, p.specs, &st.WriterOptions{MaxShardSize: o.shardSize})
+	defer f.Abort()
+	w, err := f.NewWriter(p.specs, o.shardSize)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
 	idx := w.Index()
-	res = &Result{Path: dst, Shards: w.Shards(), TotalSize: idx.TotalSize, TotalParameters: idx.TotalParameters,
+	res = &Result{Path: f.Path, Shards: w.Shards(), TotalSize: idx.TotalSize, TotalParameters: idx.TotalParameters,
 		BitsPerWeight: bitsPerWeight(idx), Quantized: p.quantized, Dequantized: p.dequant}
 	if o.Quantize {
 		fmt.Fprintf(out, "[INFO] Quantized model with %.3f bits per weight.\n", res.BitsPerWeight)
@@ -84,86 +57,14 @@ func (p *planned) write(ctx context.Context, o Options, src, repoID string, cfg 
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	w = nil
-
-	if p.dropQuant {
-		cfg.obj.Delete("quantization")
-		cfg.obj.Delete("quantization_config")
-	}
-	if p.qobj != nil {
-		cfg.obj.Set("quantization", p.qobj)
-	}
-	data, err := cfg.marshal()
-	if err != nil {
-		return nil, fmt.Errorf("convert: config.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "config.json"), data, 0o644); err != nil {
+	cfg.SetQuantization(p.qobj, p.dropQuant)
+	if _, err := f.WriteMeta(cfg, src, mlxdir.Card(ctx, o.Hub, repoID)); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	if _, err := copySideFiles(src, tmp); err != nil {
-		return nil, fmt.Errorf("convert: copying tokenizer and side files: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "README.md"), []byte(cardFor(ctx, o, repoID)), 0o644); err != nil {
+	if res.Files, err = f.Commit(false); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	if err := finishPerms(tmp); err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		return nil, fmt.Errorf("cannot save to the path %s as it already exists (it appeared during the conversion)", dst)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return nil, fmt.Errorf("convert: cannot move the finished model into %s: %w", dst, err)
-	}
-	done = true
-	entries, _ := os.ReadDir(dst)
-	for _, e := range entries {
-		res.Files = append(res.Files, e.Name())
-	}
-	sort.Strings(res.Files)
 	return res, nil
-}
-
-// mkdirParents creates dir and missing parents (mlx_lm's mkdir(parents=True))
-// and returns the topmost folder it created, "" if none, so a failed run can
-// remove it.
-func mkdirParents(dir string) (string, error) {
-	top := ""
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		top = d
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if top == "" {
-		return "", nil
-	}
-	return top, os.MkdirAll(dir, 0o755)
-}
-
-// finishPerms gives the folder and files ordinary permissions (temporary
-// files are created private).
-func finishPerms(dir string) error {
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.Type().IsRegular() {
-			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o644); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // stream runs the jobs in order, releasing each source tensor's pages after
@@ -180,12 +81,12 @@ func (p *planned) stream(ctx context.Context, w *st.Writer, progress io.Writer, 
 		total += e.NumBytes()
 	}
 	res.SourceBytes = total
-	bar := newBar(progress, total)
+	bar := mlxdir.NewBar(progress, "Converting", total)
 	var bufs buffers
 	var doneBytes int64
 	for i, j := range p.jobs {
 		if err := ctx.Err(); err != nil {
-			bar.abort()
+			bar.Abort()
 			return err
 		}
 		if i+1 < len(p.jobs) {
@@ -201,7 +102,7 @@ func (p *planned) stream(ctx context.Context, w *st.Writer, progress io.Writer, 
 			}
 		}
 		if err := j.run(ctx, w, &bufs); err != nil {
-			bar.abort()
+			bar.Abort()
 			return fmt.Errorf("convert: %s: %w", j.in.name, err)
 		}
 		seen := map[string]bool{}
@@ -209,13 +110,13 @@ func (p *planned) stream(ctx context.Context, w *st.Writer, progress io.Writer, 
 			if lastUse[s.Name] == i && !seen[s.Name] {
 				seen[s.Name] = true
 				s.Release()
-				bar.add(s.NumBytes())
+				bar.Add(s.NumBytes())
 				doneBytes += s.NumBytes()
 			}
 		}
 	}
-	bar.add(total - doneBytes) // tensors the sanitize plan dropped
-	bar.finish()
+	bar.Add(total - doneBytes) // tensors the sanitize plan dropped
+	bar.Finish()
 	return nil
 }
 
@@ -321,43 +222,6 @@ func (j *job) dequantize(w *st.Writer, bufs *buffers) error {
 		return err
 	}
 	return w.WriteTensor(j.in.name, dst)
-}
-
-// bar is a byte progress bar over the source tensors; a nil bar does nothing.
-type bar struct{ b *progressbar.ProgressBar }
-
-func newBar(w io.Writer, total int64) *bar {
-	if w == nil {
-		return nil
-	}
-	return &bar{progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("Converting"),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowTotalBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionOnCompletion(func() { _, _ = io.WriteString(w, "\n") }),
-	)}
-}
-
-func (b *bar) add(n int64) {
-	if b != nil && n > 0 {
-		_ = b.b.Add64(n)
-	}
-}
-
-func (b *bar) finish() {
-	if b != nil {
-		_ = b.b.Finish()
-	}
-}
-
-func (b *bar) abort() {
-	if b != nil {
-		_ = b.b.Exit()
-	}
 }
 
 // upload writes the upload model card and sends the folder to the hub, as

@@ -1,4 +1,4 @@
-package convert
+package mlxdir
 
 import (
 	"bytes"
@@ -17,42 +17,43 @@ import (
 // start of a card.
 var yamlBlock = regexp.MustCompile(`^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))`)
 
-// cardFor makes the README.md for the output. A local source gets mlx_lm's
-// template card; a hub source gets its own card's metadata (as mlx_lm's
-// ModelCard.load(repo)) with library_name, pipeline_tag, the mlx tag and
-// base_model set, and the text emptied. When the source card cannot be
-// fetched, the template with base_model is used.
-func cardFor(ctx context.Context, o Options, repoID string) string {
+// Card is the README.md for a model written from repoID's files: for a
+// local source (repoID "") mlx_lm's template card; for a hub source its
+// own card's metadata (as mlx_lm's ModelCard.load(repo)) with
+// library_name, pipeline_tag, the mlx tag and base_model set, and the text
+// emptied. When the source card cannot be fetched or read, the template
+// with base_model is used. c fetches the card; nil means a hub.NewClient
+// that does not retry (the card is optional: do not wait long for it).
+func Card(ctx context.Context, c *hub.Client, repoID string) string {
 	if repoID == "" {
-		return modelCard("")
+		return TemplateCard("")
 	}
-	c := o.Hub
 	if c == nil {
 		c = hub.NewClient()
-		c.Retry.Max = 1 // the card is optional: do not wait long for it
+		c.Retry.Max = 1
 	}
 	path, err := c.DownloadFile(ctx, repoID, "README.md", "")
 	if err != nil {
-		return modelCard(repoID)
+		return TemplateCard(repoID)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return modelCard(repoID)
+		return TemplateCard(repoID)
 	}
-	card, err := sourceCard(data, repoID)
+	card, err := SourceCard(data, repoID)
 	if err != nil {
-		return modelCard(repoID)
+		return TemplateCard(repoID)
 	}
 	return card
 }
 
-// sourceCard rewrites a source card's metadata the way mlx_lm's
+// SourceCard rewrites a source card's metadata the way mlx_lm's
 // create_model_card does: keys keep their order, null values are dropped,
 // new keys come after in ModelCardData's field order (base_model,
 // library_name, pipeline_tag, tags). The YAML is re-emitted with PyYAML's
 // block style (2-space indent, list items under their key); quoting and
 // line folding may differ from PyYAML's.
-func sourceCard(readme []byte, repoID string) (string, error) {
+func SourceCard(readme []byte, repoID string) (string, error) {
 	var doc yaml.Node
 	if m := yamlBlock.FindSubmatch(readme); m != nil {
 		if err := yaml.Unmarshal(m[2], &doc); err != nil {
@@ -128,4 +129,38 @@ func sourceCard(readme []byte, repoID string) (string, error) {
 		return "", err
 	}
 	return "---\n" + strings.TrimSpace(b.String()) + "\n---\n", nil
+}
+
+// TemplateCard is the README.md mlx_lm's create_model_card writes when
+// there is no source card to start from: for a local source (repoID "")
+// huggingface_hub's template (language: en), for a hub source base_model;
+// then library_name mlx, pipeline_tag text-generation, tag mlx, and no
+// text.
+func TemplateCard(repoID string) string {
+	var b strings.Builder
+	b.WriteString("---\n")
+	if repoID == "" {
+		b.WriteString("language: en\n")
+	} else {
+		b.WriteString("base_model: " + yamlScalar(repoID) + "\n")
+	}
+	b.WriteString("library_name: mlx\npipeline_tag: text-generation\ntags:\n- mlx\n---\n")
+	return b.String()
+}
+
+// yamlScalar quotes s when PyYAML would not write it plain.
+func yamlScalar(s string) string {
+	plain := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r)) {
+			plain = false
+		}
+	}
+	if plain && strings.ContainsAny(s[:1], "-.") {
+		plain = false
+	}
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
