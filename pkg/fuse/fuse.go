@@ -4,12 +4,12 @@
 // a Linear, scale·a·b for an Embedding, per expert for MoE stacks, DoRA's
 // row-norm rescale by m), and the layer re-quantized at the base's own
 // width unless Dequantize is set; a full fine-tune's tensors replace the
-// base's. The output is written in convert's layout (sharded safetensors
-// with the index, config.json with sorted keys, tokenizer and side files,
-// model card), in MLX layout (the model type's full sanitize plan, as
-// mlx_lm saves the loaded model), tensor by tensor from the memory-mapped
-// base, into a hidden temporary folder renamed into place at the end; a
-// failed run leaves nothing. As mlx_lm, an existing --save-path may be
+// base's. The output is written through pkg/mlxdir, as convert's (sharded
+// safetensors with the index, config.json with sorted keys, tokenizer and
+// side files, model card: a hub base's own card metadata), in MLX layout
+// (the model type's full sanitize plan, as mlx_lm saves the loaded model),
+// tensor by tensor from the memory-mapped base, into a hidden temporary
+// folder renamed into place at the end; a failed run leaves nothing. As mlx_lm, an existing --save-path may be
 // written over, but only an empty folder or an earlier model (config.json)
 // and never one holding the inputs, and it is replaced whole.
 //
@@ -40,6 +40,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/gguf"
 	"github.com/mlxgo/mlxgo/pkg/hub"
 	"github.com/mlxgo/mlxgo/pkg/lora"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	_ "github.com/mlxgo/mlxgo/pkg/model/all" // every architecture's sanitize plan
 	"github.com/mlxgo/mlxgo/pkg/quant"
@@ -149,15 +150,12 @@ func Fuse(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := readConfig(src)
+	cfg, err := mlxdir.ReadConfig(src)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.str("model_type") == "" {
-		return nil, fmt.Errorf("%s: config.json has no model_type", filepath.Join(src, "config.json"))
-	}
-	if mf, ok := cfg.plain["model_file"]; ok && mf != nil {
-		return nil, fmt.Errorf("%s: the model needs the custom Python module %v to build its architecture; mlxgo runs no model code from repositories", src, mf)
+	if err := cfg.CheckModelType(src); err != nil {
+		return nil, err
 	}
 	var gt gguf.Type
 	if o.ExportGGUF {
@@ -185,46 +183,25 @@ func Fuse(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	res := &Result{Path: dst, Merged: p.merged, Dequantized: p.dequant, Requantized: p.requant}
-	parent := filepath.Dir(dst)
-	created, err := mkdirParents(parent)
+	folder, err := mlxdir.Create(dst)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create %s: %w", parent, err)
+		return nil, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		if created != "" {
-			os.RemoveAll(created)
-		}
-		return nil, fmt.Errorf("cannot create a temporary folder in %s: %w", parent, err)
-	}
-	var w *st.Writer
-	done := false
-	defer func() {
-		if done {
-			return
-		}
-		if w != nil {
-			w.Abort()
-		}
-		os.RemoveAll(tmp)
-		if created != "" {
-			os.RemoveAll(created)
-		}
-	}()
-	w, err = st.NewWriter(tmp, p.specs, &st.WriterOptions{MaxShardSize: o.shardSize})
+	defer folder.Abort()
+	w, err := folder.NewWriter(p.specs, o.shardSize)
 	if err != nil {
 		return nil, err
 	}
 	scale := float32(ad.Parameters.Scale)
-	bar := newBar(o.Progress, p.sourceBytes())
+	bar := mlxdir.NewBar(o.Progress, "Fusing", p.sourceBytes())
 	for _, j := range p.jobs {
 		if err := ctx.Err(); err != nil {
-			bar.abort()
+			bar.Abort()
 			return nil, err
 		}
 		r, err := j.run(w, scale)
 		if err != nil {
-			bar.abort()
+			bar.Abort()
 			return nil, fmt.Errorf("fuse: %s: %w", j.name, err)
 		}
 		if r != nil {
@@ -232,56 +209,30 @@ func Fuse(ctx context.Context, o Options) (*Result, error) {
 		}
 		for _, s := range j.sources() {
 			s.release()
-			bar.add(s.numBytes())
+			bar.Add(s.numBytes())
 		}
 	}
-	bar.finish()
+	bar.Finish()
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	w = nil
-
-	if p.dropQuant {
-		cfg.obj.Delete("quantization")
-		cfg.obj.Delete("quantization_config")
-	}
-	if p.qobj != nil {
-		cfg.obj.Set("quantization", p.qobj)
-	}
-	cfgJSON, err := cfg.marshal()
+	cfg.SetQuantization(p.qobj, p.dropQuant)
+	cfgJSON, err := folder.WriteMeta(cfg, src, mlxdir.Card(ctx, o.Hub, repoID))
 	if err != nil {
-		return nil, fmt.Errorf("config.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "config.json"), cfgJSON, 0o644); err != nil {
-		return nil, err
-	}
-	if err := copySideFiles(src, tmp); err != nil {
-		return nil, fmt.Errorf("copying tokenizer and side files: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "README.md"), []byte(modelCard(repoID)), 0o644); err != nil {
 		return nil, err
 	}
 	report(out, res, o.Threshold)
 
 	if o.ExportGGUF {
 		fmt.Fprintln(out, "Exporting GGUF to", filepath.Join(dst, o.GGUFPath))
-		if err := exportGGUF(tmp, filepath.Clean(o.GGUFPath), gt, cfgJSON); err != nil {
+		if err := exportGGUF(folder.Dir, filepath.Clean(o.GGUFPath), gt, cfgJSON); err != nil {
 			return nil, fmt.Errorf("--export-gguf: %w", err)
 		}
 		res.GGUF = filepath.Join(dst, filepath.Clean(o.GGUFPath))
 	}
-	if err := finishPerms(tmp); err != nil {
+	if res.Files, err = folder.Commit(exists); err != nil {
 		return nil, err
 	}
-	if err := moveInto(tmp, dst, exists); err != nil {
-		return nil, err
-	}
-	done = true
-	entries, _ := os.ReadDir(dst)
-	for _, e := range entries {
-		res.Files = append(res.Files, e.Name())
-	}
-	sort.Strings(res.Files)
 
 	if o.UploadRepo != "" {
 		c := o.Hub
@@ -312,36 +263,6 @@ func resolve(ctx context.Context, o *Options) (dir, repoID string, err error) {
 		return "", "", fmt.Errorf("--model %s: %w", o.Model, err)
 	}
 	return dir, o.Model, nil
-}
-
-// moveInto renames the finished tmp folder to dst; an existing dst (an
-// earlier model, see checkSavePath) is moved aside first and deleted only
-// once the new folder is in place.
-func moveInto(tmp, dst string, exists bool) error {
-	if !exists {
-		if _, err := os.Lstat(dst); err == nil {
-			return fmt.Errorf("cannot save to %s: it appeared while fusing", dst)
-		}
-		if err := os.Rename(tmp, dst); err != nil {
-			return fmt.Errorf("cannot move the fused model into %s: %w", dst, err)
-		}
-		return nil
-	}
-	old, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".old-")
-	if err != nil {
-		return err
-	}
-	aside := filepath.Join(old, "model")
-	if err := os.Rename(dst, aside); err != nil {
-		os.Remove(old)
-		return fmt.Errorf("cannot replace %s: %w", dst, err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Rename(aside, dst)
-		os.Remove(old)
-		return fmt.Errorf("cannot move the fused model into %s: %w", dst, err)
-	}
-	return os.RemoveAll(old)
 }
 
 // report prints the survival summary, or one warning naming the layers

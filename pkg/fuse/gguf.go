@@ -3,11 +3,13 @@ package fuse
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/mlxgo/mlxgo/pkg/gguf"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
 )
@@ -15,8 +17,8 @@ import (
 // checkGGUF refuses, before anything is written, an export that cannot
 // succeed: an architecture pkg/gguf does not write, an unknown type, a
 // path outside the output folder, a model without tokenizer.json.
-func checkGGUF(cfg *config, srcDir string, o *Options) (gguf.Type, error) {
-	mt := cfg.str("model_type")
+func checkGGUF(cfg *mlxdir.Config, srcDir string, o *Options) (gguf.Type, error) {
+	mt := cfg.Str("model_type")
 	if !slices.Contains(gguf.SupportedModelTypes(), mt) {
 		return 0, fmt.Errorf("--export-gguf: model type %q is not supported for GGUF export (supported: %s)", mt, strings.Join(gguf.SupportedModelTypes(), ", "))
 	}
@@ -137,7 +139,7 @@ func exportGGUF(dir, rel string, t gguf.Type, cfgJSON []byte) error {
 		return err
 	}
 	dst := filepath.Join(dir, rel)
-	if _, err := mkdirParents(filepath.Dir(dst)); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
 	return gguf.Export(dst, cfg, dir, src, t)

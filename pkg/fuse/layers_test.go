@@ -16,6 +16,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/hub/hubtest"
 	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/lora"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 	"github.com/mlxgo/mlxgo/pkg/quant"
@@ -180,6 +181,31 @@ func TestHubModelAndUpload(t *testing.T) {
 	}
 }
 
+// TestHubModelCard: fusing a hub model starts the card from the source
+// repo's own card metadata (order kept, null keys dropped, mlx added to
+// the tags, base_model, library_name and pipeline_tag set, text emptied),
+// as convert does and mlx_lm's create_model_card.
+func TestHubModelCard(t *testing.T) {
+	s := hubtest.New(t)
+	files := map[string][]byte{
+		"README.md": []byte("---\nlicense: apache-2.0\ntags: [llama]\nlibrary_name: transformers\ndatasets: null\n---\n\n# Tiny\nSome text.\n"),
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} {
+		data, err := os.ReadFile(testdata("models", "llama-q4", f))
+		must(t, err)
+		files[f] = data
+	}
+	s.AddRepo("org/carded-q4", files)
+	s.SetEnv(t)
+	res, _ := run(t, Options{Model: "org/carded-q4", AdapterPath: testdata("lora", "lora")})
+	card, err := os.ReadFile(filepath.Join(res.Path, "README.md"))
+	must(t, err)
+	want := "---\nlicense: apache-2.0\ntags:\n- llama\n- mlx\nlibrary_name: mlx\nbase_model: org/carded-q4\npipeline_tag: text-generation\n---\n"
+	if string(card) != want {
+		t.Errorf("README.md\n%s\nwant\n%s", card, want)
+	}
+}
+
 // TestShards: with a small shard cap the fused model is split like
 // convert's output and reads back with the same tensors.
 func TestShards(t *testing.T) {
@@ -292,7 +318,7 @@ func TestEveryArchitectureRoundTrips(t *testing.T) {
 			if !slices.Contains(model.Supported(), ref.ModelType) {
 				t.Skipf("architecture %s not registered", ref.ModelType)
 			}
-			cfg, err := readConfig(dir)
+			cfg, err := mlxdir.ReadConfig(dir)
 			must(t, err)
 			m, err := st.OpenModel(dir)
 			must(t, err)
@@ -300,7 +326,7 @@ func TestEveryArchitectureRoundTrips(t *testing.T) {
 			for _, e := range m.Entries() {
 				metas[e.Name] = model.TensorMeta{DType: string(e.DType), Shape: e.Shape}
 			}
-			plan, err := model.FullSanitizePlan(ref.ModelType, cfg.plain, metas)
+			plan, err := model.FullSanitizePlan(ref.ModelType, cfg.Plain, metas)
 			must(t, err)
 			var path string
 			var shape []int

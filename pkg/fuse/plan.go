@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/mlxgo/mlxgo/pkg/lora"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/pyjson"
 	"github.com/mlxgo/mlxgo/pkg/quant"
@@ -70,14 +70,14 @@ type planned struct {
 // plan decides every output tensor: the model type's sanitize plan (the
 // output is in MLX layout whatever the source), the adapter modules fused
 // into their weights, and what happens to quantized layers.
-func plan(m *st.Model, cfg *config, ad *lora.Adapter, o *Options) (*planned, error) {
+func plan(m *st.Model, cfg *mlxdir.Config, ad *lora.Adapter, o *Options) (*planned, error) {
 	entries := m.Entries()
 	metas := make(map[string]model.TensorMeta, len(entries))
 	for _, e := range entries {
 		metas[e.Name] = model.TensorMeta{DType: string(e.DType), Shape: e.Shape}
 	}
-	modelType := cfg.str("model_type")
-	tplans, err := model.FullSanitizePlan(modelType, cfg.plain, metas)
+	modelType := cfg.Str("model_type")
+	tplans, err := model.FullSanitizePlan(modelType, cfg.Plain, metas)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func plan(m *st.Model, cfg *config, ad *lora.Adapter, o *Options) (*planned, err
 	}
 	sort.Slice(names, func(i, k int) bool { return lessName(names[i], names[k]) })
 
-	q, err := cfg.quantization()
+	q, err := quantization(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,7 @@ func (j *job) outSpecs(keepQuant bool, isQuantized func(string) bool) []st.Tenso
 // per-layer entry for each quantized layer written at another width (a
 // layer that had its own bits keeps them under --q-group-size alone), and
 // the old entries that keep a layer in float (false).
-func requantConfig(cfg *config, o *Options, q *model.Quantization, layers map[string]quant.Settings, order []string) *pyjson.Object {
+func requantConfig(cfg *mlxdir.Config, o *Options, q *model.Quantization, layers map[string]quant.Settings, order []string) *pyjson.Object {
 	set := q.Default
 	if o.QBits != 0 {
 		set.Bits = o.QBits
@@ -349,7 +349,7 @@ func requantConfig(cfg *config, o *Options, q *model.Quantization, layers map[st
 	obj.Set("group_size", set.GroupSize)
 	obj.Set("bits", set.Bits)
 	obj.Set("mode", set.Mode)
-	old, _ := cfg.obj.Get("quantization")
+	old, _ := cfg.Obj.Get("quantization")
 	if oldObj, ok := old.(*pyjson.Object); ok {
 		for _, k := range oldObj.Keys {
 			if v := oldObj.Values[k]; v == false {
@@ -373,12 +373,12 @@ func requantConfig(cfg *config, o *Options, q *model.Quantization, layers map[st
 // quantization reads the config's "quantization" entry (nil when the model
 // is not quantized). Checkpoints quantized by other tools (only
 // quantization_config) are refused.
-func (c *config) quantization() (*model.Quantization, error) {
-	v, ok := c.plain["quantization"]
+func quantization(c *mlxdir.Config) (*model.Quantization, error) {
+	v, ok := c.Plain["quantization"]
 	if !ok || v == nil {
-		qc, _ := c.plain["quantization_config"].(map[string]any)
+		qc, _ := c.Plain["quantization_config"].(map[string]any)
 		if qc == nil {
-			if tc, ok := c.plain["text_config"].(map[string]any); ok {
+			if tc, ok := c.Plain["text_config"].(map[string]any); ok {
 				qc, _ = tc["quantization_config"].(map[string]any)
 			}
 		}
@@ -396,9 +396,4 @@ func (c *config) quantization() (*model.Quantization, error) {
 		return nil, fmt.Errorf("config.json %w", err)
 	}
 	return q, nil
-}
-
-func (c *config) str(key string) string {
-	s, _ := c.plain[key].(string)
-	return strings.TrimSpace(s)
 }
