@@ -3,6 +3,7 @@ package convert
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/mlxgo/mlxgo/pkg/kernels"
@@ -60,7 +61,7 @@ func newInput(p model.TensorPlan, srcs []st.Tensor) (*input, error) {
 		in.shape = append([]int(nil), first...)
 	case model.OpStack:
 		for _, s := range srcs[1:] {
-			if s.DType != in.dtype || !sameShape(s.Shape, first) {
+			if s.DType != in.dtype || !slices.Equal(s.Shape, first) {
 				return nil, fmt.Errorf("cannot stack %s into %s: %s %v differs from %s's %s %v", s.Name, p.Name, s.DType, s.Shape, srcs[0].Name, in.dtype, first)
 			}
 		}
@@ -86,18 +87,6 @@ func newInput(p model.TensorPlan, srcs []st.Tensor) (*input, error) {
 		in.rows = n / in.rowLen
 	}
 	return in, nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (in *input) numBytes() int64 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/mlxgo/mlxgo/pkg/lora"
@@ -194,7 +195,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, ad *lora.Adapter, o *Options) (*plann
 			p.merged++
 		case replaced:
 			j.kind, j.full = jobReplace, full[name]
-			if !sameShape(j.full.Shape, j.shape) {
+			if !slices.Equal(j.full.Shape, j.shape) {
 				return nil, fmt.Errorf("adapter tensor %s has shape %v, the model's is %v (is this adapter for another model?)", name, j.full.Shape, j.shape)
 			}
 			if !isFloat(j.dtype) {
@@ -250,7 +251,7 @@ func checkQuantized(path string, w, s, b *source, spec model.QuantSpec) error {
 	cols := last * 32 / spec.Bits
 	lead := w.shape[:len(w.shape)-1]
 	want := append(append([]int(nil), lead...), cols/spec.GroupSize)
-	if last*32%spec.Bits != 0 || cols%spec.GroupSize != 0 || !sameShape(s.shape, want) || !sameShape(b.shape, want) {
+	if last*32%spec.Bits != 0 || cols%spec.GroupSize != 0 || !slices.Equal(s.shape, want) || !slices.Equal(b.shape, want) {
 		return fmt.Errorf("layer %s: weight %v, scales %v and biases %v do not fit %d bits, group size %d", path, w.shape, s.shape, b.shape, spec.Bits, spec.GroupSize)
 	}
 	return nil

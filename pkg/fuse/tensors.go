@@ -41,18 +41,6 @@ func newSource(p model.TensorPlan, srcs []st.Tensor) (*source, error) {
 	return &source{name: p.Name, plan: p, srcs: srcs, dtype: st.DType(m.DType), shape: m.Shape}, nil
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func numel(shape []int) int {
 	n := 1
 	for _, d := range shape {
