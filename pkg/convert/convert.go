@@ -154,8 +154,8 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if o.UploadRepo != "" {
-		if err := upload(ctx, o, res.Path, repoID); err != nil {
-			return res, err
+		if err := mlxdir.Upload(ctx, o.Hub, o.Progress, res.Path, o.UploadRepo, o.Version); err != nil {
+			return res, fmt.Errorf("convert: %w", err)
 		}
 		fmt.Fprintf(out, "Upload successful, go to https://huggingface.co/%s for details.\n", o.UploadRepo)
 	}
@@ -631,4 +631,24 @@ func castPredicate(modelType string) func(string) bool {
 		}
 		return true
 	}
+}
+
+// sourceDtype is the dtype mlx_lm's convert casts to when --dtype is not
+// given: config torch_dtype, else text_config.dtype; "" when neither names
+// one of float16, bfloat16, float32.
+func sourceDtype(c *mlxdir.Config) string {
+	d, _ := c.Plain["torch_dtype"].(string)
+	if _, present := c.Plain["torch_dtype"]; !present || c.Plain["torch_dtype"] == nil {
+		if tc, ok := c.Plain["text_config"].(map[string]any); ok && len(tc) > 0 {
+			d, _ = tc["dtype"].(string)
+		}
+	}
+	return d
+}
+
+// isLocal reports whether path names an existing file or folder (mlx_lm's
+// Path(path).exists()); anything else is a hub repo id.
+func isLocal(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

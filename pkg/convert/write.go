@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
-	"github.com/mlxgo/mlxgo/pkg/hub"
 	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/quant"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
@@ -222,30 +219,4 @@ func (j *job) dequantize(w *st.Writer, bufs *buffers) error {
 		return err
 	}
 	return w.WriteTensor(j.in.name, dst)
-}
-
-// upload writes the upload model card and sends the folder to the hub, as
-// mlx_lm's upload_to_hub.
-func upload(ctx context.Context, o Options, dir, repoID string) error {
-	path := filepath.Join(dir, "README.md")
-	card, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("convert: upload: %w", err)
-	}
-	version := o.Version
-	if version == "" {
-		version = "dev"
-	}
-	if err := os.WriteFile(path, uploadCard(card, o.UploadRepo, repoID, version), 0o644); err != nil {
-		return fmt.Errorf("convert: upload: %w", err)
-	}
-	c := o.Hub
-	if c == nil {
-		c = hub.NewClient()
-		c.Progress = o.Progress
-	}
-	if _, err := c.UploadFolder(ctx, o.UploadRepo, dir, hub.UploadOptions{}); err != nil {
-		return fmt.Errorf("convert: upload to %s: %w", o.UploadRepo, err)
-	}
-	return nil
 }

@@ -235,17 +235,8 @@ func Fuse(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	if o.UploadRepo != "" {
-		c := o.Hub
-		if c == nil {
-			c = hub.NewClient()
-			c.Progress = o.Progress
-		}
-		version := o.Version
-		if version == "" {
-			version = "dev"
-		}
-		if _, err := c.UploadModel(ctx, dst, o.UploadRepo, "mlxgo", version); err != nil {
-			return res, fmt.Errorf("upload to %s: %w", o.UploadRepo, err)
+		if err := mlxdir.Upload(ctx, o.Hub, o.Progress, dst, o.UploadRepo, o.Version); err != nil {
+			return res, err
 		}
 		fmt.Fprintf(out, "Upload successful, go to https://huggingface.co/%s for details.\n", o.UploadRepo)
 	}

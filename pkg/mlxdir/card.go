@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -163,4 +164,23 @@ func yamlScalar(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// Upload sends the finished folder dir to the hub repo as mlx_lm's
+// upload_to_hub: README.md rewritten into the usage card (its provenance
+// line naming mlxgo version), the repo created if needed, the folder
+// uploaded (hub.Client.UploadModel). c nil means a hub.NewClient drawing
+// its progress on progress; version "" means "dev".
+func Upload(ctx context.Context, c *hub.Client, progress io.Writer, dir, repo, version string) error {
+	if c == nil {
+		c = hub.NewClient()
+		c.Progress = progress
+	}
+	if version == "" {
+		version = "dev"
+	}
+	if _, err := c.UploadModel(ctx, dir, repo, "mlxgo", version); err != nil {
+		return fmt.Errorf("upload to %s: %w", repo, err)
+	}
+	return nil
 }
