@@ -4,7 +4,8 @@
 // dtype cast, optional MLX affine quantization (bit-exact with MLX's CPU
 // encoder) or dequantization, then mlx_lm's output layout: sharded
 // model*.safetensors with the index, config.json with sorted keys and the
-// quantization entries, the tokenizer and side files, and a model card.
+// quantization entries, the tokenizer and side files, and a model card,
+// written through pkg/mlxdir (shared with fuse).
 //
 // It streams: every source tensor is read from the memory-mapped files,
 // processed in bounded row chunks on all cores, written, and its pages
