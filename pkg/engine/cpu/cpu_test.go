@@ -190,3 +190,41 @@ func TestPoolLargeBuffers(t *testing.T) {
 		t.Errorf("a buffer over the cache limit was kept: cache %d", c.CacheMemory())
 	}
 }
+
+// The AVX-512 exp(x − m) of the softmax loops matches float64 on every
+// length and gives exactly 0 for −inf and far-negative inputs, like expf.
+func TestExpSub(t *testing.T) {
+	for _, n := range []int{1, 15, 16, 17, 100} {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(math.Sin(float64(i))) * 20
+		}
+		s[0] = float32(math.Inf(-1))
+		if n > 1 {
+			s[1] = -200
+		}
+		want := make([]float64, n)
+		var wsum float64
+		for i, v := range s {
+			want[i] = math.Exp(float64(v) - 3)
+			wsum += want[i]
+		}
+		got := append([]float32(nil), s...)
+		sum, ok := expSubFast(got, 3)
+		if !ok {
+			t.Skip("no AVX-512 here")
+		}
+		if got[0] != 0 || (n > 1 && got[1] != 0) {
+			t.Errorf("n=%d: exp(-inf), exp(-203) = %g, %g, want 0", n, got[0], got[min(1, n-1)])
+		}
+		for i := range got {
+			// x − m is rounded to float32 first: e^x's relative error grows by |x − m|·2⁻²⁴
+			if tol := (4e-7 + math.Abs(float64(s[i])-3)*6e-8) * want[i]; math.Abs(float64(got[i])-want[i]) > tol+1e-30 {
+				t.Fatalf("n=%d: exp(%g-3) = %g, want %g", n, s[i], got[i], want[i])
+			}
+		}
+		if math.Abs(float64(sum)-wsum) > 1e-5*wsum {
+			t.Errorf("n=%d: sum %g, want %g", n, sum, wsum)
+		}
+	}
+}

@@ -567,11 +567,13 @@ func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64
 
 // softmaxInPlace normalises exp(s − m) (m = max s) in float32.
 func softmaxInPlace(s []float32, m float32) {
-	var sum float32
-	for j, x := range s {
-		p := expf(x - m)
-		s[j] = p
-		sum += p
+	sum, ok := expSubFast(s, m)
+	if !ok {
+		for j, x := range s {
+			p := expf(x - m)
+			s[j] = p
+			sum += p
+		}
 	}
 	inv := 1 / sum
 	for j := range s {

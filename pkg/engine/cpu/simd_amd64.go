@@ -49,3 +49,14 @@ func axpyFast(y []float32, a float32, x []float32) bool {
 	axpyAVX512(unsafe.SliceData(y), a, unsafe.SliceData(x), len(y))
 	return true
 }
+
+//go:noescape
+func expSubAVX512(s *float32, n int, m float32) float32
+
+// expSubFast sets s[i] = e^(s[i]−m) and returns their sum, with AVX-512.
+func expSubFast(s []float32, m float32) (float32, bool) {
+	if !hasAVX512 || len(s) == 0 {
+		return 0, false
+	}
+	return expSubAVX512(unsafe.SliceData(s), len(s), m), true
+}

@@ -10,3 +10,5 @@ func sigmoidFast(dst, src []float32) bool { return false }
 func dotFast(a, b []float32) (float32, bool) { return 0, false }
 
 func axpyFast(y []float32, a float32, x []float32) bool { return false }
+
+func expSubFast(s []float32, m float32) (float32, bool) { return 0, false }
