@@ -323,3 +323,63 @@ func TestGenerateAdapterPath(t *testing.T) {
 		t.Errorf("empty adapter folder: exit %d, %q", code, errOut)
 	}
 }
+
+// DoRA and full fine-tuning through the CLI write mlx_lm's tensor names;
+// chat data with --mask-prompt trains only the assistant turn's tokens.
+func TestLoraTrainKindsCLI(t *testing.T) {
+	data := loraData(t)
+	names := func(ad string) []string {
+		f, err := safetensors.Open(filepath.Join(ad, "adapters.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return slices.Sorted(slices.Values(f.Names()))
+	}
+	for _, kind := range []string{"dora", "full"} {
+		ad := filepath.Join(t.TempDir(), kind)
+		out, errOut, code := runCLI(t, "", "lora", "--train", "--data", data, "--model", llamaF32Dir, "--iters", "2",
+			"--batch-size", "2", "--num-layers", "1", "--fine-tune-type", kind, "--adapter-path", ad)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", kind, code, out, errOut)
+		}
+		n := names(ad)
+		switch kind {
+		case "dora":
+			if len(n) != 21 || !slices.Contains(n, "model.layers.1.self_attn.q_proj.m") {
+				t.Errorf("dora: %d tensors %v", len(n), n)
+			}
+		case "full":
+			if len(n) != 9 || !slices.Contains(n, "model.layers.1.mlp.down_proj.weight") || !slices.Contains(n, "model.layers.1.input_layernorm.weight") {
+				t.Errorf("full: %d tensors %v", len(n), n)
+			}
+		}
+	}
+
+	chat := filepath.Join(t.TempDir(), "chat")
+	var recs []map[string]any
+	for i := 0; i < 4; i++ {
+		recs = append(recs, map[string]any{"messages": []map[string]string{
+			{"role": "user", "content": fmt.Sprintf("what is %d?", i)}, {"role": "assistant", "content": "ok"}}})
+	}
+	writeJSONL(t, chat, "train.jsonl", recs)
+	trained := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runCLI(t, "", append([]string{"lora", "--train", "--data", chat, "--model", llamaF32Dir, "--iters", "1",
+			"--batch-size", "4", "--num-layers", "1", "--adapter-path", filepath.Join(t.TempDir(), "ad")}, args...)...)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		m := regexp.MustCompile(`Trained Tokens (\d+),`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no train line:\n%s", out)
+		}
+		return m[1]
+	}
+	// "<|user|>what is N?\n<|assistant|>ok\n" is 35 one-character tokens:
+	// 34 targets per row unmasked; with --mask-prompt only the 3 after the
+	// 32-token prompt "<|user|>what is N?\n<|assistant|>".
+	if all, masked := trained(), trained("--mask-prompt"); all != "136" || masked != "12" {
+		t.Errorf("trained tokens: %s without and %s with --mask-prompt, want 136 and 12", all, masked)
+	}
+}
