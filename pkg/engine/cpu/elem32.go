@@ -248,7 +248,10 @@ func roundF32(dt backend.DType, x []float32) {
 		return
 	}
 	kind := halfKind(dt)
-	var tmp [512]uint16
+	// pooled scratch: a local array would escape into the assembly
+	f := getF32(256)
+	defer putF32(f)
+	tmp := u16s(unsafeBytes(f))
 	for s := 0; s < len(x); s += len(tmp) {
 		c := x[s:min(s+len(tmp), len(x))]
 		kernels.F32ToHalfSlice(tmp[:len(c)], c, kind)
