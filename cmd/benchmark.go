@@ -67,7 +67,7 @@ func newBenchmarkCmdWith(f *Factory, runF func(context.Context, *Factory, *Bench
 }
 
 func runBenchmark(ctx context.Context, f *Factory, o *BenchmarkOptions) error {
-	if err := checkUnsupported("", o.QuantizeActivations); err != nil {
+	if err := checkUnsupported(o.QuantizeActivations); err != nil {
 		return err
 	}
 	lm, err := loadForGeneration(ctx, f, "--model", o.Model)

@@ -68,12 +68,14 @@ func newChatCmdWith(f *Factory, runF func(context.Context, *Factory, *ChatOption
 }
 
 func runChat(ctx context.Context, f *Factory, o *ChatOptions) error {
-	if err := checkUnsupported(o.AdapterPath, false); err != nil {
-		return err
-	}
 	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
 	if err != nil {
 		return err
+	}
+	if o.AdapterPath != "" {
+		if err := applyAdapter(lm.m, o.AdapterPath); err != nil {
+			return err
+		}
 	}
 	tok := lm.tok
 	sampler, err := o.Sampling.Sampler(xtcSpecialTokens(tok))

@@ -250,7 +250,7 @@ func checkGroup(flag string, g int) error {
 }
 
 func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
-	if err := checkUnsupported("", o.QuantizeActivations); err != nil {
+	if err := checkUnsupported(o.QuantizeActivations); err != nil {
 		return err
 	}
 	var cached []model.Cache
@@ -467,10 +467,7 @@ func applyAdapter(m model.Model, dir string) error {
 	return nil
 }
 
-func checkUnsupported(adapterPath string, quantizeActivations bool) error {
-	if adapterPath != "" {
-		return fmt.Errorf("--adapter-path %s: loading adapters at inference is not supported yet; fuse them first with `mlxgo fuse`", adapterPath)
-	}
+func checkUnsupported(quantizeActivations bool) error {
 	if quantizeActivations {
 		return fmt.Errorf("--quantize-activations: only nvfp4/mxfp8 models use it, and mlxgo does not load those")
 	}

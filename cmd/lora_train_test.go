@@ -383,3 +383,30 @@ func TestLoraTrainKindsCLI(t *testing.T) {
 		t.Errorf("trained tokens: %s without and %s with --mask-prompt, want 136 and 12", all, masked)
 	}
 }
+
+// chat --adapter-path answers as generate does with the same adapter and
+// the chat template, and differently from the base model.
+func TestChatAdapterPath(t *testing.T) {
+	adapter := filepath.Join("../testdata/lora", "lora")
+	gen, errOut, code := runCLI(t, "", "generate", "--model", llamaF32Dir, "--adapter-path", adapter,
+		"--prompt", "hello", "--max-tokens", "12", "--verbose", "F")
+	if code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, errOut)
+	}
+	reply := strings.TrimSuffix(gen, "\n")
+	withAdapter, errOut, code := runCLI(t, "hello\nq\n", "chat", "--model", llamaF32Dir, "--adapter-path", adapter, "-m", "12")
+	if code != 0 {
+		t.Fatalf("chat: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(withAdapter, ">> "+reply+"\n") {
+		t.Errorf("chat with the adapter:\n%q\nwant the reply %q", withAdapter, reply)
+	}
+	base, _, _ := runCLI(t, "hello\nq\n", "chat", "--model", llamaF32Dir, "-m", "12")
+	if strings.Contains(base, ">> "+reply+"\n") {
+		t.Errorf("the base model gives the adapter's reply %q: the adapter was not applied", reply)
+	}
+	_, errOut, code = runCLI(t, "q\n", "chat", "--model", llamaF32Dir, "--adapter-path", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "adapter_config.json") {
+		t.Errorf("empty adapter folder: exit %d, %q", code, errOut)
+	}
+}
