@@ -1,6 +1,8 @@
 // Package convert turns a Hugging Face checkpoint into an MLX model folder
 // the way mlx_lm's convert does (mlx-compat.md §12-§14): sanitize (the
-// per-architecture plans registered by the model packages), an optional
+// per-architecture full plans registered by the model packages, so the
+// output is in mlx_lm's layout: experts stacked or split, fused
+// projections split, tensors transposed, norms shifted), an optional
 // dtype cast, optional MLX affine quantization (bit-exact with MLX's CPU
 // encoder) or dequantization, then mlx_lm's output layout: sharded
 // model*.safetensors with the index, config.json with sorted keys and the
@@ -8,9 +10,10 @@
 // written through pkg/mlxdir (shared with fuse).
 //
 // It streams: every source tensor is read from the memory-mapped files,
-// processed in bounded row chunks on all cores, written, and its pages
-// released, so memory stays bounded by the largest output tensor rather
-// than the model. The output is built in a hidden temporary folder beside
+// processed in bounded row chunks on all cores (a plan with steps through
+// model.ApplyPlan, one slab of the leading axis at a time where
+// model.Axis0Slabs allows), written, and its pages released, so memory
+// stays bounded by the largest output tensor rather than the model. The output is built in a hidden temporary folder beside
 // the destination and renamed into place only when complete.
 package convert
 
@@ -267,7 +270,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 		metas[e.Name] = model.TensorMeta{DType: string(e.DType), Shape: e.Shape}
 	}
 	modelType := cfg.Str("model_type")
-	tplans, err := model.SanitizePlan(modelType, cfg.Plain, metas)
+	tplans, err := model.FullSanitizePlan(modelType, cfg.Plain, metas)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -305,9 +308,15 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 		target = st.F32
 	}
 	castOK := castPredicate(model.CanonicalType(modelType))
+	// A plan step may widen half sources (qwen3_next's norm + 1 is F32):
+	// such a tensor goes to the target dtype, or back to its sources'
+	// dtype without one, as mlx_lm's half-precision add leaves it.
 	outDtype := func(in *input) st.DType {
-		if target != "" && floating(in.dtype) && castOK(in.name) {
+		switch {
+		case target != "" && floating(in.dtype) && castOK(in.name):
 			return target
+		case in.dtype != in.srcDtype && floating(in.dtype) && floating(in.srcDtype):
+			return in.srcDtype
 		}
 		return in.dtype
 	}
@@ -402,7 +411,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 			p.dequant++
 
 		case o.Quantize && param == "weight" && !isQuantized(path):
-			layer := quant.GuessLayer(name, in.shape)
+			layer := quant.ModelLayer(model.CanonicalType(modelType), name, in.shape)
 			if layer.Kind != quant.NotQuantizable {
 				p.dims[in.rowLen] = true
 				if in.rowLen%qplan.Global.GroupSize == 0 {
@@ -480,9 +489,7 @@ func leafParams(specs []st.TensorSpec) {
 }
 
 // checkLoadable runs the architecture's sanitize on the output's tensor
-// list and config, so a layout the model package rejects (one that needs a
-// value rewrite of mlx_lm's sanitize, such as qwen3_next's norm + 1 and
-// conv1d axis move, which sanitize plans cannot express yet) is refused
+// list and config, so a layout the model package rejects is refused
 // before anything is written.
 func (p *planned) checkLoadable(cfg *mlxdir.Config, o Options) error {
 	metas := make(map[string]model.TensorMeta, len(p.specs))
@@ -505,8 +512,8 @@ func (p *planned) checkLoadable(cfg *mlxdir.Config, o Options) error {
 		out["quantization"], out["quantization_config"] = q, q
 	}
 	modelType := cfg.Str("model_type")
-	if _, err := model.SanitizePlan(modelType, out, metas); err != nil {
-		return fmt.Errorf("convert: the converted %s model would not load (its mlx_lm sanitize rewrites values, which mlxgo convert cannot do yet): %w", modelType, err)
+	if _, err := model.FullSanitizePlan(modelType, out, metas); err != nil {
+		return fmt.Errorf("convert: the converted %s model would not load: %w", modelType, err)
 	}
 	return nil
 }

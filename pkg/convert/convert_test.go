@@ -539,10 +539,7 @@ func TestEveryFixture(t *testing.T) {
 		}
 		src := filepath.Join(fixtures, e.Name())
 		t.Run(e.Name(), func(t *testing.T) {
-			dir, res, refused := runOrRefused(t, Options{HFPath: src, Quantize: true, GroupSize: 32, Bits: 4})
-			if refused {
-				return
-			}
+			dir, _, res := run(t, Options{HFPath: src, Quantize: true, GroupSize: 32, Bits: 4})
 			cfg, err := mlxdir.ReadConfig(src)
 			if err != nil {
 				t.Fatal(err)
@@ -552,7 +549,7 @@ func TestEveryFixture(t *testing.T) {
 			for n, x := range in {
 				metas[n] = model.TensorMeta{DType: string(x.DType), Shape: x.Shape}
 			}
-			plans, err := model.SanitizePlan(cfg.Str("model_type"), cfg.Plain, metas)
+			plans, err := model.FullSanitizePlan(cfg.Str("model_type"), cfg.Plain, metas)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -579,26 +576,6 @@ func TestEveryFixture(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runOrRefused converts, accepting only one kind of failure: the model
-// package's sanitize rejecting the converted layout, refused before
-// anything is written.
-func runOrRefused(t *testing.T, o Options) (string, *Result, bool) {
-	t.Helper()
-	o.MLXPath = filepath.Join(t.TempDir(), "out")
-	res, err := Convert(context.Background(), o)
-	if err == nil {
-		return o.MLXPath, res, false
-	}
-	if !strings.Contains(err.Error(), "would not load") {
-		t.Fatal(err)
-	}
-	if got := listDir(t, filepath.Dir(o.MLXPath)); len(got) != 0 {
-		t.Errorf("output written despite the refusal: %v", got)
-	}
-	t.Logf("refused: %v", err)
-	return "", nil, true
 }
 
 // TestStackPlan drives the stacking and even/odd row ops of sanitize plans
@@ -1087,10 +1064,7 @@ func TestCancelMidway(t *testing.T) {
 // attention module, which has child modules) are not counted.
 func TestLeafParams(t *testing.T) {
 	src := filepath.Join(fixtures, "gpt_oss-f32")
-	_, res, refused := runOrRefused(t, Options{HFPath: src})
-	if refused {
-		t.Skip("gpt_oss conversion refused")
-	}
+	_, _, res := run(t, Options{HFPath: src})
 	cfg, err := mlxdir.ReadConfig(src)
 	if err != nil {
 		t.Fatal(err)
@@ -1100,22 +1074,23 @@ func TestLeafParams(t *testing.T) {
 	for n, x := range in {
 		metas[n] = model.TensorMeta{DType: string(x.DType), Shape: x.Shape}
 	}
-	plans, err := model.SanitizePlan("gpt_oss", cfg.Plain, metas)
+	plans, err := model.FullSanitizePlan("gpt_oss", cfg.Plain, metas)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var all, sinks int64
 	for _, p := range plans {
-		n := int64(0)
+		var srcs []model.TensorMeta
 		for _, s := range p.Sources {
-			k := int64(1)
-			for _, d := range in[s].Shape {
-				k *= int64(d)
-			}
-			n += k
+			srcs = append(srcs, metas[s])
 		}
-		if p.Op == model.OpEvenRows || p.Op == model.OpOddRows {
-			n /= 2
+		m, err := model.PlanMeta(p, srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(1)
+		for _, d := range m.Shape {
+			n *= int64(d)
 		}
 		all += n
 		if strings.HasSuffix(p.Name, ".sinks") {

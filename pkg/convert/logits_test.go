@@ -69,9 +69,9 @@ func TestConvertedFolderLoads(t *testing.T) {
 // llama-q4; across these 17 architectures the largest is 0.083). At 8 bits
 // the dequantized model also stays within 0.1 of the f32 reference (the
 // format's own error on these N(0, 0.1) weights, measured ≤ 0.055; at 4
-// bits it reaches 0.72 and is only logged). An architecture whose
-// converted layout its own sanitize rejects must be refused before
-// anything is written.
+// bits it reaches 0.76, deepseek_v3, and is only logged). Every fixture
+// converts, in mlx_lm's layout (qwen3_next and the gpt_oss experts
+// included).
 func TestEveryArchitectureQuantized(t *testing.T) {
 	entries, err := os.ReadDir(fixtures)
 	if err != nil {
@@ -94,10 +94,7 @@ func TestEveryArchitectureQuantized(t *testing.T) {
 		for _, bits := range []int{4, 8} {
 			t.Run(fmt.Sprintf("%s/%dbit", e.Name(), bits), func(t *testing.T) {
 				ran++
-				q, _, refused := runOrRefused(t, Options{HFPath: src, Quantize: true, GroupSize: 32, Bits: bits})
-				if refused { // qwen3_next today
-					return
-				}
+				q, _, _ := run(t, Options{HFPath: src, Quantize: true, GroupSize: 32, Bits: bits})
 				d, _, _ := run(t, Options{HFPath: q, Dequantize: true})
 				logits := func(dir string) []float32 {
 					m, _, err := model.Load(dir)
@@ -109,7 +106,7 @@ func TestEveryArchitectureQuantized(t *testing.T) {
 				lq, ld := logits(q), logits(d)
 				eq, ed := modeltest.RelErr(lq, ld), modeltest.RelErr(ld, ref.Logits)
 				const tolQ = 0.1
-				tolD := math.Inf(1) // 4 bits: the error is the format's (measured up to 0.72), only logged
+				tolD := math.Inf(1) // 4 bits: the error is the format's (measured up to 0.76), only logged
 				if bits == 8 {
 					tolD = 0.1
 				}

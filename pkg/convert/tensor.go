@@ -12,8 +12,9 @@ import (
 )
 
 // chunkBytes bounds the source bytes handled in one step of a tensor, so
-// scratch buffers stay small whatever the tensor size.
-const chunkBytes = 16 << 20
+// scratch buffers stay small whatever the tensor size (a variable so
+// tests can make tensors span several chunks).
+var chunkBytes = 16 << 20
 
 // floating reports whether MLX loads d as a floating dtype (the ones a
 // --dtype cast applies to and the quantizer accepts). F8 kinds load as
@@ -40,20 +41,53 @@ type input struct {
 	// mapped: the sources are views of memory-mapped files
 	// (safetensors.Open), whose pages may be dropped after use.
 	mapped bool
+	// plan is the sanitize plan entry; stepped when it has steps, which
+	// model.ApplyPlan carries out: on slabs of the source's leading axis
+	// when slabs (model.Axis0Slabs), else on the whole tensor at once.
+	plan    model.TensorPlan
+	stepped bool
+	slabs   bool
+	// srcDtype is the sources' dtype; a step may widen it (qwen3_next's
+	// norm + 1 comes out F32 from half sources).
+	srcDtype st.DType
 }
 
 func newInput(p model.TensorPlan, srcs []st.Tensor) (*input, error) {
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("sanitize plan for %s names no source tensor", p.Name)
 	}
-	in := &input{name: p.Name, op: p.Op, srcs: srcs, dtype: srcs[0].DType}
+	in := &input{name: p.Name, op: p.Op, srcs: srcs, dtype: srcs[0].DType, plan: p, srcDtype: srcs[0].DType}
 	esize, ok := in.dtype.Size()
 	if !ok {
 		return nil, fmt.Errorf("tensor %s (%s): dtype %s is not supported (expected one of F32, F16, BF16, F64, or an integer/F8 type to copy)", srcs[0].Name, srcs[0].File, in.dtype)
 	}
 	in.esize = esize
 	first := srcs[0].Shape
-	switch p.Op {
+	op := p.Op
+	if len(p.Steps) > 0 {
+		op = -1
+	}
+	switch op {
+	case -1:
+		metas := make([]model.TensorMeta, len(srcs))
+		for i, t := range srcs {
+			if _, ok := t.DType.Size(); !ok {
+				return nil, fmt.Errorf("tensor %s (%s): dtype %s is not supported", t.Name, t.File, t.DType)
+			}
+			metas[i] = model.TensorMeta{DType: string(t.DType), Shape: t.Shape}
+		}
+		m, err := model.PlanMeta(p, metas)
+		if err != nil {
+			return nil, err
+		}
+		in.dtype, in.shape = st.DType(m.DType), m.Shape
+		// Slabs of whole output rows: the leading axis must not be the
+		// last one (a 1-D norm is done at once).
+		in.stepped = true
+		in.slabs = len(srcs) == 1 && len(in.shape) >= 2 && len(first) >= 1 && first[0] == in.shape[0] && model.Axis0Slabs(p, metas[0])
+		if in.esize, ok = in.dtype.Size(); !ok {
+			return nil, fmt.Errorf("sanitize plan for %s: dtype %s has no element size", p.Name, in.dtype)
+		}
 	case model.OpCopy:
 		if len(srcs) != 1 {
 			return nil, fmt.Errorf("sanitize plan for %s: copy of %d tensors", p.Name, len(srcs))
@@ -96,7 +130,7 @@ func (in *input) numBytes() int64 {
 // whole returns the tensor's bytes without copying when one source holds
 // them contiguously.
 func (in *input) whole() ([]byte, bool) {
-	if in.op == model.OpCopy {
+	if in.op == model.OpCopy && !in.stepped {
 		return in.srcs[0].Bytes(), true
 	}
 	return nil, false
@@ -113,6 +147,9 @@ func (in *input) chunks(scratch *[]byte, fn func(row int, data []byte) error) er
 		return nil
 	}
 	per := max(1, chunkBytes/rowBytes)
+	if in.stepped {
+		return in.steppedChunks(per, fn)
+	}
 	switch in.op {
 	case model.OpCopy, model.OpStack:
 		row := 0
@@ -154,6 +191,85 @@ func (in *input) chunks(scratch *[]byte, fn func(row int, data []byte) error) er
 		}
 	}
 	return nil
+}
+
+// steppedChunks runs a stepped plan through model.ApplyPlan: slab by slab
+// of the source's leading axis (each slab about chunkBytes of source, one
+// leading index at least) when the plan allows, else on the whole tensor,
+// whose result is then handed on in runs of per rows.
+func (in *input) steppedChunks(per int, fn func(row int, data []byte) error) error {
+	rowBytes := in.rowLen * in.esize
+	if !in.slabs {
+		r, err := in.apply()
+		if err != nil {
+			return err
+		}
+		for row := 0; row < in.rows; row += per {
+			k := min(per, in.rows-row)
+			if err := fn(row, r[row*rowBytes:(row+k)*rowBytes]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	src := in.srcs[0]
+	b := src.Bytes()
+	lead := src.Shape[0]
+	if lead == 0 {
+		return nil
+	}
+	slab := len(b) / lead            // source bytes per leading index
+	outRows := in.rows / in.shape[0] // output rows per leading index
+	step := max(1, chunkBytes/max(1, slab))
+	for lo := 0; lo < lead; lo += step {
+		hi := min(lead, lo+step)
+		view := b[lo*slab : hi*slab]
+		shape := append([]int{hi - lo}, src.Shape[1:]...)
+		r, err := model.ApplyPlan(in.plan, []model.RawTensor{{DType: string(src.DType), Shape: shape, Data: view}})
+		if err != nil {
+			return err
+		}
+		in.roundToSource(r.Data)
+		if len(r.Data) != (hi-lo)*outRows*rowBytes {
+			return fmt.Errorf("sanitize plan for %s: slab %d:%d gave %d bytes, expected %d", in.name, lo, hi, len(r.Data), (hi-lo)*outRows*rowBytes)
+		}
+		if err := fn(lo*outRows, r.Data); err != nil {
+			return err
+		}
+		if in.mapped {
+			dropPages(view)
+		}
+	}
+	return nil
+}
+
+// apply runs the whole plan with model.ApplyPlan.
+func (in *input) apply() ([]byte, error) {
+	raws := make([]model.RawTensor, len(in.srcs))
+	for i, t := range in.srcs {
+		raws[i] = model.RawTensor{DType: string(t.DType), Shape: t.Shape, Data: t.Bytes()}
+	}
+	r, err := model.ApplyPlan(in.plan, raws)
+	if err != nil {
+		return nil, err
+	}
+	in.roundToSource(r.Data)
+	return r.Data, nil
+}
+
+// roundToSource rounds, in place, the float32 result of a plan that widened
+// half sources (qwen3_next's norm + 1) to the sources' dtype and back:
+// mlx_lm adds in the loaded half dtype, so its values are half values
+// whatever dtype they are later cast to. data is ApplyPlan's own buffer
+// (a widening step never returns a source's bytes).
+func (in *input) roundToSource(data []byte) {
+	if in.dtype != st.F32 || (in.srcDtype != st.F16 && in.srcDtype != st.BF16) {
+		return
+	}
+	f := asF32(data, nil)
+	h := make([]uint16, len(f))
+	kernels.F32ToHalfSlice(h, f, halfKind(in.srcDtype))
+	kernels.HalfToF32Slice(f, h, halfKind(in.srcDtype))
 }
 
 // gather returns all the rows in one slice: a view when possible, else a

@@ -129,6 +129,13 @@ func (j *job) run(ctx context.Context, w *st.Writer, bufs *buffers) error {
 		if b, ok := in.whole(); ok {
 			return w.WriteTensor(in.name, b)
 		}
+		if in.stepped && !in.slabs { // ApplyPlan's buffer is the output
+			b, err := in.apply()
+			if err != nil {
+				return err
+			}
+			return w.WriteTensor(in.name, b)
+		}
 	}
 	osz := dtypeSize(j.to)
 	rowOut := in.rowLen * osz

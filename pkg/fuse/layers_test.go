@@ -417,3 +417,46 @@ func TestFuseQuantizedBF16(t *testing.T) {
 	}
 	got.Close()
 }
+
+// TestHalfNormsStayHalf: qwen3_next's sanitize plan computes its norms
+// + 1 in float32 from the bf16 hub checkpoint; fuse writes them in bf16,
+// each bf16(float32(w) + 1) (mlx_lm adds in the loaded bf16), not float32.
+func TestHalfNormsStayHalf(t *testing.T) {
+	dir := testdata("models", "qwen3_next-bf16")
+	const path = "model.layers.0.linear_attn.out_proj"
+	base, err := st.OpenModel(dir)
+	must(t, err)
+	defer base.Close()
+	w, err := base.Tensor(path + ".weight")
+	must(t, err)
+	adir := saveAdapter(t, map[string]lora.Tensor{
+		path + ".lora_a": randTensor(rand.New(rand.NewPCG(5, 5)), 0.1, w.Shape[1], 4),
+		path + ".lora_b": {Shape: []int{4, w.Shape[0]}, Data: make([]float32, 4*w.Shape[0])},
+	}, "lora")
+	res, _ := run(t, Options{Model: dir, AdapterPath: adir})
+	got, err := st.OpenModel(res.Path)
+	must(t, err)
+	defer got.Close()
+	norms := 0
+	for _, e := range got.Entries() {
+		if !strings.HasSuffix(e.Name, "norm.weight") {
+			continue
+		}
+		norms++
+		if e.DType != st.BF16 {
+			t.Errorf("%s: %s, want BF16", e.Name, e.DType)
+		}
+	}
+	const n = "model.norm.weight"
+	src, err := base.Tensor(n)
+	must(t, err)
+	out, err := got.Tensor(n)
+	must(t, err)
+	want := halves(src.Bytes())
+	for i, h := range want {
+		want[i] = kernels.F32ToBF16(kernels.BF16ToF32(h) + 1)
+	}
+	if norms == 0 || !slices.Equal(halves(out.Bytes()), want) {
+		t.Errorf("%d norms; %s is not bf16(w + 1)", norms, n)
+	}
+}

@@ -21,6 +21,10 @@ type source struct {
 	srcs  []st.Tensor
 	dtype st.DType
 	shape []int
+	// narrow: the plan widens half sources to float32 (qwen3_next's
+	// norm + 1); the result is rounded back to dtype, the sources' one,
+	// as mlx_lm adds in the loaded half dtype.
+	narrow bool
 }
 
 func newSource(p model.TensorPlan, srcs []st.Tensor) (*source, error) {
@@ -38,7 +42,11 @@ func newSource(p model.TensorPlan, srcs []st.Tensor) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source{name: p.Name, plan: p, srcs: srcs, dtype: st.DType(m.DType), shape: m.Shape}, nil
+	s := &source{name: p.Name, plan: p, srcs: srcs, dtype: st.DType(m.DType), shape: m.Shape}
+	if from := srcs[0].DType; s.dtype == st.F32 && (from == st.F16 || from == st.BF16) {
+		s.dtype, s.narrow = from, true
+	}
+	return s, nil
 }
 
 func numel(shape []int) int {
@@ -59,6 +67,13 @@ func (s *source) bytes() ([]byte, error) {
 	r, err := model.ApplyPlan(s.plan, raws)
 	if err != nil {
 		return nil, err
+	}
+	if s.narrow {
+		v, err := floats(r.Data, st.F32)
+		if err != nil {
+			return nil, err
+		}
+		return encode(v, s.dtype), nil
 	}
 	return r.Data, nil
 }
