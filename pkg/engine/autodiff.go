@@ -64,7 +64,12 @@ func vjpGraph(outs, primals, cots []*Array) []*Array {
 		if g == nil || isPrimal[n] || n.prim == nil || !needs[n] {
 			continue
 		}
-		ins := n.prim.vjp(n, n.inputs, g)
+		var ins []*Array
+		if mv, ok := n.prim.(maskedVJP); ok { // Checkpoint: recompute only what is needed
+			ins = mv.vjpMasked(n, n.inputs, g, func(a *Array) bool { return needs[a] })
+		} else {
+			ins = n.prim.vjp(n, n.inputs, g)
+		}
 		for j, in := range n.inputs {
 			if j < len(ins) && ins[j] != nil && needs[in] {
 				grads[in] = accum(grads[in], ins[j], in)
