@@ -296,7 +296,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 		inputs[tp.Name] = in
 		names = append(names, tp.Name)
 	}
-	sort.Slice(names, func(i, j int) bool { return lessName(names[i], names[j]) })
+	mlxdir.SortNames(names)
 
 	var target st.DType
 	switch dtype {
@@ -379,7 +379,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 			continue
 		}
 		in := inputs[name]
-		path, param := splitParam(name)
+		path, param := mlxdir.SplitParam(name)
 		j := &job{kind: jobCopy, in: in, to: outDtype(in)}
 
 		switch {
@@ -473,7 +473,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 func leafParams(specs []st.TensorSpec) {
 	parents := map[string]bool{}
 	for _, s := range specs {
-		m, _ := splitParam(s.Name)
+		m, _ := mlxdir.SplitParam(s.Name)
 		for i := strings.LastIndexByte(m, '.'); i > 0; i = strings.LastIndexByte(m[:i], '.') {
 			parents[m[:i]] = true
 		}
@@ -482,7 +482,7 @@ func leafParams(specs []st.TensorSpec) {
 		}
 	}
 	for i := range specs {
-		if m, _ := splitParam(specs[i].Name); parents[m] {
+		if m, _ := mlxdir.SplitParam(specs[i].Name); parents[m] {
 			specs[i].Params = st.NoParams
 		}
 	}
@@ -576,7 +576,7 @@ func recipe(name string, names []string, groupSize int) (quant.Predicate, error)
 	var down string
 	for _, n := range names {
 		if strings.Contains(n, "down_proj") {
-			down, _ = splitParam(n)
+			down, _ = mlxdir.SplitParam(n)
 			break
 		}
 	}

@@ -556,7 +556,7 @@ func TestEveryFixture(t *testing.T) {
 			got := readTensors(t, dir)
 			quantized := 0
 			for _, p := range plans {
-				path, param := splitParam(p.Name)
+				path, param := mlxdir.SplitParam(p.Name)
 				if _, ok := got[path+".scales"]; ok && param == "weight" {
 					quantized++
 					if got[p.Name].DType != st.U32 {
@@ -598,7 +598,7 @@ func TestStackPlan(t *testing.T) {
 			plans = append(plans, model.TensorPlan{Name: n, Op: model.OpCopy, Sources: []string{n}})
 		}
 		for key, srcs := range stacked {
-			sort.Slice(srcs, func(i, j int) bool { return lessName(srcs[i], srcs[j]) })
+			sort.Slice(srcs, func(i, j int) bool { return mlxdir.LessName(srcs[i], srcs[j]) })
 			plans = append(plans, model.TensorPlan{Name: key + ".weight", Op: model.OpStack, Sources: srcs})
 		}
 		gate := "model.layers.0.mlp.gate_proj.weight"

@@ -129,7 +129,7 @@ func TestMLXLayout(t *testing.T) {
 				count := 0
 				for _, n := range names {
 					w := want[n]
-					path, param := splitParam(n)
+					path, param := mlxdir.SplitParam(n)
 					shapes := map[string][]int{n: w.Shape}
 					if q && param == "weight" && quantized[path] {
 						lead, last := w.Shape[:len(w.Shape)-1], w.Shape[len(w.Shape)-1]

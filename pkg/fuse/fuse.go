@@ -97,7 +97,8 @@ type Result struct {
 	Merged      int      // adapter modules (or full fine-tune tensors) applied
 	Dequantized int      // quantized layers written in float without an adapter
 	Requantized int      // quantized layers re-encoded at a new width without an adapter
-	// Layers are the adapted layers written quantized, in name order.
+	// Layers are the adapted layers written quantized, in the output order
+	// (mlxdir.SortNames).
 	Layers []LayerReport
 	// Lost are the Layers whose Kept is below the threshold, worst first.
 	Lost []LayerReport

@@ -18,6 +18,7 @@ import (
 	"github.com/mlxgo/mlxgo/pkg/gguf"
 	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/lora"
+	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 	"github.com/mlxgo/mlxgo/pkg/quant"
@@ -258,7 +259,7 @@ func TestFuseQuantizedBitExact(t *testing.T) {
 		t.Fatalf("tensors %v, want %v", got.Names(), base.Names())
 	}
 	for _, n := range base.Names() {
-		if p, _ := splitParam(n); adapted[p] {
+		if p, _ := mlxdir.SplitParam(n); adapted[p] {
 			continue
 		}
 		x, _ := base.Tensor(n)
@@ -447,7 +448,7 @@ func TestBadInput(t *testing.T) {
 		want []string
 	}{
 		{"other model", Options{Model: testdata("lora", "full", "model"), AdapterPath: testdata("lora", "lora")},
-			[]string{"model.layers.0.mlp.down_proj.lora_a", "[96 4]", "another model"}},
+			[]string{"model.layers.0.self_attn.q_proj.lora_a", "[64 4]", "another model"}},
 		{"no adapter config", Options{Model: testdata("models", "llama-f32"), AdapterPath: empty},
 			[]string{"adapter_config.json"}},
 		{"gguf architecture", Options{Model: testdata("models", "phi3-f32"), AdapterPath: testdata("lora", "lora"), ExportGGUF: true},
@@ -503,7 +504,7 @@ func TestQBits(t *testing.T) {
 	shapes := weightShapes(t)
 	quantized := 0
 	for _, n := range base.Names() {
-		path, param := splitParam(n)
+		path, param := mlxdir.SplitParam(n)
 		if param != "scales" {
 			continue
 		}
@@ -551,7 +552,7 @@ func TestDequantize(t *testing.T) {
 		if !slices.Equal(info.Shape, shapes[n]) {
 			t.Errorf("%s has shape %v, want %v", n, info.Shape, shapes[n])
 		}
-		path, _ := splitParam(n)
+		path, _ := mlxdir.SplitParam(n)
 		if !base.Has(path + ".scales") {
 			continue
 		}

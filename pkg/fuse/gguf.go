@@ -55,7 +55,7 @@ func newDequantSource(m *st.Model, q *model.Quantization) (*dequantSource, error
 	s := &dequantSource{m: m, q: q, quant: map[string]*job{}}
 	hidden := map[string]bool{}
 	for _, n := range m.Names() {
-		path, param := splitParam(n)
+		path, param := mlxdir.SplitParam(n)
 		info, _, _ := m.Info(n)
 		if param != "weight" || info.DType != st.U32 || q == nil || !m.Has(path+".scales") {
 			continue

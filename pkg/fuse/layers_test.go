@@ -1,7 +1,9 @@
 package fuse
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -458,5 +460,77 @@ func TestHalfNormsStayHalf(t *testing.T) {
 	}
 	if norms == 0 || !slices.Equal(halves(out.Bytes()), want) {
 		t.Errorf("%d norms; %s is not bf16(w + 1)", norms, n)
+	}
+}
+
+// quantKeys returns the keys of config.json's "quantization" object in
+// the order the file has them.
+func quantKeys(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	must(t, err)
+	var top map[string]json.RawMessage
+	must(t, json.Unmarshal(b, &top))
+	dec := json.NewDecoder(bytes.NewReader(top["quantization"]))
+	if _, err := dec.Token(); err != nil { // {
+		t.Fatal(err)
+	}
+	var keys []string
+	for dec.More() {
+		k, err := dec.Token()
+		must(t, err)
+		keys = append(keys, k.(string))
+		var skip json.RawMessage
+		must(t, dec.Decode(&skip))
+	}
+	return keys
+}
+
+// TestMLXOrder: fuse writes tensors and per-layer quantization entries in
+// mlx_lm's order (mlxdir.SortNames: self_attn before mlp, q/k/v/o, layers
+// by number), the order convert writes: on convert's mixed_3_6 llama the
+// fused folder's tensors come in the same order as the base's, and
+// --q-group-size's per-layer entries in the order of the base's entries.
+func TestMLXOrder(t *testing.T) {
+	mixed := filepath.Join(t.TempDir(), "mixed")
+	if _, err := convert.Convert(context.Background(), convert.Options{HFPath: testdata("models", "llama-f32"), MLXPath: mixed, Quantize: true, GroupSize: 32, QuantPredicate: "mixed_3_6"}); err != nil {
+		t.Fatal(err)
+	}
+	adir, _ := writeAdapter(t, 0.1, 2)
+	res, _ := run(t, Options{Model: mixed, AdapterPath: adir, QGroupSize: 32})
+	order := func(dir string) []string {
+		m, err := st.OpenModel(dir)
+		must(t, err)
+		defer m.Close()
+		var names []string
+		for _, e := range m.Entries() {
+			names = append(names, e.Name)
+		}
+		return names
+	}
+	base, fused := order(mixed), order(res.Path)
+	sorted := slices.Clone(fused)
+	mlxdir.SortNames(sorted)
+	if !slices.Equal(fused, base) || !slices.Equal(fused, sorted) {
+		t.Errorf("fused tensors in order\n%q\nbase (convert) order\n%q", fused, base)
+	}
+	if i, j := slices.Index(fused, "model.layers.0.self_attn.q_proj.weight"), slices.Index(fused, "model.layers.0.mlp.down_proj.weight"); i < 0 || j < 0 || i > j {
+		t.Errorf("self_attn.q_proj at %d, mlp.down_proj at %d: want attention first", i, j)
+	}
+	var baseLayers []string
+	for _, k := range quantKeys(t, mixed) {
+		if strings.Contains(k, ".") {
+			baseLayers = append(baseLayers, k)
+		}
+	}
+	var fusedLayers []string
+	for _, k := range quantKeys(t, res.Path) {
+		if strings.Contains(k, ".") {
+			fusedLayers = append(fusedLayers, k)
+		}
+	}
+	kept := slices.DeleteFunc(slices.Clone(baseLayers), func(k string) bool { return !slices.Contains(fusedLayers, k) })
+	if len(fusedLayers) == 0 || !slices.Equal(fusedLayers, kept) {
+		t.Errorf("fused per-layer entries\n%q\nwant the base's order\n%q", fusedLayers, kept)
 	}
 }

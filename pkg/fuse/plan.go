@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/mlxgo/mlxgo/pkg/lora"
 	"github.com/mlxgo/mlxgo/pkg/mlxdir"
@@ -101,7 +100,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, ad *lora.Adapter, o *Options) (*plann
 		srcs[tp.Name] = s
 		names = append(names, tp.Name)
 	}
-	sort.Slice(names, func(i, k int) bool { return lessName(names[i], names[k]) })
+	mlxdir.SortNames(names)
 
 	q, err := quantization(cfg)
 	if err != nil {
@@ -130,7 +129,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, ad *lora.Adapter, o *Options) (*plann
 			t := ad.Tensors[n]
 			full[n] = &t
 			if srcs[n] == nil {
-				path, param := splitParam(n)
+				path, param := mlxdir.SplitParam(n)
 				if (param == "scales" || param == "biases") && isQuantized(path) {
 					return nil, fmt.Errorf("adapter tensor %s: a full fine-tune cannot replace the quantization %s of %s", n, param, path)
 				}
@@ -154,7 +153,7 @@ func plan(m *st.Model, cfg *mlxdir.Config, ad *lora.Adapter, o *Options) (*plann
 			continue
 		}
 		s := srcs[name]
-		path, param := splitParam(name)
+		path, param := mlxdir.SplitParam(name)
 		j := &job{kind: jobCopy, name: name, path: path, w: s, dtype: s.dtype, shape: s.shape}
 		adapted := param == "weight" && modules[path]
 		replaced := full[name] != nil
@@ -310,7 +309,7 @@ func (j *job) bindAdapter(ad *lora.Adapter) error {
 func (j *job) outSpecs(keepQuant bool, isQuantized func(string) bool) []st.TensorSpec {
 	if j.kind == jobCopy {
 		var params int64
-		path, param := splitParam(j.name)
+		path, param := mlxdir.SplitParam(j.name)
 		if keepQuant && (param == "scales" || param == "biases") && isQuantized(path) {
 			params = st.NoParams
 		}

@@ -2,8 +2,6 @@ package fuse
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"unsafe"
 
 	"github.com/mlxgo/mlxgo/pkg/kernels"
@@ -140,54 +138,4 @@ func f32view(v []float32) []byte {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*4)
-}
-
-func splitParam(name string) (module, param string) {
-	i := strings.LastIndexByte(name, '.')
-	if i < 0 {
-		return "", name
-	}
-	return name[:i], name[i+1:]
-}
-
-func paramRank(p string) int {
-	switch p {
-	case "weight":
-		return 0
-	case "scales":
-		return 1
-	case "biases":
-		return 2
-	case "bias":
-		return 3
-	}
-	return 4
-}
-
-// lessName orders tensor names module by module (numbers compared as
-// numbers, so layers.2 comes before layers.10), and within a module
-// weight, scales, biases, bias, as convert writes them.
-func lessName(a, b string) bool {
-	ma, pa := splitParam(a)
-	mb, pb := splitParam(b)
-	if ma != mb {
-		as, bs := strings.Split(ma, "."), strings.Split(mb, ".")
-		for i := 0; i < len(as) && i < len(bs); i++ {
-			x, y := as[i], bs[i]
-			if x == y {
-				continue
-			}
-			nx, ex := strconv.Atoi(x)
-			ny, ey := strconv.Atoi(y)
-			if ex == nil && ey == nil && nx != ny {
-				return nx < ny
-			}
-			return x < y
-		}
-		return len(as) < len(bs)
-	}
-	if ra, rb := paramRank(pa), paramRank(pb); ra != rb {
-		return ra < rb
-	}
-	return pa < pb
 }

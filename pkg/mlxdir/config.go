@@ -1,6 +1,7 @@
 // Package mlxdir writes a model folder in mlx_lm's output layout, the one
 // its save (mlx-compat.md §14) gives after convert and fuse: sharded
-// model*.safetensors with the index, config.json with sorted keys and the
+// model*.safetensors with the index (tensors in mlx_lm's order,
+// SortNames), config.json with sorted keys and the
 // quantization entries, the tokenizer and side files, and a model card
 // (a hub source's own card metadata, as create_model_card). Everything is
 // written into a hidden temporary folder beside the destination (Create)

@@ -1,9 +1,15 @@
-package convert
+package mlxdir
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 )
+
+// SortNames sorts tensor names in place by LessName.
+func SortNames(names []string) {
+	sort.Slice(names, func(i, j int) bool { return LessName(names[i], names[j]) })
+}
 
 // paramRank orders the parameters of one module as MLX's modules define
 // them: weight, then a quantized layer's scales and biases, then bias;
@@ -22,16 +28,17 @@ func paramRank(p string) int {
 	return 4
 }
 
-// lessName orders tensor names the way mlx_lm's tree_flatten of a model
-// would as far as names can tell: module paths compared component by
+// LessName orders tensor names the way mlx_lm's tree_flatten of a model
+// would as far as names can tell (the order of the shards convert and fuse
+// write, and of per-layer quantization config entries): module paths compared component by
 // component with numbers compared as numbers (layers.2 before layers.10),
 // and within one module weight, scales, biases, bias. (MLX follows the
 // attribute order of each Python module, which names alone cannot give;
 // the order only decides where shards split and the order of per-layer
 // config entries.)
-func lessName(a, b string) bool {
-	ma, pa := splitParam(a)
-	mb, pb := splitParam(b)
+func LessName(a, b string) bool {
+	ma, pa := SplitParam(a)
+	mb, pb := SplitParam(b)
 	if ma != mb {
 		return lessPath(ma, mb)
 	}
@@ -42,7 +49,10 @@ func lessName(a, b string) bool {
 	return pa < pb
 }
 
-func splitParam(name string) (module, param string) {
+// SplitParam splits a tensor name into its module path and parameter
+// name ("model.norm.weight" → "model.norm", "weight"; a name without a
+// dot is a parameter of the root module).
+func SplitParam(name string) (module, param string) {
 	i := strings.LastIndexByte(name, '.')
 	if i < 0 {
 		return "", name
