@@ -156,9 +156,6 @@ func runLora(ctx context.Context, f *Factory, opts *LoraOptions) error {
 	for _, n := range cfg.Notes {
 		fmt.Fprintln(f.ErrOut, n)
 	}
-	if cfg.GradCheckpoint {
-		fmt.Fprintln(f.ErrOut, "Note: --grad-checkpoint is accepted, but mlxgo's engine has no block recomputation yet: memory use is unchanged.")
-	}
 	if cfg.ReportTo != nil && *cfg.ReportTo != "" {
 		fmt.Fprintf(f.ErrOut, "Note: --report-to %s is not supported by mlxgo; logging to the terminal only.\n", *cfg.ReportTo)
 	}
@@ -285,6 +282,7 @@ func trainLora(ctx context.Context, f *Factory, cfg *lora.Config, m model.Model,
 		StepsPerEval: cfg.StepsPerEval, SaveEvery: cfg.SaveEvery, ValBatches: cfg.ValBatches,
 		GradAccumulationSteps: cfg.GradAccumulationSteps, ClearCacheThreshold: cfg.ClearCacheThreshold, Seed: uint32(cfg.Seed), Mask: mask,
 		AdapterFile: filepath.Join(cfg.AdapterPath, lora.AdapterFile), Out: f.Out, Progress: hub.TerminalOrNil(f.Out),
+		GradCheckpoint: cfg.GradCheckpoint,
 	})
 	return tuned, err
 }

@@ -67,6 +67,10 @@
 // differentiate through their composite form. QuantizedMatmul and GatherQMM
 // are differentiable with respect to x, not the packed weights.
 //
+// Checkpoint wraps a block for gradient checkpointing (mx.checkpoint): its
+// intermediates are released after the forward and recomputed from its
+// inputs when the backward pass reaches it.
+//
 // # Backends
 //
 // A backend (package backend) allocates buffers, copies bytes in and out,

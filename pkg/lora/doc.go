@@ -34,6 +34,9 @@
 // adapter files, and on a cancelled context the current adapter saved
 // before returning ErrInterrupted.
 //
-// Gradient checkpointing (--grad-checkpoint) is accepted but does nothing:
-// pkg/engine has no recompute-in-backward primitive yet.
+// Gradient checkpointing (--grad-checkpoint, TrainOptions.GradCheckpoint,
+// CheckpointBlocks) runs every transformer block through engine.Checkpoint
+// via model.SetBlockHook, as mlx_lm wraps each block's __call__ in
+// mx.checkpoint: the backward pass recomputes a block's intermediates
+// instead of keeping them, with the same loss and gradients.
 package lora

@@ -40,6 +40,10 @@ type TrainOptions struct {
 	Progress io.Writer
 	// Warn receives the truncation warning (default: Out).
 	Warn func(string)
+	// GradCheckpoint recomputes each transformer block in the backward
+	// pass instead of keeping its intermediates (--grad-checkpoint; see
+	// CheckpointBlocks).
+	GradCheckpoint bool
 }
 
 // ErrInterrupted is returned (wrapped) when ctx ends training early; the
@@ -130,7 +134,14 @@ func Train(ctx context.Context, m model.Model, t *Tuned, opt optim.Optimizer, sc
 		}
 		tic := time.Now()
 		t.Dropout.Training = true
+		var restore func()
+		if o.GradCheckpoint {
+			restore = CheckpointBlocks(m, t)
+		}
 		loss, ntoks, grads, err := valueAndGrad(m, t, batch, o.Mask)
+		if restore != nil {
+			restore() // the gradient graph is built: recomputation is in it
+		}
 		if err != nil {
 			return st, fmt.Errorf("iteration %d: %w", it, err)
 		}

@@ -152,7 +152,7 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 				return engine.Errorf("gemma: layer %d: %v", i, err)
 			}
 		}
-		h = m.Model.Layers[i].forward(h, c)
+		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c) })
 	}
 	return m.Model.EmbedTokens.AsLinear(m.Model.Norm.Forward(h)) // [B, L, V]
 }

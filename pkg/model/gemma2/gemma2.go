@@ -178,7 +178,7 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 				return engine.Errorf("gemma2: layer %d: %v", i, err)
 			}
 		}
-		h = m.Model.Layers[i].forward(h, c, m.window[i])
+		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c, m.window[i]) })
 	}
 	logits := m.Model.EmbedTokens.AsLinear(m.Model.Norm.Forward(h)) // [B, L, V]
 	if m.cfg.FinalLogitSoftcapping > 0 {

@@ -209,7 +209,7 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 				return engine.Errorf("gemma3_text: layer %d: %v", i, err)
 			}
 		}
-		h = m.Model.Layers[i].forward(h, c, m.window[i])
+		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c, m.window[i]) })
 	}
 	h = m.Model.Norm.Forward(h)
 	var logits *engine.Array // [B, L, V]

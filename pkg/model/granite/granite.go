@@ -177,7 +177,7 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 				return engine.Errorf("granite: layer %d: %v", i, err)
 			}
 		}
-		h = m.Model.Layers[i].forward(h, c)
+		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c) })
 	}
 	h = m.Model.Norm.Forward(h)
 	var logits *engine.Array

@@ -249,7 +249,7 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 				return engine.Errorf("phi3: layer %d: %v", i, err)
 			}
 		}
-		h = m.Model.Layers[i].forward(h, c, m.window[i])
+		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c, m.window[i]) })
 	}
 	h = m.Model.Norm.Forward(h)
 	if m.LMHead != nil {

@@ -213,7 +213,7 @@ func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Arra
 				return engine.Errorf("qwen3_moe: layer %d: %v", i, err)
 			}
 		}
-		h = m.Model.Layers[i].forward(h, c)
+		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c) })
 	}
 	h = m.Model.Norm.Forward(h)
 	if m.LMHead != nil {
