@@ -23,6 +23,9 @@ import (
 // its peak RSS is its own).
 const childEnv = "MLXGO_CONVERT_BENCH_CHILD"
 
+// noSlabsEnv=1 makes the child apply stepped plans to whole tensors.
+const noSlabsEnv = "MLXGO_CONVERT_BENCH_NO_SLABS"
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(childConvert(spec))
@@ -33,6 +36,7 @@ func TestMain(m *testing.M) {
 // childConvert runs one conversion and prints the process's peak resident
 // set (VmHWM from /proc/self/status) in KiB.
 func childConvert(spec string) int {
+	noSlabs = os.Getenv(noSlabsEnv) == "1"
 	var o Options
 	if err := json.Unmarshal([]byte(spec), &o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -90,6 +94,33 @@ func genModel(tb testing.TB, dir string, hidden, layers, inter, vocab, heads, kv
 			t{p + "input_layernorm.weight", []int{hidden}},
 			t{p + "post_attention_layernorm.weight", []int{hidden}})
 	}
+	names, shapes := make([]string, len(ts)), make([][]int, len(ts))
+	for i, x := range ts {
+		names[i], shapes[i] = x.name, x.shape
+	}
+	total := writeRandom(tb, dir, names, shapes)
+	cfg := fmt.Sprintf(`{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": %d, "num_hidden_layers": %d,
+"intermediate_size": %d, "vocab_size": %d, "num_attention_heads": %d, "num_key_value_heads": %d, "head_dim": %d,
+"rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16"}`,
+		hidden, layers, inter, vocab, heads, kvHeads, headDim)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return total
+}
+
+// writeRandom writes bf16 tensors of random values of magnitude
+// 2^-7..2^-3 into dir/model.safetensors and returns their bytes.
+func writeRandom(tb testing.TB, dir string, names []string, shapes [][]int) int64 {
+	tb.Helper()
+	type t struct {
+		name  string
+		shape []int
+	}
+	ts := make([]t, len(names))
+	for i := range names {
+		ts[i] = t{names[i], shapes[i]}
+	}
 	specs := make([]st.TensorSpec, len(ts))
 	for i, x := range ts {
 		specs[i] = st.TensorSpec{Name: x.name, DType: st.BF16, Shape: x.shape}
@@ -124,13 +155,6 @@ func genModel(tb testing.TB, dir string, hidden, layers, inter, vocab, heads, kv
 		}
 	}
 	if err := w.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": %d, "num_hidden_layers": %d,
-"intermediate_size": %d, "vocab_size": %d, "num_attention_heads": %d, "num_key_value_heads": %d, "head_dim": %d,
-"rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16"}`,
-		hidden, layers, inter, vocab, heads, kvHeads, headDim)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return w.Index().TotalSize
@@ -222,5 +246,87 @@ func BenchmarkConvertLlama1B(b *testing.B) {
 			b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
 			b.ReportMetric(float64(total)*float64(b.N)/cpu.Seconds()/1e9, "src-GB/CPU-s")
 		})
+	}
+}
+
+// childPeak converts with o in a child process and returns its peak RSS
+// in bytes.
+func childPeak(b *testing.B, o Options, env ...string) int64 {
+	spec, _ := json.Marshal(o)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+string(spec)), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("child: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "vmhwm_kib "); ok {
+			k, _ := strconv.ParseInt(v, 10, 64)
+			return k << 10
+		}
+	}
+	b.Fatal("child printed no peak RSS")
+	return 0
+}
+
+// BenchmarkConvertGptOssExperts converts a gpt-oss-shaped bf16 checkpoint
+// of two layers whose fused experts (transformers' gate_up_proj
+// [32, 1024, 2048], down_proj [32, 1024, 1024], 128 + 64 MiB a layer)
+// become mlx_lm's gate/up/down_proj [32, 1024, 1024] (64 MiB each, the
+// largest output tensor) and reports the child's peak RSS, and that peak
+// less the floor (the same child converting the tiny gpt_oss fixture)
+// over the largest tensor's size: slabs is convert as it runs (model.Axis0Slabs, one
+// expert at a time); whole applies each plan to the whole tensor (the
+// peer); copy writes bf16, q4 quantizes.
+func BenchmarkConvertGptOssExperts(b *testing.B) {
+	const E, D, I, layers = 32, 1024, 1024, 2
+	src := filepath.Join(b.TempDir(), "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	names := []string{"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"}
+	shapes := [][]int{{512, D}, {D}, {512, D}}
+	for l := range layers {
+		p := fmt.Sprintf("model.layers.%d.", l)
+		names = append(names, p+"mlp.experts.gate_up_proj", p+"mlp.experts.gate_up_proj_bias",
+			p+"mlp.experts.down_proj", p+"mlp.experts.down_proj_bias", p+"mlp.router.weight", p+"mlp.router.bias",
+			p+"input_layernorm.weight", p+"post_attention_layernorm.weight")
+		shapes = append(shapes, []int{E, D, 2 * I}, []int{E, 2 * I}, []int{E, I, D}, []int{E, D}, []int{E, D}, []int{E},
+			[]int{D}, []int{D})
+	}
+	total := writeRandom(b, src, names, shapes)
+	cfg := fmt.Sprintf(`{"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": %d,
+"intermediate_size": %d, "num_hidden_layers": %d, "num_local_experts": %d, "num_experts_per_tok": 4, "vocab_size": 512,
+"num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64, "torch_dtype": "bfloat16"}`, D, I, layers, E)
+	if err := os.WriteFile(filepath.Join(src, "config.json"), []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	largest := float64(E * I * D * 2)
+	// The process's own floor: the same child converting the tiny fixture.
+	base := childPeak(b, Options{HFPath: filepath.Join(fixtures, "gpt_oss-f32"), MLXPath: filepath.Join(b.TempDir(), "base")})
+	for _, c := range []struct {
+		name string
+		o    Options
+	}{{"copy", Options{}}, {"q4", Options{Quantize: true}}} {
+		for _, mode := range []string{"slabs", "whole"} {
+			b.Run(c.name+"/"+mode, func(b *testing.B) {
+				b.SetBytes(total)
+				var peak int64
+				for i := 0; i < b.N; i++ {
+					o := c.o
+					o.HFPath, o.MLXPath = src, filepath.Join(b.TempDir(), "out")
+					env := noSlabsEnv + "=0"
+					if mode == "whole" {
+						env = noSlabsEnv + "=1"
+					}
+					peak = max(peak, childPeak(b, o, env))
+					os.RemoveAll(o.MLXPath)
+				}
+				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+				b.ReportMetric(float64(base)/(1<<20), "floor-RSS-MiB")
+				b.ReportMetric(float64(peak-base)/largest, "(peak-floor)/largest-tensor")
+			})
+		}
 	}
 }

@@ -31,3 +31,13 @@ func dropPages(b []byte) {
 }
 
 func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// mapAnon returns n zeroed bytes of anonymous memory outside the Go heap,
+// or false when the mapping fails.
+func mapAnon(n int) ([]byte, bool) {
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	return b, err == nil
+}
+
+// unmapAnon releases a mapAnon buffer (the whole slice it returned).
+func unmapAnon(b []byte) { _ = syscall.Munmap(b) }

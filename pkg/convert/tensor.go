@@ -16,6 +16,9 @@ import (
 // tests can make tensors span several chunks).
 var chunkBytes = 16 << 20
 
+// noSlabs turns slab processing off (benchmarks: the whole-tensor peer).
+var noSlabs bool
+
 // floating reports whether MLX loads d as a floating dtype (the ones a
 // --dtype cast applies to and the quantizer accepts). F8 kinds load as
 // uint8 in MLX and are not floating.
@@ -84,7 +87,7 @@ func newInput(p model.TensorPlan, srcs []st.Tensor) (*input, error) {
 		// Slabs of whole output rows: the leading axis must not be the
 		// last one (a 1-D norm is done at once).
 		in.stepped = true
-		in.slabs = len(srcs) == 1 && len(in.shape) >= 2 && len(first) >= 1 && first[0] == in.shape[0] && model.Axis0Slabs(p, metas[0])
+		in.slabs = !noSlabs && len(srcs) == 1 && len(in.shape) >= 2 && len(first) >= 1 && first[0] == in.shape[0] && model.Axis0Slabs(p, metas[0])
 		if in.esize, ok = in.dtype.Size(); !ok {
 			return nil, fmt.Errorf("sanitize plan for %s: dtype %s has no element size", p.Name, in.dtype)
 		}
@@ -194,8 +197,8 @@ func (in *input) chunks(scratch *[]byte, fn func(row int, data []byte) error) er
 }
 
 // steppedChunks runs a stepped plan through model.ApplyPlan: slab by slab
-// of the source's leading axis (each slab about chunkBytes of source, one
-// leading index at least) when the plan allows, else on the whole tensor,
+// of the source's leading axis (each slab about a quarter of chunkBytes of
+// source, one leading index at least) when the plan allows, else on the whole tensor,
 // whose result is then handed on in runs of per rows.
 func (in *input) steppedChunks(per int, fn func(row int, data []byte) error) error {
 	rowBytes := in.rowLen * in.esize
@@ -220,7 +223,10 @@ func (in *input) steppedChunks(per int, fn func(row int, data []byte) error) err
 	}
 	slab := len(b) / lead            // source bytes per leading index
 	outRows := in.rows / in.shape[0] // output rows per leading index
-	step := max(1, chunkBytes/max(1, slab))
+	// A quarter chunk of source a step (one leading index at least): each
+	// step's ApplyPlan intermediates are Go heap garbage next to the
+	// output buffer, so they are kept small.
+	step := max(1, chunkBytes/4/max(1, slab))
 	for lo := 0; lo < lead; lo += step {
 		hi := min(lead, lo+step)
 		view := b[lo*slab : hi*slab]

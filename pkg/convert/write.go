@@ -17,7 +17,7 @@ const prefetchMax = 256 << 20
 // buffers are reused from tensor to tensor, so the heap holds about one
 // output tensor plus a few chunks, whatever the model size.
 type buffers struct {
-	out      []byte // output tensor(s)
+	out      outBuf // output tensor(s)
 	gather   []byte // rows gathered from several sources
 	conv     []byte // a chunk cast to the working dtype
 	tmp      []byte // cast scratch
@@ -28,6 +28,37 @@ type buffers struct {
 }
 
 func align8(n int) int { return (n + 7) &^ 7 }
+
+// outBuf holds the output tensor being made. From 1 MiB on it is an
+// anonymous mapping outside the Go heap: the GC heap goal then does not
+// double over it while a stepped plan's slabs (model.ApplyPlan's buffers)
+// come and go, so the peak stays about one output tensor.
+type outBuf struct {
+	b      []byte
+	mapped bool
+}
+
+func (o *outBuf) get(n int) []byte {
+	if cap(o.b) >= n {
+		return o.b[:n]
+	}
+	o.free()
+	if n >= 1<<20 {
+		if b, ok := mapAnon(n); ok {
+			o.b, o.mapped = b, true
+			return b
+		}
+	}
+	o.b = make([]byte, n)
+	return o.b
+}
+
+func (o *outBuf) free() {
+	if o.mapped {
+		unmapAnon(o.b)
+	}
+	o.b, o.mapped = nil, false
+}
 
 // write streams every job into a temporary folder beside o.MLXPath, adds
 // config, tokenizer and side files and the model card, and renames the
@@ -80,6 +111,7 @@ func (p *planned) stream(ctx context.Context, w *st.Writer, progress io.Writer, 
 	res.SourceBytes = total
 	bar := mlxdir.NewBar(progress, "Converting", total)
 	var bufs buffers
+	defer bufs.out.free()
 	var doneBytes int64
 	for i, j := range p.jobs {
 		if err := ctx.Err(); err != nil {
@@ -139,7 +171,7 @@ func (j *job) run(ctx context.Context, w *st.Writer, bufs *buffers) error {
 	}
 	osz := dtypeSize(j.to)
 	rowOut := in.rowLen * osz
-	dst := grow(&bufs.out, in.rows*rowOut)
+	dst := bufs.out.get(in.rows * rowOut)
 	err := in.chunks(&bufs.gather, func(row int, data []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -160,7 +192,7 @@ func (j *job) quantize(ctx context.Context, w *st.Writer, bufs *buffers) error {
 	pc, ng := quant.PackedCols(cols, j.set.Bits), cols/j.set.GroupSize
 	osz := dtypeSize(j.to)
 	qb, sb := in.rows*pc*4, in.rows*ng*osz
-	buf := grow(&bufs.out, align8(qb)+2*align8(sb))
+	buf := bufs.out.get(align8(qb) + 2*align8(sb))
 	qAll := asU32(buf[:qb], nil)
 	sAll := buf[align8(qb) : align8(qb)+sb]
 	bAll := buf[align8(qb)+align8(sb) : align8(qb)+align8(sb)+sb]
@@ -215,7 +247,7 @@ func (j *job) dequantize(w *st.Writer, bufs *buffers) error {
 	q := asU32(wb, &bufs.align)
 	cols := j.specs[0].Shape[len(j.specs[0].Shape)-1]
 	osz := dtypeSize(j.to)
-	dst := grow(&bufs.out, j.in.rows*cols*osz)
+	dst := bufs.out.get(j.in.rows * cols * osz)
 	opts := j.set.Options()
 	if j.to == st.F32 {
 		err = quant.DequantizeF32(q, asF32(sb, &bufs.al2), asF32(bb, &bufs.al3), cols, opts, asF32(dst, nil))
