@@ -5,7 +5,7 @@ package kernels
 import "unsafe"
 
 //go:noescape
-func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int)
+func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int, widx unsafe.Pointer)
 
 //go:noescape
 func quantActAVX512(x *float32, nblk int, bits int, xq *int8, dx, bsum *float32)
@@ -79,6 +79,12 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 			idx[16+l] = int32((64 + 4*l) / G)
 		}
 	}
+	// The same lane indexes in words, for the bf16 VPERMW widening: the
+	// high word of lane l is scale idx[l], the low word is zeroed.
+	var widx [64]uint16
+	for l := 0; l < 32; l++ {
+		widx[2*l+1] = uint16(idx[l])
+	}
 	kind, esz := int(q.Kind), 2
 	var sp, bp unsafe.Pointer
 	if q.ScalesF32 != nil {
@@ -113,7 +119,7 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 					unsafe.Add(sp, n0*sbstride), unsafe.Add(bp, n0*sbstride), sbstride, kind,
 					unsafe.Pointer(&a.xq[0]), unsafe.Pointer(&a.dxl[0]), unsafe.Pointer(&a.sumx[0]),
 					K/128, ng, unsafe.Pointer(&idx[0]), smask, sstep, bmask, &Y[m*N+n0],
-					tail, int(wm1), int(wm2), int(tsmask))
+					tail, int(wm1), int(wm2), int(tsmask), unsafe.Pointer(&widx[0]))
 			}
 		}
 	})

@@ -8,9 +8,17 @@
 
 // Scale loads: 128/G scales of this chunk at DI, masked by M, widened into
 // Z4 as f32.
-#define LS_BF16(M) VMOVDQU16.Z (DI), M, Y4; VPMOVZXWD Y4, Z4; VPSLLD $16, Z4, Z4
-#define LS_F16(M) VMOVDQU16.Z (DI), M, Y4; VCVTPH2PS Y4, Z4
-#define LS_F32(M) VMOVUPS.Z (DI), M, Z4
+// 4-bit: into Z4, lane l = scale of lane l's group (Z30: dword indexes).
+// bf16 goes straight from words with VPERMW (Z25: word indexes, K7 zeroes
+// the low word of each lane), which is the widening too.
+#define LS4_BF16(M) VMOVDQU16.Z (DI), M, Y4; VPERMW.Z Z4, Z25, K7, Z4
+#define LS4_F16(M) VMOVDQU16.Z (DI), M, Y4; VCVTPH2PS Y4, Z4; VPERMPS Z4, Z30, Z4
+#define LS4_F32(M) VMOVUPS.Z (DI), M, Z4; VPERMPS Z4, Z30, Z4
+
+// 8-bit: Z7 and Z8 get the lane scales of the chunk's two halves.
+#define LS8_BF16(M) VMOVDQU16.Z (DI), M, Y4; VPERMW.Z Z4, Z25, K7, Z7; VPERMW.Z Z4, Z24, K7, Z8
+#define LS8_F16(M) VMOVDQU16.Z (DI), M, Y4; VCVTPH2PS Y4, Z4; VPERMPS Z4, Z30, Z7; VPERMPS Z4, Z29, Z8
+#define LS8_F32(M) VMOVUPS.Z (DI), M, Z4; VPERMPS Z4, Z30, Z7; VPERMPS Z4, Z29, Z8
 
 // Bias loads: 16 biases at DI under mask register M into Z5 as f32.
 #define LB_BF16(M) VMOVDQU16.Z (DI), M, Y5; VPMOVZXWD Y5, Z5; VPSLLD $16, Z5, Z5
@@ -40,7 +48,6 @@
 	VCVTDQ2PS Z3, Z3; \
 	VMULPS (BX), Z3, Z3; \
 	LS(M); \
-	VPERMPS Z4, Z30, Z4; \
 	VFMADD231PS Z4, Z3, Z0; \
 	ADDQ $64, SI; \
 	ADDQ $128, AX; \
@@ -69,8 +76,6 @@
 	VMULPS (BX), Z3, Z3; \
 	VMULPS 64(BX), Z6, Z6; \
 	LS(M); \
-	VPERMPS Z4, Z30, Z7; \
-	VPERMPS Z4, Z29, Z8; \
 	VFMADD231PS Z7, Z3, Z0; \
 	VFMADD231PS Z8, Z6, Z16; \
 	ADDQ $128, SI; \
@@ -128,10 +133,10 @@ ltail: \
 	MOVQ R11, DI; \
 	MOVQ sumx+80(FP), AX
 
-// func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int)
+// func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int, widx unsafe.Pointer)
 // nchunk counts the full 128-weight chunks of a row; tail != 0 adds one
 // partial chunk with weight-byte masks wm1, wm2 and scale mask tsmask.
-TEXT ·qgemvVNNI(SB), NOSPLIT, $0-176
+TEXT ·qgemvVNNI(SB), NOSPLIT, $0-184
 	MOVQ rows+8(FP), R8
 	TESTQ R8, R8
 	JZ   done
@@ -157,6 +162,11 @@ TEXT ·qgemvVNNI(SB), NOSPLIT, $0-176
 	KMOVQ DX, K5
 	MOVQ tsmask+168(FP), DX
 	KMOVW DX, K6
+	MOVQ widx+176(FP), DX
+	VMOVDQU16 (DX), Z25
+	VMOVDQU16 64(DX), Z24
+	MOVL $0xaaaaaaaa, DX
+	KMOVD DX, K7
 	MOVQ kind+56(FP), DX
 	MOVQ bits+0(FP), CX
 	CMPQ CX, $8
@@ -170,13 +180,13 @@ r4bf16:
 	TESTQ CX, CX
 	JZ   t4bf16
 c4bf16:
-	CHUNK4(LS_BF16)
+	CHUNK4(LS4_BF16)
 	DECQ CX
 	JNZ  c4bf16
 t4bf16:
 	CMPQ tail+144(FP), $0
 	JEQ  e4bf16
-	CHUNK4T(LS_BF16)
+	CHUNK4T(LS4_BF16)
 e4bf16:
 	BIASSTART
 	BIAS(LB_BF16, 2, b4bf16l, b4bf16t)
@@ -190,13 +200,13 @@ r4f16:
 	TESTQ CX, CX
 	JZ   t4f16
 c4f16:
-	CHUNK4(LS_F16)
+	CHUNK4(LS4_F16)
 	DECQ CX
 	JNZ  c4f16
 t4f16:
 	CMPQ tail+144(FP), $0
 	JEQ  e4f16
-	CHUNK4T(LS_F16)
+	CHUNK4T(LS4_F16)
 e4f16:
 	BIASSTART
 	BIAS(LB_F16, 2, b4f16l, b4f16t)
@@ -210,13 +220,13 @@ r4f32:
 	TESTQ CX, CX
 	JZ   t4f32
 c4f32:
-	CHUNK4(LS_F32)
+	CHUNK4(LS4_F32)
 	DECQ CX
 	JNZ  c4f32
 t4f32:
 	CMPQ tail+144(FP), $0
 	JEQ  e4f32
-	CHUNK4T(LS_F32)
+	CHUNK4T(LS4_F32)
 e4f32:
 	BIASSTART
 	BIAS(LB_F32, 4, b4f32l, b4f32t)
@@ -235,13 +245,13 @@ r8bf16:
 	TESTQ CX, CX
 	JZ   t8bf16
 c8bf16:
-	CHUNK8(LS_BF16)
+	CHUNK8(LS8_BF16)
 	DECQ CX
 	JNZ  c8bf16
 t8bf16:
 	CMPQ tail+144(FP), $0
 	JEQ  e8bf16
-	CHUNK8T(LS_BF16)
+	CHUNK8T(LS8_BF16)
 e8bf16:
 	BIASSTART
 	BIAS(LB_BF16, 2, b8bf16l, b8bf16t)
@@ -255,13 +265,13 @@ r8f16:
 	TESTQ CX, CX
 	JZ   t8f16
 c8f16:
-	CHUNK8(LS_F16)
+	CHUNK8(LS8_F16)
 	DECQ CX
 	JNZ  c8f16
 t8f16:
 	CMPQ tail+144(FP), $0
 	JEQ  e8f16
-	CHUNK8T(LS_F16)
+	CHUNK8T(LS8_F16)
 e8f16:
 	BIASSTART
 	BIAS(LB_F16, 2, b8f16l, b8f16t)
@@ -275,13 +285,13 @@ r8f32:
 	TESTQ CX, CX
 	JZ   t8f32
 c8f32:
-	CHUNK8(LS_F32)
+	CHUNK8(LS8_F32)
 	DECQ CX
 	JNZ  c8f32
 t8f32:
 	CMPQ tail+144(FP), $0
 	JEQ  e8f32
-	CHUNK8T(LS_F32)
+	CHUNK8T(LS8_F32)
 e8f32:
 	BIASSTART
 	BIAS(LB_F32, 4, b8f32l, b8f32t)
