@@ -24,7 +24,15 @@ import (
 // same CPU and reports the ratio; without torch the ratio is skipped.
 //
 //	go test ./pkg/lora -run '^$' -bench QLoRAQwen05 -benchtime 2x -timeout 60m
-func BenchmarkQLoRAQwen05(b *testing.B) {
+func BenchmarkQLoRAQwen05(b *testing.B) { qloraQwen05(b, false) }
+
+// BenchmarkQLoRAQwen05GradCheckpoint is the same step with
+// --grad-checkpoint (every block recomputed in the backward pass), without
+// the PyTorch peer: compare its tok/s and peak-GB with
+// BenchmarkQLoRAQwen05's from the same run.
+func BenchmarkQLoRAQwen05GradCheckpoint(b *testing.B) { qloraQwen05(b, true) }
+
+func qloraQwen05(b *testing.B, ckpt bool) {
 	cfg, err := model.NewConfig(map[string]any{
 		"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14,
 		"num_key_value_heads": 2, "intermediate_size": 4864, "vocab_size": 151936, "rms_norm_eps": 1e-6,
@@ -51,6 +59,9 @@ func BenchmarkQLoRAQwen05(b *testing.B) {
 	for r := 0; r < B; r++ {
 		batch.Offsets, batch.Lengths = append(batch.Offsets, 0), append(batch.Lengths, L+1)
 	}
+	if ckpt {
+		defer CheckpointBlocks(m, tuned)()
+	}
 	if _, _, err := Step(m, tuned, opt, batch, MaskStrict); err != nil { // warm-up
 		b.Fatal(err)
 	}
@@ -72,6 +83,9 @@ func BenchmarkQLoRAQwen05(b *testing.B) {
 	b.ReportMetric(tps, "tok/s")
 	b.ReportMetric(float64(engine.PeakMemory())/1e9, "peak-GB")
 	b.ReportMetric(vmHWM(), "rss-GB")
+	if ckpt {
+		return
+	}
 	py := torchPython()
 	if py == "" {
 		b.Log("python3-torch not installed: no PyTorch ratio (apt-get install -y python3-torch)")
