@@ -333,8 +333,10 @@ func TestScaledDotProductAttention(t *testing.T) {
 	gradCheck(t, "SDPA/sinks", func(xs []*Array) *Array { return ScaledDotProductAttention(xs[0], xs[1], xs[2], gs) }, gq, gk, gv)
 	// both cpu paths: many query rows per kv head (blocked, through Sgemm)
 	// and one query per head (decode) over transposed bf16 views
-	for _, lq := range []int{20, 1} {
-		lk := 24
+	// (80 query rows × 2 heads per kv head: several blocks, whose causal
+	// key ranges differ)
+	for _, c := range [][2]int{{20, 24}, {1, 24}, {80, 84}} {
+		lq, lk := c[0], c[1]
 		q2, k2, v2 := randT(B, H, lq, D), randT(B, lk, Hk, D), randT(B, lk, Hk, D)
 		m2 := tensor{[]int{lq, lk}, make([]float64, lq*lk)}
 		for i := range m2.data {

@@ -313,7 +313,7 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 	if sinks != nil {
 		sink = vec(sinks, H)
 	}
-	rows := G * Lq // query rows per kv head, ordered (g, i)
+	rows := G * Lq // query rows per kv head, ordered (i, g): a block holds few positions
 	if rows <= sdpaSmallRows && rows*Lk*max(D, Dv) <= sdpaSmallWork {
 		sdpaSmall(o, q, k, v, mask, sink, out)
 		return nil
@@ -345,7 +345,7 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 			nr := min(sdpaBlock, rows-r0)
 			e := kv[bh]
 			for r := 0; r < nr; r++ {
-				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
+				h, i := hk*G+(r0+r)%G, (r0+r)/G
 				qo := q.Offset + b*q.Strides[0] + h*q.Strides[1] + i*q.Strides[2]
 				if q.DType == backend.Float32 && q.Strides[3] == 1 {
 					copy(Q[r*D:(r+1)*D], f32s(bytesOf(q))[qo:qo+D])
@@ -354,9 +354,15 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 					copy(Q[r*D:(r+1)*D], toF32(qv))
 				}
 			}
-			sgemmRows(true, nr, Lk, D, Q, D, e.K, e.ldk, S, Lk)
+			// causal: keys past the block's last query position are
+			// hidden from every row of it, so they are not computed
+			nk := Lk
+			if o.Causal {
+				nk = max(0, min(Lk, (r0+nr-1)/G+Lk-Lq+1))
+			}
+			sgemmRows(true, nr, nk, D, Q, D, e.K, e.ldk, S, Lk)
 			for r := 0; r < nr; r++ {
-				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
+				h, i := hk*G+(r0+r)%G, (r0+r)/G
 				if mask != nil {
 					mo := mask.Offset + b*mask.Strides[0] + h*mask.Strides[1] + i*mask.Strides[2]
 					load(mrow, *mask, mo, mask.Strides[3])
@@ -365,11 +371,15 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 				if sink != nil {
 					sk = sink[h]
 				}
-				sdpaRow(o, S[r*Lk:(r+1)*Lk], i+Lk-Lq, mask != nil, mrow, sk)
+				sdpaRow(o, S[r*Lk:r*Lk+nk], i+Lk-Lq, mask != nil, mrow, sk)
 			}
-			sgemmRows(false, nr, Dv, Lk, S, Lk, e.V, e.ldv, O, Dv)
+			if nk == 0 {
+				clear(O[:nr*Dv])
+			} else {
+				sgemmRows(false, nr, Dv, nk, S, Lk, e.V, e.ldv, O, Dv)
+			}
 			for r := 0; r < nr; r++ {
-				h, i := hk*G+(r0+r)/Lq, (r0+r)%Lq
+				h, i := hk*G+(r0+r)%G, (r0+r)/G
 				copy(Y[((b*H+h)*Lq+i)*Dv:((b*H+h)*Lq+i+1)*Dv], O[r*Dv:(r+1)*Dv])
 			}
 		}
