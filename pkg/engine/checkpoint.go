@@ -13,7 +13,9 @@ package engine
 // intermediates are released once its forward has run, and only its inputs
 // and outputs stay alive until the backward reaches the block: peak memory
 // drops from every block's intermediates to one block's, at the price of a
-// second forward per block.
+// second forward per block. (Evaluate the value and the gradients in one
+// Eval, as everywhere: an Eval of the value alone releases the saved
+// inputs too, and the gradients' Eval would recompute the whole forward.)
 //
 // Gradients flow to the inputs xs and to the evaluated float arrays f
 // reads by closure (weights, LoRA parameters): f may take its parameters
