@@ -60,3 +60,31 @@ func expSubFast(s []float32, m float32) (float32, bool) {
 	}
 	return expSubAVX512(unsafe.SliceData(s), len(s), m), true
 }
+
+//go:noescape
+func dotRowsAVX512(q *float32, ldq, rows int, k *float32, d int, s *float32, lds int)
+
+//go:noescape
+func axpyRowsAVX512(o *float32, ldo, rows int, p *float32, ldp int, v *float32, d int)
+
+// dotRowsFast sets s[r·lds] = q[r·ldq:][:d]·k[:d] for r < rows with
+// AVX-512 when d is a multiple of 16; false otherwise.
+func dotRowsFast(q []float32, ldq, rows int, k []float32, d int, s []float32, lds int) bool {
+	if !hasAVX512 || d <= 0 || d%16 != 0 || rows <= 0 {
+		return false
+	}
+	_, _, _ = q[(rows-1)*ldq+d-1], k[d-1], s[(rows-1)*lds]
+	dotRowsAVX512(unsafe.SliceData(q), ldq, rows, unsafe.SliceData(k), d, unsafe.SliceData(s), lds)
+	return true
+}
+
+// axpyRowsFast does o[r·ldo:][:d] += p[r·ldp]·v[:d] for r < rows with
+// AVX-512 when d is a multiple of 16; false otherwise.
+func axpyRowsFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, d int) bool {
+	if !hasAVX512 || d <= 0 || d%16 != 0 || rows <= 0 {
+		return false
+	}
+	_, _, _ = o[(rows-1)*ldo+d-1], p[(rows-1)*ldp], v[d-1]
+	axpyRowsAVX512(unsafe.SliceData(o), ldo, rows, unsafe.SliceData(p), ldp, unsafe.SliceData(v), d)
+	return true
+}

@@ -12,3 +12,11 @@ func dotFast(a, b []float32) (float32, bool) { return 0, false }
 func axpyFast(y []float32, a float32, x []float32) bool { return false }
 
 func expSubFast(s []float32, m float32) (float32, bool) { return 0, false }
+
+func dotRowsFast(q []float32, ldq, rows int, k []float32, d int, s []float32, lds int) bool {
+	return false
+}
+
+func axpyRowsFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, d int) bool {
+	return false
+}
