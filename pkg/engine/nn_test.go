@@ -357,6 +357,11 @@ func TestScaledDotProductAttention(t *testing.T) {
 				sdpaRef(q2.roundTo(BFloat16), kp.roundTo(BFloat16), vp.roundTo(BFloat16), mt, c), 1e-2, 8e-3)
 		}
 	}
+	// decode with a head size the AVX-512 row kernels take (a multiple of 16)
+	qd, kd, vd := randT(1, 4, 1, 32), randT(1, 2, 70, 32), randT(1, 2, 70, 32)
+	near(t, "SDPA/decode-Dh32", ScaledDotProductAttention(qd.arr(), kd.arr(), vd.arr(), o), sdpaRef(qd, kd, vd, nil, o), 1e-5, 1e-5)
+	near(t, "SDPA/decode-Dh32/bf16", ScaledDotProductAttention(qd.arrAs(BFloat16), kd.arrAs(BFloat16), vd.arrAs(BFloat16), o),
+		sdpaRef(qd.roundTo(BFloat16), kd.roundTo(BFloat16), vd.roundTo(BFloat16), nil, o), 1e-2, 8e-3)
 	if ScaledDotProductAttention(q.arr(), randT(B, 3, Lk, D).arr(), randT(B, 3, Lk, D).arr(), o).Err() == nil {
 		t.Error("SDPA with H not a multiple of Hk did not fail")
 	}

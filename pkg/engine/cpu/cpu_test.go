@@ -228,3 +228,53 @@ func TestExpSub(t *testing.T) {
 		}
 	}
 }
+
+// dotRows and axpyRows (the attention kernels for several query rows of
+// one key or value row) match the scalar loops, strides included.
+func TestDotAxpyRows(t *testing.T) {
+	const rows, d, ldq, lds = 7, 48, 53, 5
+	q, k := make([]float32, rows*ldq), make([]float32, d)
+	for i := range q {
+		q[i] = float32(math.Sin(float64(i)))
+	}
+	for i := range k {
+		k[i] = float32(math.Cos(float64(2 * i)))
+	}
+	s := make([]float32, rows*lds)
+	if !dotRowsFast(q, ldq, rows, k, d, s, lds) {
+		t.Skip("no AVX-512 here")
+	}
+	for r := 0; r < rows; r++ {
+		var want float64
+		for i := 0; i < d; i++ {
+			want += float64(q[r*ldq+i]) * float64(k[i])
+		}
+		if math.Abs(float64(s[r*lds])-want) > 1e-5 {
+			t.Errorf("dotRows row %d = %g, want %g", r, s[r*lds], want)
+		}
+		for j := 1; j < lds; j++ {
+			if s[r*lds+j] != 0 {
+				t.Errorf("dotRows wrote s[%d]", r*lds+j)
+			}
+		}
+	}
+	o := make([]float32, rows*ldq)
+	copy(o, q)
+	if !axpyRowsFast(o, ldq, rows, s, lds, k, d) {
+		t.Fatal("axpyRowsFast unavailable after dotRowsFast ran")
+	}
+	for r := 0; r < rows; r++ {
+		for i := 0; i < ldq; i++ {
+			want := q[r*ldq+i]
+			if i < d {
+				want += s[r*lds] * k[i]
+			}
+			if math.Abs(float64(o[r*ldq+i]-want)) > 1e-6 {
+				t.Fatalf("axpyRows o[%d][%d] = %g, want %g", r, i, o[r*ldq+i], want)
+			}
+		}
+	}
+	if dotRowsFast(q, ldq, rows, k, 40, s, lds) || axpyRowsFast(o, ldq, rows, s, lds, k, 40) {
+		t.Error("a width not a multiple of 16 took the assembly")
+	}
+}
