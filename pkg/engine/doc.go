@@ -23,7 +23,10 @@
 //
 // # Memory
 //
-// Buffers come from the backend's size-bucketed pool. During Eval each
+// Buffers come from the backend's size-bucketed pool (on the cpu backend,
+// buffers of 64 KiB and more are anonymous mappings outside the Go heap, so
+// weights made in memory do not raise the garbage collector's heap goal and
+// the process's RSS stays near the live working set). During Eval each
 // intermediate buffer goes back to the pool as soon as its last consumer
 // has run, and an elementwise or fused op may write straight into the
 // buffer of an input that dies with it (MLX's donation), so a chain of ops
