@@ -122,6 +122,23 @@ func (c *Backend) Free(b backend.Buffer) {
 	}
 }
 
+// scratchF32 returns a float32 work buffer of length n (undefined
+// contents) and the function that gives it back: large ones come from the
+// pool (finer size classes than getF32's powers of two, outside the Go
+// heap, counted in the memory statistics), small ones from getF32.
+func (c *Backend) scratchF32(n int) ([]float32, func()) {
+	if 4*n < mapMin {
+		s := getF32(n)
+		return s, func() { putF32(s) }
+	}
+	b, err := c.Alloc(4 * n)
+	if err != nil {
+		s := make([]float32, n)
+		return s, func() {}
+	}
+	return f32s(b.(*Buffer).Bytes()), func() { c.Free(b) }
+}
+
 // mapMin is the size from which pool buffers are anonymous mappings
 // outside the Go heap (where the platform has them): weights made in
 // memory and large activations then do not count towards the garbage
@@ -244,7 +261,7 @@ func (c *Backend) Run(op backend.Op, in []backend.View, out backend.View) error 
 	case backend.ArgPartition:
 		argSort(o.Axis, o.Kth, in[0], out)
 	case backend.QuantizedMatmul:
-		return quantizedMatmul(o, in[0], in[1], in[2], in[3], out)
+		return c.quantizedMatmul(o, in[0], in[1], in[2], in[3], out)
 	case backend.GatherQMM:
 		return gatherQMM(o, in[0], in[1], in[2], in[3], in[4], in[5], out)
 	case backend.GatherMM:

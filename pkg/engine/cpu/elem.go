@@ -494,21 +494,19 @@ func toF32(v backend.View) []float32 {
 	return dst
 }
 
-// toF32Scratch is toF32 with a pooled buffer when it must convert (pooled
-// true: give it back with putF32).
-func toF32Scratch(v backend.View) ([]float32, bool) {
+// widenInto writes the float view v into dst (len v.Size()) as contiguous
+// float32.
+func widenInto(dst []float32, v backend.View) {
 	n := v.Size()
-	if n == 0 || v.DType == backend.Float32 && v.Contiguous() {
-		return toF32(v), false
+	if n == 0 {
+		return
 	}
-	dst := getF32(n)
 	if (v.DType == backend.BFloat16 || v.DType == backend.Float16) && v.Contiguous() {
 		kernels.HalfToF32Slice(dst, u16s(bytesOf(v))[v.Offset:v.Offset+n], halfKind(v.DType))
-		return dst, true
+		return
 	}
 	tmp := backend.View{Buf: &Buffer{b: unsafeBytes(dst), n: 4 * n}, DType: backend.Float32, Shape: v.Shape, Strides: backend.RowMajor(v.Shape)}
 	map1(v, tmp, nil)
-	return dst, true
 }
 
 // fromF32 writes contiguous float32 data into the view out.

@@ -249,7 +249,7 @@ func dotF32(a, b []float32) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) error {
+func (c *Backend) quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) error {
 	if err := checkQuant(o.Quant); err != nil {
 		return err
 	}
@@ -261,9 +261,14 @@ func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) er
 	if !o.Transpose {
 		rows, cols = K, N
 	}
-	X, pooled := toF32Scratch(x)
-	if pooled {
-		defer putF32(X)
+	var X []float32
+	if x.DType == backend.Float32 && x.Contiguous() {
+		X = toF32(x)
+	} else {
+		var done func()
+		X, done = c.scratchF32(x.Size())
+		defer done()
+		widenInto(X, x)
 	}
 	nbatch := backend.Prod(x.Shape[:nd-2])
 	// the product goes straight into a contiguous float32 output, else
@@ -273,8 +278,9 @@ func quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out backend.View) er
 	if direct {
 		Yall = f32s(bytesOf(out))[out.Offset : out.Offset+nbatch*M*N]
 	} else {
-		Yall = getF32(nbatch * M * N)
-		defer putF32(Yall)
+		var done func()
+		Yall, done = c.scratchF32(nbatch * M * N)
+		defer done()
 	}
 	if len(w.Shape) == 2 {
 		qw := qmat(o.Quant, w, s, b, w.Offset, s.Offset, b.Offset, rows, cols)
