@@ -189,7 +189,8 @@ const qmatmulGemmMinM = 32
 // K a multiple of 128), it quantizes each activation row to int8 in
 // blocks of 32 (scale max|x|/127) and uses integer dot products; the result
 // is the product of the weights with the rounded activations, within
-// Σ_k |w_k|·dx/2 of the f32 result (see qgemv_test.go). Otherwise it dequantizes in f32. q must pass Validate.
+// Σ_k |w_k|·dx/2 of the f32 result (see qgemv_test.go). Otherwise it
+// dequantizes in f32. q must pass Validate.
 func QMatmul(Y, X []float32, M int, q *QWeight) {
 	if M <= 0 || q.N <= 0 {
 		return
