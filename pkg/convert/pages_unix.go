@@ -4,8 +4,9 @@ package convert
 
 import (
 	"os"
-	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // dropPages tells the OS that the whole pages inside b, a view of a
@@ -27,7 +28,7 @@ func dropPages(b []byte) {
 	if end == 0 {
 		return
 	}
-	_ = syscall.Madvise(b[start:start+end], syscall.MADV_DONTNEED)
+	_ = unix.Madvise(b[start:start+end], unix.MADV_DONTNEED)
 }
 
 func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
@@ -35,9 +36,9 @@ func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))
 // mapAnon returns n zeroed bytes of anonymous memory outside the Go heap,
 // or false when the mapping fails.
 func mapAnon(n int) ([]byte, bool) {
-	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	return b, err == nil
 }
 
 // unmapAnon releases a mapAnon buffer (the whole slice it returned).
-func unmapAnon(b []byte) { _ = syscall.Munmap(b) }
+func unmapAnon(b []byte) { _ = unix.Munmap(b) }
