@@ -23,16 +23,106 @@ import (
 // PyTorch peer (scripts/lora_bench_torch.py, Debian's python3-torch) on the
 // same CPU and reports the ratio; without torch the ratio is skipped.
 //
-//	go test ./pkg/lora -run '^$' -bench QLoRAQwen05 -benchtime 2x -timeout 60m
-func BenchmarkQLoRAQwen05(b *testing.B) { qloraQwen05(b, false) }
+//	go test ./pkg/lora -run '^$' -bench 'QLoRAQwen05$' -benchtime 2x -timeout 60m
+func BenchmarkQLoRAQwen05(b *testing.B) {
+	m, tuned, opt, batch := qloraQwen05Setup(b)
+	if _, _, err := Step(m, tuned, opt, batch, MaskStrict); err != nil { // warm-up
+		b.Fatal(err)
+	}
+	engine.ResetPeakMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM to the current RSS
+	b.ResetTimer()
+	start := time.Now()
+	tokens := 0
+	for i := 0; i < b.N; i++ {
+		_, n, err := Step(m, tuned, opt, batch, MaskStrict)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens += n
+	}
+	el := time.Since(start).Seconds()
+	b.StopTimer()
+	tps := float64(tokens) / el
+	b.ReportMetric(tps, "tok/s")
+	b.ReportMetric(float64(engine.PeakMemory())/1e9, "peak-GB")
+	b.ReportMetric(vmHWM(), "rss-GB")
+	py := torchPython()
+	if py == "" {
+		b.Log("python3-torch not installed: no PyTorch ratio (apt-get install -y python3-torch)")
+		return
+	}
+	cmd := exec.Command(py, "../../scripts/lora_bench_torch.py", "--steps", strconv.Itoa(max(b.N, 1)), "--threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("torch peer: %v", err)
+	}
+	var peer struct {
+		TokensPerSec float64 `json:"tokens_per_sec"`
+		PeakRSSGB    float64 `json:"peak_rss_gb"`
+		Torch        string  `json:"torch"`
+		Threads      int     `json:"threads"`
+	}
+	if err := json.Unmarshal(out, &peer); err != nil {
+		b.Fatalf("torch peer output %q: %v", out, err)
+	}
+	b.ReportMetric(peer.TokensPerSec, "torch-tok/s")
+	b.ReportMetric(peer.PeakRSSGB, "torch-rss-GB")
+	b.ReportMetric(tps/peer.TokensPerSec, "x-torch")
+	b.Logf("torch %s, %d threads", peer.Torch, peer.Threads)
+}
 
-// BenchmarkQLoRAQwen05GradCheckpoint is the same step with
-// --grad-checkpoint (every block recomputed in the backward pass), without
-// the PyTorch peer: compare its tok/s and peak-GB with
-// BenchmarkQLoRAQwen05's from the same run.
-func BenchmarkQLoRAQwen05GradCheckpoint(b *testing.B) { qloraQwen05(b, true) }
+// BenchmarkQLoRAQwen05GradCheckpoint times the same step without and with
+// --grad-checkpoint (every block recomputed in the backward pass),
+// alternating the two on one model so that both see the same machine load:
+// it reports each one's tokens/s and allocator peak and the ratios.
+//
+//	go test ./pkg/lora -run '^$' -bench QLoRAQwen05GradCheckpoint -benchtime 2x -timeout 60m
+func BenchmarkQLoRAQwen05GradCheckpoint(b *testing.B) {
+	m, tuned, opt, batch := qloraQwen05Setup(b)
+	var secs, peak [2]float64
+	var tokens [2]int
+	step := func(ckpt, timed bool) {
+		if ckpt {
+			defer CheckpointBlocks(m, tuned)()
+		}
+		engine.ResetPeakMemory()
+		start := time.Now()
+		_, n, err := Step(m, tuned, opt, batch, MaskStrict)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if timed {
+			k := 0
+			if ckpt {
+				k = 1
+			}
+			secs[k] += time.Since(start).Seconds()
+			tokens[k] += n
+			peak[k] = max(peak[k], float64(engine.PeakMemory())/1e9)
+		}
+	}
+	step(false, false) // warm-up
+	step(true, false)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		step(i%2 == 1, true) // alternate which goes first
+		step(i%2 == 0, true)
+	}
+	b.StopTimer()
+	plain, ck := float64(tokens[0])/secs[0], float64(tokens[1])/secs[1]
+	b.ReportMetric(plain, "plain-tok/s")
+	b.ReportMetric(ck, "ckpt-tok/s")
+	b.ReportMetric(ck/plain, "x-speed")
+	b.ReportMetric(peak[0], "plain-peak-GB")
+	b.ReportMetric(peak[1], "ckpt-peak-GB")
+	b.ReportMetric(peak[1]/peak[0], "x-peak")
+}
 
-func qloraQwen05(b *testing.B, ckpt bool) {
+// qloraQwen05Setup builds BenchmarkQLoRAQwen05's model, adapter, optimizer
+// and batch.
+func qloraQwen05Setup(b *testing.B) (model.Model, *Tuned, optim.Optimizer, Batch) {
 	cfg, err := model.NewConfig(map[string]any{
 		"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14,
 		"num_key_value_heads": 2, "intermediate_size": 4864, "vocab_size": 151936, "rms_norm_eps": 1e-6,
@@ -59,57 +149,7 @@ func qloraQwen05(b *testing.B, ckpt bool) {
 	for r := 0; r < B; r++ {
 		batch.Offsets, batch.Lengths = append(batch.Offsets, 0), append(batch.Lengths, L+1)
 	}
-	if ckpt {
-		defer CheckpointBlocks(m, tuned)()
-	}
-	if _, _, err := Step(m, tuned, opt, batch, MaskStrict); err != nil { // warm-up
-		b.Fatal(err)
-	}
-	engine.ResetPeakMemory()
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM to the current RSS
-	b.ResetTimer()
-	start := time.Now()
-	tokens := 0
-	for i := 0; i < b.N; i++ {
-		_, n, err := Step(m, tuned, opt, batch, MaskStrict)
-		if err != nil {
-			b.Fatal(err)
-		}
-		tokens += n
-	}
-	el := time.Since(start).Seconds()
-	b.StopTimer()
-	tps := float64(tokens) / el
-	b.ReportMetric(tps, "tok/s")
-	b.ReportMetric(float64(engine.PeakMemory())/1e9, "peak-GB")
-	b.ReportMetric(vmHWM(), "rss-GB")
-	if ckpt {
-		return
-	}
-	py := torchPython()
-	if py == "" {
-		b.Log("python3-torch not installed: no PyTorch ratio (apt-get install -y python3-torch)")
-		return
-	}
-	cmd := exec.Command(py, "../../scripts/lora_bench_torch.py", "--steps", strconv.Itoa(max(b.N, 1)), "--threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		b.Fatalf("torch peer: %v", err)
-	}
-	var peer struct {
-		TokensPerSec float64 `json:"tokens_per_sec"`
-		PeakRSSGB    float64 `json:"peak_rss_gb"`
-		Torch        string  `json:"torch"`
-		Threads      int     `json:"threads"`
-	}
-	if err := json.Unmarshal(out, &peer); err != nil {
-		b.Fatalf("torch peer output %q: %v", out, err)
-	}
-	b.ReportMetric(peer.TokensPerSec, "torch-tok/s")
-	b.ReportMetric(peer.PeakRSSGB, "torch-rss-GB")
-	b.ReportMetric(tps/peer.TokensPerSec, "x-torch")
-	b.Logf("torch %s, %d threads", peer.Torch, peer.Threads)
+	return m, tuned, opt, batch
 }
 
 // torchPython is the first of $MLXGO_TORCH_PYTHON, Debian's /usr/bin/python3
