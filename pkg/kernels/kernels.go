@@ -23,6 +23,7 @@ package kernels
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // HalfKind says how a []uint16 holds floats.
@@ -33,9 +34,12 @@ const (
 	F16                  // IEEE 754 binary16
 )
 
-// Parallel splits [0, n) into about one contiguous chunk per core and runs fn
-// on each chunk concurrently; it returns when all are done. Chunks are at
-// least grain long (grain < 1 counts as 1).
+// Parallel splits [0, n) into contiguous chunks of at least grain (grain < 1
+// counts as 1; only the last chunk may be shorter) and runs fn on them
+// concurrently; it returns when all are done. It cuts about four chunks per
+// core and hands them out from a shared counter, so a core slowed by other
+// work takes fewer; the calling goroutine works through chunks too, beside
+// GOMAXPROCS-1 started ones.
 func Parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -43,24 +47,35 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 	if grain < 1 {
 		grain = 1
 	}
-	workers := runtime.GOMAXPROCS(0)
-	if maxW := (n + grain - 1) / grain; workers > maxW {
-		workers = maxW
-	}
+	maxChunks := (n + grain - 1) / grain
+	workers := min(runtime.GOMAXPROCS(0), maxChunks)
 	if workers <= 1 {
 		fn(0, n)
 		return
 	}
-	chunk := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, hi)
+	chunk := max(grain, (n+4*workers-1)/(4*workers))
+	nchunks := (n + chunk - 1) / chunk
+	workers = min(workers, nchunks)
+	var next atomic.Int64
+	work := func() {
+		for {
+			c := int(next.Add(1) - 1)
+			if c >= nchunks {
+				return
+			}
+			lo := c * chunk
+			fn(lo, min(lo+chunk, n))
+		}
 	}
+	var wg sync.WaitGroup
+	wg.Add(workers - 1)
+	for range workers - 1 {
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
 	wg.Wait()
 }
 
