@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Validate checks that the packed words, scales and biases have the sizes
@@ -220,6 +221,43 @@ type qact struct {
 	sumx []float32 // Σx per weight group [K/G]
 	dx   []float32 // per 32-block scale
 	bsum []float32 // per 32-block Σx
+}
+
+// actScratch is the per-call scratch of the int8 paths: prepared
+// activation rows (their buffers reused from call to call) and the lane
+// index tables. It comes from actPool, so concurrent calls each get their
+// own.
+type actScratch struct {
+	acts []qact
+	idx  [32]int32
+	widx [64]uint16
+}
+
+var actPool = sync.Pool{New: func() any { return new(actScratch) }}
+
+// getActScratch returns a scratch from actPool with len(acts) == M; the
+// caller puts it back when done.
+func getActScratch(M int) *actScratch {
+	sc := actPool.Get().(*actScratch)
+	if cap(sc.acts) < M {
+		sc.acts = append(sc.acts[:cap(sc.acts)], make([]qact, M-cap(sc.acts))...)
+	}
+	sc.acts = sc.acts[:M]
+	return sc
+}
+
+// prepActs runs prepAct on each row of X [M, K] (M = len(acts)), rows in
+// parallel when there are many.
+func prepActs(acts []qact, X []float32, K, bits, G int) {
+	if len(acts) == 1 {
+		prepAct(X[:K], bits, G, &acts[0])
+		return
+	}
+	Parallel(len(acts), 16, func(lo, hi int) {
+		for m := lo; m < hi; m++ {
+			prepAct(X[m*K:(m+1)*K], bits, G, &acts[m])
+		}
+	})
 }
 
 // prepAct quantizes x [K] (K a multiple of 32) to int8 in blocks of 32

@@ -64,13 +64,12 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	}
 	K, N, G := q.K, q.N, q.GroupSize
 	ng := K / G
-	acts := make([]qact, M)
-	Parallel(M, 16, func(lo, hi int) {
-		for m := lo; m < hi; m++ {
-			prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
-		}
-	})
-	var idx [32]int32
+	sc := getActScratch(M)
+	defer actPool.Put(sc)
+	acts := sc.acts
+	prepActs(acts, X, K, q.Bits, G)
+	idx := &sc.idx
+	*idx = [32]int32{}
 	for l := 0; l < 16; l++ {
 		if q.Bits == 4 {
 			idx[l] = int32(8 * l / G)
@@ -81,7 +80,8 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	}
 	// The same lane indexes in words, for the bf16 VPERMW widening: the
 	// high word of lane l is scale idx[l], the low word is zeroed.
-	var widx [64]uint16
+	widx := &sc.widx
+	*widx = [64]uint16{}
 	for l := 0; l < 32; l++ {
 		widx[2*l+1] = uint16(idx[l])
 	}
@@ -139,12 +139,10 @@ func lowMask(n int) uint64 {
 func qgemvAVX2Run(Y, X []float32, M int, q *QWeight) {
 	K, N, G := q.K, q.N, q.GroupSize
 	ng := K / G
-	acts := make([]qact, M)
-	Parallel(M, 16, func(lo, hi int) {
-		for m := lo; m < hi; m++ {
-			prepAct(X[m*K:(m+1)*K], q.Bits, G, &acts[m])
-		}
-	})
+	sc := getActScratch(M)
+	defer actPool.Put(sc)
+	acts := sc.acts
+	prepActs(acts, X, K, q.Bits, G)
 	var idx [32]int32
 	for l := 0; l < 16; l++ {
 		idx[l] = int32(8 * l / G) // 4-bit: lane l of the chunk
