@@ -179,18 +179,9 @@ type MLP struct {
 
 // MoE is the routed expert block with shared experts.
 type MoE struct {
-	Gate          Gate         // gate
-	SwitchMLP     nn.SwitchGLU // switch_mlp.{gate,up}_proj [E, Im, D], down_proj [E, D, Im]
-	SharedExperts *MLP         // shared_experts: intermediate Im·n_shared_experts; nil if none
-}
-
-// Gate is the router (MoEGate in mlx_lm, DeepseekV3TopkRouter in transformers).
-type Gate struct {
-	Weight               *engine.Array // weight [E, D]
-	EScoreCorrectionBias *engine.Array // e_score_correction_bias [E]
-	k, groups, topkGroup int
-	norm                 bool
-	scaling              float64
+	Gate          nn.SigmoidGroupedTopK // gate (transformers' DeepseekV3TopkRouter)
+	SwitchMLP     nn.SwitchGLU          // switch_mlp.{gate,up}_proj [E, Im, D], down_proj [E, D, Im]
+	SharedExperts *MLP                  // shared_experts: intermediate Im·n_shared_experts; nil if none
 }
 
 // New builds a DeepSeek-V3 model.
@@ -248,8 +239,8 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 			E, Im := c.NRoutedExperts, c.MoeIntermediateSize
 			s := &MoE{}
 			g := &s.Gate
-			g.k, g.groups, g.topkGroup, g.scaling = c.NumExpertsPerTok, c.NGroup, c.TopkGroup, c.RoutedScalingFactor
-			g.norm = c.NormTopkProb == nil || *c.NormTopkProb
+			g.K, g.Groups, g.TopkGroup, g.Scaling = c.NumExpertsPerTok, c.NGroup, c.TopkGroup, c.RoutedScalingFactor
+			g.Norm = c.NormTopkProb == nil || *c.NormTopkProb
 			g.Weight = gateWeight(w, p+"mlp.gate", E, D)
 			w.Tensor(&g.EScoreCorrectionBias, p+"mlp.gate.e_score_correction_bias", E)
 			w.SwitchLinear(&s.SwitchMLP.GateProj, p+"mlp.switch_mlp.gate_proj", E, D, Im, false)
@@ -458,56 +449,12 @@ func (m *MLP) Forward(x *engine.Array) *engine.Array {
 // Forward maps x [B, L, D] to [B, L, D]: the routed experts' weighted sum
 // (in float32, cast back) plus the shared experts.
 func (s *MoE) Forward(x *engine.Array) *engine.Array {
-	inds, weights := s.Gate.route(x)                                              // [B, L, K] each
-	y := s.SwitchMLP.Forward(x, inds)                                             // [B, L, K, D]
-	y = engine.Sum(engine.Multiply(y, engine.ExpandDims(weights, -1)), false, -2) // [B, L, D] float32
-	y = engine.AsType(y, x.DType())
+	inds, weights := s.Gate.Route(x)                                                           // [B, L, K] each
+	y := engine.AsType(nn.WeightedExpertSum(s.SwitchMLP.Forward(x, inds), weights), x.DType()) // [B, L, D]
 	if s.SharedExperts != nil {
 		y = engine.Add(y, s.SharedExperts.Forward(x))
 	}
 	return y
-}
-
-// route is transformers' DeepseekV3TopkRouter (float32 throughout):
-// sigmoid scores; choice scores = scores + e_score_correction_bias; each of
-// n_group groups is rated by the sum of its two best choice scores and all
-// but the topk_group best groups are zeroed; the top k choice scores pick
-// the experts, weighted by their sigmoid scores, renormalised when
-// norm_topk_prob (also for k = 1, unlike mlx_lm) and times
-// routed_scaling_factor.
-func (g *Gate) route(x *engine.Array) (inds, weights *engine.Array) {
-	f32 := engine.Float32
-	logits := engine.Matmul(engine.AsType(x, f32), engine.SwapAxes(engine.AsType(g.Weight, f32), 0, 1)) // [B, L, E]
-	scores := engine.Sigmoid(logits)
-	choice := engine.Add(scores, engine.AsType(g.EScoreCorrectionBias, f32)) // [B, L, E]
-	if err := choice.Err(); err != nil {
-		return choice, choice
-	}
-	shape := choice.Shape()
-	E := shape[len(shape)-1]
-	if g.groups > 1 && g.topkGroup < g.groups {
-		G := g.groups
-		gshape := append(append([]int(nil), shape[:len(shape)-1]...), G, E/G)
-		grouped := engine.Reshape(choice, gshape...)                                      // [B, L, G, E/G]
-		rating := engine.Sum(engine.TopK(grouped, 2, -1), false, -1)                      // [B, L, G]
-		keep := topIndices(rating, g.topkGroup)                                           // [B, L, topk_group]
-		mask := engine.PutAlongAxis(engine.ZerosLike(rating), keep, engine.Scalar(1), -1) // [B, L, G]
-		grouped = engine.Multiply(grouped, engine.ExpandDims(mask, -1))
-		choice = engine.Reshape(grouped, shape...)
-	}
-	inds = topIndices(choice, g.k)                   // [B, L, K]
-	weights = engine.TakeAlongAxis(scores, inds, -1) // [B, L, K]
-	if g.norm {
-		den := engine.Add(engine.Sum(weights, true, -1), engine.Scalar(1e-20))
-		weights = engine.Divide(weights, den)
-	}
-	return inds, engine.Multiply(weights, engine.Scalar(g.scaling))
-}
-
-// topIndices returns the indices of the k largest entries along the last axis.
-func topIndices(a *engine.Array, k int) *engine.Array {
-	n := a.Dim(-1)
-	return engine.SliceAxis(engine.ArgPartition(a, n-k, -1), -1, n-k, n)
 }
 
 // NewCaches makes one cache per layer; each holds the latent [B, 1, T, R]
