@@ -296,12 +296,8 @@ func (a *Attention) forward(x *engine.Array, c model.Cache, window int) *engine.
 // forward routes x [B, L, D]: the top k router logits (with bias),
 // softmaxed (transformers' GptOssTopKRouter and mlx_lm agree).
 func (s *MLP) forward(x *engine.Array) *engine.Array {
-	logits := s.Router.Forward(x) // [B, L, E]
-	E := logits.Dim(-1)
-	inds := engine.SliceAxis(engine.ArgPartition(logits, E-s.k, -1), -1, E-s.k, E)  // [B, L, K]
-	scores := engine.Softmax(engine.TakeAlongAxis(logits, inds, -1), -1)            // [B, L, K]
-	y := s.Experts.Forward(x, inds)                                                 // [B, L, K, D]
-	return engine.Sum(engine.Multiply(y, engine.ExpandDims(scores, -1)), false, -2) // [B, L, D]
+	inds, scores := nn.TopKSoftmax(s.Router.Forward(x), s.k)        // [B, L, K] each
+	return nn.WeightedExpertSum(s.Experts.Forward(x, inds), scores) // [B, L, D]
 }
 
 // NewCaches makes one cache per layer (sliding layers get rotating caches).

@@ -198,12 +198,8 @@ func (a *Attention) forward(x *engine.Array, c model.Cache, window int) *engine.
 // router logits, keeps the top k and renormalises them, which equals a
 // softmax over the top-k logits (mlx_lm's form, used here).
 func (s *SparseMoe) forward(x *engine.Array) *engine.Array {
-	gates := s.Gate.Forward(x) // [B, L, E]
-	E := gates.Dim(-1)
-	inds := engine.SliceAxis(engine.ArgPartition(gates, E-s.k, -1), -1, E-s.k, E)   // [B, L, K]
-	scores := engine.Softmax(engine.TakeAlongAxis(gates, inds, -1), -1)             // [B, L, K]
-	y := s.SwitchMLP.Forward(x, inds)                                               // [B, L, K, D]
-	return engine.Sum(engine.Multiply(y, engine.ExpandDims(scores, -1)), false, -2) // [B, L, D]
+	inds, scores := nn.TopKSoftmax(s.Gate.Forward(x), s.k)            // [B, L, K] each
+	return nn.WeightedExpertSum(s.SwitchMLP.Forward(x, inds), scores) // [B, L, D]
 }
 
 // NewCaches makes one cache per layer (all sliding when sliding_window is set).

@@ -252,15 +252,8 @@ func (m *MLP) Forward(x *engine.Array) *engine.Array {
 // Forward routes x [B, L, D] as transformers does: softmax over all E
 // router logits (float32), top k, renormalised when norm_topk_prob.
 func (s *SparseMoe) Forward(x *engine.Array) *engine.Array {
-	probs := engine.Softmax(s.Gate.Forward(x), -1) // [B, L, E]
-	E := probs.Dim(-1)
-	inds := engine.SliceAxis(engine.ArgPartition(probs, E-s.k, -1), -1, E-s.k, E) // [B, L, K]
-	scores := engine.TakeAlongAxis(probs, inds, -1)                               // [B, L, K]
-	if s.normTopK {
-		scores = engine.Divide(scores, engine.Sum(scores, true, -1))
-	}
-	y := s.SwitchMLP.Forward(x, inds)                                               // [B, L, K, D]
-	return engine.Sum(engine.Multiply(y, engine.ExpandDims(scores, -1)), false, -2) // [B, L, D]
+	inds, scores := nn.SoftmaxTopK(s.Gate.Forward(x), s.k, s.normTopK) // [B, L, K] each
+	return nn.WeightedExpertSum(s.SwitchMLP.Forward(x, inds), scores)  // [B, L, D]
 }
 
 // NewCaches makes one cache per layer.

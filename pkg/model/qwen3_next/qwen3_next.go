@@ -337,16 +337,8 @@ func (m *MLP) forward(x *engine.Array) *engine.Array {
 	if m.DenseMLP != nil {
 		return m.DenseMLP.forward(x)
 	}
-	gates := engine.Softmax(engine.AsType(m.Gate.Forward(x), engine.Float32), -1) // [B, L, E]
-	E := gates.Dim(-1)
-	inds := engine.SliceAxis(engine.ArgPartition(gates, E-m.k, -1), -1, E-m.k, E) // [B, L, K]
-	scores := engine.TakeAlongAxis(gates, inds, -1)                               // [B, L, K]
-	if m.normTopk {
-		scores = engine.Divide(scores, engine.Sum(scores, true, -1))
-	}
-	scores = engine.AsType(scores, x.DType())
-	y := m.SwitchMLP.Forward(x, inds)                                            // [B, L, K, D]
-	y = engine.Sum(engine.Multiply(y, engine.ExpandDims(scores, -1)), false, -2) // [B, L, D]
+	inds, scores := nn.SoftmaxTopK(engine.AsType(m.Gate.Forward(x), engine.Float32), m.k, m.normTopk) // [B, L, K] each
+	y := nn.WeightedExpertSum(m.SwitchMLP.Forward(x, inds), engine.AsType(scores, x.DType()))         // [B, L, D]
 	shared := engine.Multiply(engine.Sigmoid(m.SharedExpertGate.Forward(x)), m.SharedExpert.forward(x))
 	return engine.Add(y, shared)
 }
