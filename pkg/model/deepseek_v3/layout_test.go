@@ -28,7 +28,7 @@ func TestMLXLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := fixtureMeta(t, "deepseek_v3-f32")
+	cfg, _ := modeltest.FixtureMeta(t, "deepseek_v3-f32")
 	base := map[string]*engine.Array{}
 	for _, p := range m.(model.Trainable).Parameters() {
 		if !strings.Contains(p.Name, "kv_b_proj") {
@@ -130,7 +130,7 @@ func quantize8(t *testing.T, a *engine.Array) (w, s, b *engine.Array) {
 // go through an 8-bit quantized cache (group 32; the fixture's Dr = 8 is
 // below MLX's smallest group, so an in-memory model with R = 64, Dr = 32).
 func TestQuantizedCache(t *testing.T) {
-	cfg, _ := fixtureMeta(t, "deepseek_v3-f32")
+	cfg, _ := modeltest.FixtureMeta(t, "deepseek_v3-f32")
 	cfg["kv_lora_rank"], cfg["qk_rope_head_dim"], cfg["head_dim"] = 64, 32, 32
 	c, err := model.NewConfig(cfg)
 	if err != nil {
@@ -164,7 +164,7 @@ func TestVariants(t *testing.T) {
 		"top1_one_group": {"num_experts_per_tok": 1, "n_group": 1, "topk_group": 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg, _ := fixtureMeta(t, "deepseek_v3-f32")
+			cfg, _ := modeltest.FixtureMeta(t, "deepseek_v3-f32")
 			for k, v := range edit {
 				cfg[k] = v
 			}

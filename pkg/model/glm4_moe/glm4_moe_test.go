@@ -1,9 +1,6 @@
 package glm4_moe_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,51 +23,13 @@ func TestFixtures(t *testing.T) {
 	t.Run("glm4_moe-bf16", func(t *testing.T) { modeltest.Run(t, "glm4_moe-bf16", modeltest.BF16) })
 }
 
-// fixtureMeta reads a fixture's config.json and its tensor list.
-func fixtureMeta(t *testing.T, variant string) (map[string]any, map[string]model.TensorMeta) {
-	t.Helper()
-	dir := modeltest.Dir(variant)
-	var cfg map[string]any
-	var ref struct {
-		Tensors map[string]model.TensorMeta `json:"tensors"`
-	}
-	for f, v := range map[string]any{"config.json": &cfg, "reference.json": &ref} {
-		data, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(data, v); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-	return cfg, ref.Tensors
-}
-
-// apply returns the tensor metadata a plan produces.
-func apply(t *testing.T, plan []model.TensorPlan, in map[string]model.TensorMeta) map[string]model.TensorMeta {
-	t.Helper()
-	out := map[string]model.TensorMeta{}
-	for _, p := range plan {
-		src := in[p.Sources[0]]
-		switch p.Op {
-		case model.OpCopy:
-			out[p.Name] = src
-		case model.OpStack:
-			out[p.Name] = model.TensorMeta{DType: src.DType, Shape: append([]int{len(p.Sources)}, src.Shape...)}
-		default:
-			t.Fatalf("%s: unexpected op %d", p.Name, p.Op)
-		}
-	}
-	return out
-}
-
 func TestSanitize(t *testing.T) {
-	cfg, metas := fixtureMeta(t, "glm4_moe-f32")
+	cfg, metas := modeltest.FixtureMeta(t, "glm4_moe-f32")
 	plan, err := model.SanitizePlan("glm4_moe", cfg, metas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := apply(t, plan, metas)
+	got := modeltest.ApplyPlan(t, plan, metas)
 	want := map[string][]int{"gate_proj": {4, 32, 64}, "up_proj": {4, 32, 64}, "down_proj": {4, 64, 32}}
 	for l := 1; l < 2; l++ { // layer 0 is dense
 		for proj, shape := range want {
@@ -146,7 +105,7 @@ func TestConfigErrors(t *testing.T) {
 		{"partial_rotary_factor", 0.1, "partial_rotary_factor 0.1 gives 1 rotary dims"},
 		{"scoring_func", "softmax", `scoring_func "softmax"`},
 	} {
-		cfg, _ := fixtureMeta(t, "glm4_moe-f32")
+		cfg, _ := modeltest.FixtureMeta(t, "glm4_moe-f32")
 		if tc.val == nil {
 			delete(cfg, tc.key)
 		} else {

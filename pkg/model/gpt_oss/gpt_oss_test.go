@@ -1,10 +1,7 @@
 package gpt_oss_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,7 +99,7 @@ func TestConfigErrors(t *testing.T) {
 		{"layer_types", []string{"sliding_attention", "chunked"}, `layer_types[1] "chunked"`},
 		{"sliding_window", 0, "layer 0 is sliding_attention but sliding_window is 0"},
 	} {
-		cfg, _ := fixtureMeta(t, "gpt_oss-f32")
+		cfg, _ := modeltest.FixtureMeta(t, "gpt_oss-f32")
 		if tc.val == nil {
 			delete(cfg, tc.key)
 		} else {
@@ -118,30 +115,10 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// fixtureMeta reads a fixture's config.json and its tensor list.
-func fixtureMeta(t *testing.T, variant string) (map[string]any, map[string]model.TensorMeta) {
-	t.Helper()
-	dir := modeltest.Dir(variant)
-	var cfg map[string]any
-	var ref struct {
-		Tensors map[string]model.TensorMeta `json:"tensors"`
-	}
-	for f, v := range map[string]any{"config.json": &cfg, "reference.json": &ref} {
-		data, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(data, v); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-	return cfg, ref.Tensors
-}
-
 // TestQuantizedCache: 8-bit quantized caches (group 32) on the full and
 // sliding layers of an in-memory model with head_dim 32.
 func TestQuantizedCache(t *testing.T) {
-	cfg, _ := fixtureMeta(t, "gpt_oss-f32")
+	cfg, _ := modeltest.FixtureMeta(t, "gpt_oss-f32")
 	// Layer 0 full (the helper inspects cache 0), layer 1 sliding.
 	cfg["head_dim"], cfg["layer_types"] = 32, []string{"full_attention", "sliding_attention"}
 	c, err := model.NewConfig(cfg)
