@@ -3,18 +3,11 @@ package gemma3text_test
 import (
 	"testing"
 
-	"github.com/mlxgo/mlxgo/pkg/engine"
-	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 
 	_ "github.com/mlxgo/mlxgo/pkg/model/gemma3_text"
 )
 
 func TestFixtures(t *testing.T) {
-	t.Run("gemma3_text-f32", func(t *testing.T) { modeltest.Run(t, "gemma3_text-f32", modeltest.F32) })
-	f32 := engine.Float32
-	t.Run("gemma3_text-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "gemma3_text-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	t.Run("gemma3_text-bf16", func(t *testing.T) { modeltest.Run(t, "gemma3_text-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "gemma3_text")
 }

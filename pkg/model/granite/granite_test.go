@@ -18,12 +18,7 @@ import (
 // logits move by 0.038 when attention_multiplier is doubled, far above the
 // f32 tolerance.
 func TestFixtures(t *testing.T) {
-	t.Run("granite-f32", func(t *testing.T) { modeltest.Run(t, "granite-f32", modeltest.F32) })
-	f32 := engine.Float32
-	t.Run("granite-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "granite-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	t.Run("granite-bf16", func(t *testing.T) { modeltest.Run(t, "granite-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "granite")
 }
 
 func TestMissingMultiplier(t *testing.T) {

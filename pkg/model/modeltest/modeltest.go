@@ -398,3 +398,16 @@ func MLXLayout(t *testing.T, variant string, tol float64) map[string]model.Tenso
 	}
 	return out
 }
+
+// RunF32AndBF16 runs the fixture checks on <arch>-f32, on <arch>-bf16
+// computed in float32 (the reference is exactly this: bf16 weights,
+// float32 compute) and on <arch>-bf16 with bf16 activations, as mlx_lm
+// runs a bf16 checkpoint; each is a subtest named by its variant.
+func RunF32AndBF16(t *testing.T, arch string) {
+	t.Run(arch+"-f32", func(t *testing.T) { Run(t, arch+"-f32", F32) })
+	f32 := engine.Float32
+	t.Run(arch+"-bf16/compute_f32", func(t *testing.T) {
+		Run(t, arch+"-bf16", F32, model.LoadOptions{ComputeDType: &f32})
+	})
+	t.Run(arch+"-bf16", func(t *testing.T) { Run(t, arch+"-bf16", BF16) })
+}

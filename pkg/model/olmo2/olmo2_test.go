@@ -15,12 +15,7 @@ import (
 )
 
 func TestFixtures(t *testing.T) {
-	t.Run("olmo2-f32", func(t *testing.T) { modeltest.Run(t, "olmo2-f32", modeltest.F32) })
-	f32 := engine.Float32
-	t.Run("olmo2-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "olmo2-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	t.Run("olmo2-bf16", func(t *testing.T) { modeltest.Run(t, "olmo2-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "olmo2")
 }
 
 // Without tie_word_embeddings (transformers' Olmo2Config defaults to

@@ -3,7 +3,6 @@ package qwen2_test
 import (
 	"testing"
 
-	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 
@@ -11,12 +10,7 @@ import (
 )
 
 func TestFixtures(t *testing.T) {
-	t.Run("qwen2-f32", func(t *testing.T) { modeltest.Run(t, "qwen2-f32", modeltest.F32) })
-	f32 := engine.Float32
-	t.Run("qwen2-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "qwen2-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	t.Run("qwen2-bf16", func(t *testing.T) { modeltest.Run(t, "qwen2-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "qwen2")
 	t.Run("qwen2-q4/exact", func(t *testing.T) {
 		modeltest.Run(t, "qwen2-q4", modeltest.F32, model.LoadOptions{ExactQuantized: true})
 	})

@@ -3,18 +3,11 @@ package qwen3_test
 import (
 	"testing"
 
-	"github.com/mlxgo/mlxgo/pkg/engine"
-	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 
 	_ "github.com/mlxgo/mlxgo/pkg/model/qwen3"
 )
 
 func TestFixtures(t *testing.T) {
-	t.Run("qwen3-f32", func(t *testing.T) { modeltest.Run(t, "qwen3-f32", modeltest.F32) })
-	f32 := engine.Float32
-	t.Run("qwen3-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "qwen3-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	t.Run("qwen3-bf16", func(t *testing.T) { modeltest.Run(t, "qwen3-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "qwen3")
 }

@@ -13,14 +13,7 @@ import (
 )
 
 func TestFixtures(t *testing.T) {
-	t.Run("qwen3_moe-f32", func(t *testing.T) { modeltest.Run(t, "qwen3_moe-f32", modeltest.F32) })
-	f32 := engine.Float32
-	// bf16 weights computed in float32: the reference is exactly this.
-	t.Run("qwen3_moe-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "qwen3_moe-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	// bf16 activations, as mlx_lm runs a bf16 checkpoint.
-	t.Run("qwen3_moe-bf16", func(t *testing.T) { modeltest.Run(t, "qwen3_moe-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "qwen3_moe")
 }
 
 func TestSanitize(t *testing.T) {

@@ -12,12 +12,7 @@ import (
 
 func TestFixtures(t *testing.T) {
 	// smollm3-f32 has the legacy spelling (rope_theta), -bf16 rope_parameters.
-	t.Run("smollm3-f32", func(t *testing.T) { modeltest.Run(t, "smollm3-f32", modeltest.F32) })
-	f32 := engine.Float32
-	t.Run("smollm3-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "smollm3-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	t.Run("smollm3-bf16", func(t *testing.T) { modeltest.Run(t, "smollm3-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "smollm3")
 }
 
 func TestNoRopeLayersDefault(t *testing.T) {

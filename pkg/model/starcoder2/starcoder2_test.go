@@ -12,12 +12,7 @@ import (
 )
 
 func TestFixtures(t *testing.T) {
-	t.Run("starcoder2-f32", func(t *testing.T) { modeltest.Run(t, "starcoder2-f32", modeltest.F32) })
-	f32 := engine.Float32
-	t.Run("starcoder2-bf16/compute_f32", func(t *testing.T) {
-		modeltest.Run(t, "starcoder2-bf16", modeltest.F32, model.LoadOptions{ComputeDType: &f32})
-	})
-	t.Run("starcoder2-bf16", func(t *testing.T) { modeltest.Run(t, "starcoder2-bf16", modeltest.BF16) })
+	modeltest.RunF32AndBF16(t, "starcoder2")
 }
 
 // A sliding window (transformers applies it to every layer) must change
