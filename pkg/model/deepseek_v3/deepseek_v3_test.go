@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 
@@ -94,30 +93,12 @@ func TestSanitize(t *testing.T) {
 
 // TestConfigErrors: a bad config.json names the key and what was expected.
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		key  string
-		val  any // nil deletes the key
-		want string
-	}{
-		{"kv_lora_rank", nil, `missing key "kv_lora_rank"`},
-		{"num_experts_per_tok", 5, "num_experts_per_tok 5 must be in 1..n_routed_experts (4)"},
-		{"n_group", 3, "n_routed_experts 4 must split into n_group 3 groups"},
-		{"topk_group", 3, "topk_group 3 exceeds n_group 2"},
-		{"topk_method", "greedy", `topk_method "greedy"`},
-		{"qk_rope_head_dim", 7, "qk_rope_head_dim 7 must be positive and even"},
-	} {
-		cfg, _ := modeltest.FixtureMeta(t, "deepseek_v3-f32")
-		if tc.val == nil {
-			delete(cfg, tc.key)
-		} else {
-			cfg[tc.key] = tc.val
-		}
-		c, err := model.NewConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := model.FromTensors(c, map[string]*engine.Array{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.key, tc.val, err, tc.want)
-		}
-	}
+	modeltest.ConfigErrors(t, "deepseek_v3-f32", []modeltest.ConfigCase{
+		{Key: "kv_lora_rank", Val: nil, Want: `missing key "kv_lora_rank"`},
+		{Key: "num_experts_per_tok", Val: 5, Want: "num_experts_per_tok 5 must be in 1..n_routed_experts (4)"},
+		{Key: "n_group", Val: 3, Want: "n_routed_experts 4 must split into n_group 3 groups"},
+		{Key: "topk_group", Val: 3, Want: "topk_group 3 exceeds n_group 2"},
+		{Key: "topk_method", Val: "greedy", Want: `topk_method "greedy"`},
+		{Key: "qk_rope_head_dim", Val: 7, Want: "qk_rope_head_dim 7 must be positive and even"},
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 
@@ -88,28 +87,10 @@ func TestSanitize(t *testing.T) {
 
 // TestConfigErrors: a bad config.json names the key and what was expected.
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		key  string
-		val  any // nil deletes the key
-		want string
-	}{
-		{"hidden_size", nil, `missing key "hidden_size"`},
-		{"num_experts_per_tok", 5, "num_experts_per_tok 5 must be in 1..n_routed_experts (4)"},
-		{"partial_rotary_factor", 0.1, "partial_rotary_factor 0.1 gives 1 rotary dims"},
-		{"scoring_func", "softmax", `scoring_func "softmax"`},
-	} {
-		cfg, _ := modeltest.FixtureMeta(t, "glm4_moe-f32")
-		if tc.val == nil {
-			delete(cfg, tc.key)
-		} else {
-			cfg[tc.key] = tc.val
-		}
-		c, err := model.NewConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := model.FromTensors(c, map[string]*engine.Array{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.key, tc.val, err, tc.want)
-		}
-	}
+	modeltest.ConfigErrors(t, "glm4_moe-f32", []modeltest.ConfigCase{
+		{Key: "hidden_size", Val: nil, Want: `missing key "hidden_size"`},
+		{Key: "num_experts_per_tok", Val: 5, Want: "num_experts_per_tok 5 must be in 1..n_routed_experts (4)"},
+		{Key: "partial_rotary_factor", Val: 0.1, Want: "partial_rotary_factor 0.1 gives 1 rotary dims"},
+		{Key: "scoring_func", Val: "softmax", Want: `scoring_func "softmax"`},
+	})
 }

@@ -88,31 +88,13 @@ func TestSanitize(t *testing.T) {
 
 // TestConfigErrors: a bad config.json names the key and what was expected.
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		key  string
-		val  any // nil deletes the key
-		want string
-	}{
-		{"num_local_experts", nil, `missing key "num_local_experts"`},
-		{"num_experts_per_tok", 5, "num_experts_per_tok 5 must be in 1..num_local_experts (4)"},
-		{"layer_types", []string{"sliding_attention"}, "layer_types has 1 entries for 2 layers"},
-		{"layer_types", []string{"sliding_attention", "chunked"}, `layer_types[1] "chunked"`},
-		{"sliding_window", 0, "layer 0 is sliding_attention but sliding_window is 0"},
-	} {
-		cfg, _ := modeltest.FixtureMeta(t, "gpt_oss-f32")
-		if tc.val == nil {
-			delete(cfg, tc.key)
-		} else {
-			cfg[tc.key] = tc.val
-		}
-		c, err := model.NewConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := model.FromTensors(c, map[string]*engine.Array{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.key, tc.val, err, tc.want)
-		}
-	}
+	modeltest.ConfigErrors(t, "gpt_oss-f32", []modeltest.ConfigCase{
+		{Key: "num_local_experts", Val: nil, Want: `missing key "num_local_experts"`},
+		{Key: "num_experts_per_tok", Val: 5, Want: "num_experts_per_tok 5 must be in 1..num_local_experts (4)"},
+		{Key: "layer_types", Val: []string{"sliding_attention"}, Want: "layer_types has 1 entries for 2 layers"},
+		{Key: "layer_types", Val: []string{"sliding_attention", "chunked"}, Want: `layer_types[1] "chunked"`},
+		{Key: "sliding_window", Val: 0, Want: "layer 0 is sliding_attention but sliding_window is 0"},
+	})
 }
 
 // TestQuantizedCache: 8-bit quantized caches (group 32) on the full and

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/model/modeltest"
 
@@ -83,28 +82,10 @@ func TestSanitize(t *testing.T) {
 
 // TestConfigErrors: a bad config.json names the key and what was expected.
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		key  string
-		val  any // nil deletes the key
-		want string
-	}{
-		{"num_local_experts", nil, `missing key "num_local_experts"`},
-		{"num_experts_per_tok", 5, "num_experts_per_tok 5 must be in 1..num_local_experts (4)"},
-		{"num_key_value_heads", 3, "multiple of num_key_value_heads 3"},
-		{"hidden_act", "gelu", `hidden_act "gelu"`},
-	} {
-		cfg, _ := modeltest.FixtureMeta(t, "mixtral-f32")
-		if tc.val == nil {
-			delete(cfg, tc.key)
-		} else {
-			cfg[tc.key] = tc.val
-		}
-		c, err := model.NewConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := model.FromTensors(c, map[string]*engine.Array{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.key, tc.val, err, tc.want)
-		}
-	}
+	modeltest.ConfigErrors(t, "mixtral-f32", []modeltest.ConfigCase{
+		{Key: "num_local_experts", Val: nil, Want: `missing key "num_local_experts"`},
+		{Key: "num_experts_per_tok", Val: 5, Want: "num_experts_per_tok 5 must be in 1..num_local_experts (4)"},
+		{Key: "num_key_value_heads", Val: 3, Want: "multiple of num_key_value_heads 3"},
+		{Key: "hidden_act", Val: "gelu", Want: `hidden_act "gelu"`},
+	})
 }

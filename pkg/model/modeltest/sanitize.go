@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/model"
 )
 
@@ -47,4 +49,33 @@ func ApplyPlan(t *testing.T, plan []model.TensorPlan, in map[string]model.Tensor
 		}
 	}
 	return out
+}
+
+// ConfigCase is one bad config.json edit: Key set to Val (nil deletes
+// it), and the text the load error must contain.
+type ConfigCase struct {
+	Key  string
+	Val  any
+	Want string
+}
+
+// ConfigErrors checks that each case, applied to variant's config.json,
+// makes the model fail to build with an error mentioning Want.
+func ConfigErrors(t *testing.T, variant string, cases []ConfigCase) {
+	t.Helper()
+	for _, tc := range cases {
+		cfg, _ := FixtureMeta(t, variant)
+		if tc.Val == nil {
+			delete(cfg, tc.Key)
+		} else {
+			cfg[tc.Key] = tc.Val
+		}
+		c, err := model.NewConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := model.FromTensors(c, map[string]*engine.Array{}); err == nil || !strings.Contains(err.Error(), tc.Want) {
+			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.Key, tc.Val, err, tc.Want)
+		}
+	}
 }

@@ -83,30 +83,12 @@ func TestSanitize(t *testing.T) {
 
 // TestConfigErrors: a bad config.json names the key and what was expected.
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		key  string
-		val  any // nil deletes the key
-		want string
-	}{
-		{"moe_intermediate_size", nil, `missing key "moe_intermediate_size"`},
-		{"num_experts_per_tok", 5, "num_experts_per_tok 5 must be in 1..num_experts (4)"},
-		{"num_key_value_heads", 3, "multiple of num_key_value_heads 3"},
-		{"decoder_sparse_step", -1, "decoder_sparse_step -1 must be positive"},
-	} {
-		cfg, _ := modeltest.FixtureMeta(t, "qwen3_moe-f32")
-		if tc.val == nil {
-			delete(cfg, tc.key)
-		} else {
-			cfg[tc.key] = tc.val
-		}
-		c, err := model.NewConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := model.FromTensors(c, map[string]*engine.Array{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.key, tc.val, err, tc.want)
-		}
-	}
+	modeltest.ConfigErrors(t, "qwen3_moe-f32", []modeltest.ConfigCase{
+		{Key: "moe_intermediate_size", Val: nil, Want: `missing key "moe_intermediate_size"`},
+		{Key: "num_experts_per_tok", Val: 5, Want: "num_experts_per_tok 5 must be in 1..num_experts (4)"},
+		{Key: "num_key_value_heads", Val: 3, Want: "multiple of num_key_value_heads 3"},
+		{Key: "decoder_sparse_step", Val: -1, Want: "decoder_sparse_step -1 must be positive"},
+	})
 }
 
 // TestDenseLayers: mlp_only_layers and decoder_sparse_step give dense
