@@ -1,7 +1,6 @@
 package deepseek_v3_test
 
 import (
-	"slices"
 	"strings"
 	"testing"
 
@@ -16,63 +15,7 @@ func TestFixtures(t *testing.T) {
 }
 
 func TestSanitize(t *testing.T) {
-	cfg, metas := modeltest.FixtureMeta(t, "deepseek_v3-f32")
-	plan, err := model.SanitizePlan("deepseek_v3", cfg, metas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := modeltest.ApplyPlan(t, plan, metas)
-	want := map[string][]int{"gate_proj": {4, 32, 64}, "up_proj": {4, 32, 64}, "down_proj": {4, 64, 32}}
-	for l := 1; l < 2; l++ { // layer 0 is dense
-		for proj, shape := range want {
-			n := "model.layers." + string(rune('0'+l)) + ".mlp.switch_mlp." + proj + ".weight"
-			if m, ok := got[n]; !ok || !slices.Equal(m.Shape, shape) || m.DType != "F32" {
-				t.Errorf("%s: got %+v (present %v), want F32 %v", n, m, ok, shape)
-			}
-		}
-	}
-	for n := range got {
-		if strings.Contains(n, ".experts.") {
-			t.Errorf("per-expert tensor %q left after sanitize", n)
-		}
-	}
-	if len(got) != len(metas)-(3*4-3) {
-		t.Errorf("%d tensors after sanitize, want %d", len(got), len(metas)-9)
-	}
-	// Idempotent: the stacked (MLX) layout is copied through.
-	again, err := model.SanitizePlan("deepseek_v3", cfg, got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(again) != len(got) {
-		t.Fatalf("second sanitize: %d tensors, want %d", len(again), len(got))
-	}
-	for _, p := range again {
-		if p.Op != model.OpCopy || p.Sources[0] != p.Name {
-			t.Errorf("second sanitize changes %q: %+v", p.Name, p)
-		}
-	}
-
-	// MLX-quantized per-expert tensors stack weight, scales and biases.
-	q := map[string]model.TensorMeta{}
-	for e := range 4 {
-		for _, k := range []string{"weight", "scales", "biases"} {
-			q["model.layers.0.mlp.experts."+string(rune('0'+e))+".down_proj."+k] = model.TensorMeta{DType: "U32", Shape: []int{64, 4}}
-		}
-	}
-	plan, err = model.SanitizePlan("deepseek_v3", cfg, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, p := range plan {
-		names = append(names, p.Name)
-	}
-	wantNames := []string{"model.layers.0.mlp.switch_mlp.down_proj.biases", "model.layers.0.mlp.switch_mlp.down_proj.scales", "model.layers.0.mlp.switch_mlp.down_proj.weight"}
-	if !slices.Equal(names, wantNames) {
-		t.Errorf("quantized plan names %v, want %v", names, wantNames)
-	}
-
+	cfg := modeltest.StackedExperts(t, modeltest.ExpertLayout{Arch: "deepseek_v3", Variant: "deepseek_v3-f32", Block: "mlp", Down: "down_proj", Up: "up_proj", SparseLayers: []int{1}}) // layer 0 is dense
 	// Multi-token-prediction layers (index num_hidden_layers) are dropped.
 	mtp := map[string]model.TensorMeta{"model.layers.2.eh_proj.weight": {DType: "F32", Shape: []int{64, 128}}, "model.norm.weight": {DType: "F32", Shape: []int{64}}}
 	if plan, err := model.SanitizePlan("deepseek_v3", cfg, mtp); err != nil || len(plan) != 1 || plan[0].Name != "model.norm.weight" {
@@ -82,12 +25,6 @@ func TestSanitize(t *testing.T) {
 	fp8 := map[string]model.TensorMeta{"model.layers.0.mlp.up_proj.weight_scale_inv": {DType: "F32", Shape: []int{1, 1}}}
 	if _, err := model.SanitizePlan("deepseek_v3", cfg, fp8); err == nil || !strings.Contains(err.Error(), "weight_scale_inv") {
 		t.Errorf("fp8: err = %v", err)
-	}
-
-	// A missing expert is named.
-	delete(metas, "model.layers.1.mlp.experts.2.up_proj.weight")
-	if _, err := model.SanitizePlan("deepseek_v3", cfg, metas); err == nil || !strings.Contains(err.Error(), "experts.2.up_proj.weight") {
-		t.Errorf("missing expert: err = %v", err)
 	}
 }
 

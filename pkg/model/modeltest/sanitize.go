@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,4 +80,90 @@ func ConfigErrors(t *testing.T, variant string, cases []ConfigCase) {
 			t.Errorf("%s=%v: err = %v, want it to mention %q", tc.Key, tc.Val, err, tc.Want)
 		}
 	}
+}
+
+// ExpertLayout names where an MoE fixture keeps its experts: the fixtures
+// have 4 experts of intermediate size 32 over D = 64.
+type ExpertLayout struct {
+	Arch, Variant string
+	Block         string // "mlp" or "block_sparse_moe": model.layers.N.<Block>.experts.E.*
+	Down, Up      string // per-expert names of down_proj and up_proj ("w2", "w3" in mixtral)
+	SparseLayers  []int  // layers with experts
+}
+
+// StackedExperts checks l.Arch's sanitize plan on l.Variant's checkpoint:
+// the experts of each sparse layer are stacked into
+// <Block>.switch_mlp.{gate,up,down}_proj [4, out, in] and no per-expert
+// tensor is left; a second sanitize copies the stacked layout through;
+// MLX-quantized per-expert weight, scales and biases stack too; a missing
+// expert is named in the error. It returns the fixture's config for the
+// caller's own checks.
+func StackedExperts(t *testing.T, l ExpertLayout) map[string]any {
+	t.Helper()
+	cfg, metas := FixtureMeta(t, l.Variant)
+	plan, err := model.SanitizePlan(l.Arch, cfg, metas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ApplyPlan(t, plan, metas)
+	want := map[string][]int{"gate_proj": {4, 32, 64}, "up_proj": {4, 32, 64}, "down_proj": {4, 64, 32}}
+	for _, layer := range l.SparseLayers {
+		for proj, shape := range want {
+			n := "model.layers." + strconv.Itoa(layer) + "." + l.Block + ".switch_mlp." + proj + ".weight"
+			if m, ok := got[n]; !ok || !slices.Equal(m.Shape, shape) || m.DType != "F32" {
+				t.Errorf("%s: got %+v (present %v), want F32 %v", n, m, ok, shape)
+			}
+		}
+	}
+	for n := range got {
+		if strings.Contains(n, ".experts.") {
+			t.Errorf("per-expert tensor %q left after sanitize", n)
+		}
+	}
+	// Each sparse layer's 3·4 expert tensors become 3 stacked ones.
+	if removed := len(l.SparseLayers) * (3*4 - 3); len(got) != len(metas)-removed {
+		t.Errorf("%d tensors after sanitize, want %d", len(got), len(metas)-removed)
+	}
+	// Idempotent: the stacked (MLX) layout is copied through.
+	again, err := model.SanitizePlan(l.Arch, cfg, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(got) {
+		t.Fatalf("second sanitize: %d tensors, want %d", len(again), len(got))
+	}
+	for _, p := range again {
+		if p.Op != model.OpCopy || p.Sources[0] != p.Name {
+			t.Errorf("second sanitize changes %q: %+v", p.Name, p)
+		}
+	}
+
+	// MLX-quantized per-expert tensors stack weight, scales and biases.
+	q := map[string]model.TensorMeta{}
+	for e := range 4 {
+		for _, k := range []string{"weight", "scales", "biases"} {
+			q["model.layers.0."+l.Block+".experts."+strconv.Itoa(e)+"."+l.Down+"."+k] = model.TensorMeta{DType: "U32", Shape: []int{64, 4}}
+		}
+	}
+	plan, err = model.SanitizePlan(l.Arch, cfg, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range plan {
+		names = append(names, p.Name)
+	}
+	stacked := "model.layers.0." + l.Block + ".switch_mlp.down_proj."
+	if wantNames := []string{stacked + "biases", stacked + "scales", stacked + "weight"}; !slices.Equal(names, wantNames) {
+		t.Errorf("quantized plan names %v, want %v", names, wantNames)
+	}
+
+	// A missing expert is named.
+	last := l.SparseLayers[len(l.SparseLayers)-1]
+	missing := "experts.2." + l.Up + ".weight"
+	delete(metas, "model.layers."+strconv.Itoa(last)+"."+l.Block+"."+missing)
+	if _, err := model.SanitizePlan(l.Arch, cfg, metas); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing expert: err = %v", err)
+	}
+	return cfg
 }
