@@ -230,3 +230,41 @@ func BenchmarkConvert(b *testing.B) {
 		run(kindName(kind)+"-to-f32", func() { HalfToF32Slice(f, h, kind) })
 	}
 }
+
+// BenchmarkQDecodeStep runs the quantized GEMVs (M = 1) of one decode step
+// of a Qwen2.5-0.5B-shaped 4-bit model, group 64, bf16 scales: per layer
+// q, k, v, o (896→896, 896→128 twice, 896→896) and gate, up, down (896→4864
+// twice, 4864→896) over 24 layers, then the 151936×896 lm_head. It reports
+// their weight bandwidth against the STREAM peer (best step of each) and
+// the best step time.
+func BenchmarkQDecodeStep(b *testing.B) {
+	const D, F, V, L = 896, 4864, 151936, 24
+	r := rand.New(rand.NewPCG(7, 8))
+	type mm struct {
+		q    *QWeight
+		x, y []float32
+	}
+	var mms []mm
+	var bytes float64
+	add := func(N, K int) {
+		q := randQWeight(r, N, K, 4, 64, "bf16")
+		mms = append(mms, mm{q, randF32(r, K), make([]float32, N)})
+		bytes += float64(N*K/2 + 2*2*N*K/64)
+	}
+	for range L {
+		add(D, D)
+		add(128, D)
+		add(128, D)
+		add(D, D)
+		add(F, D)
+		add(F, D)
+		add(D, F)
+	}
+	add(V, D)
+	t := bandwidth(b, bytes, func() {
+		for _, m := range mms {
+			QMatmul(m.y, m.x, 1, m.q)
+		}
+	})
+	b.ReportMetric(float64(t.Microseconds())/1e3, "best_ms/step")
+}
