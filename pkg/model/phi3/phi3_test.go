@@ -1,7 +1,6 @@
 package phi3_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
@@ -45,34 +44,4 @@ func TestQuantizedInMemory(t *testing.T) {
 // TestSanitize: rotary inv_freq buffers are dropped; lm_head is dropped
 // when tie_word_embeddings is true, kept when false, and kept when the
 // key is absent.
-func TestSanitize(t *testing.T) {
-	metas := map[string]model.TensorMeta{
-		"model.layers.0.self_attn.rotary_emb.inv_freq": {DType: "F32", Shape: []int{8}},
-		"lm_head.weight":            {DType: "F32", Shape: []int{4, 4}},
-		"model.embed_tokens.weight": {DType: "F32", Shape: []int{4, 4}},
-	}
-	for _, c := range []struct {
-		cfg    map[string]any
-		lmHead bool
-	}{
-		{map[string]any{"tie_word_embeddings": true}, false},
-		{map[string]any{"tie_word_embeddings": false}, true},
-		{map[string]any{}, true},
-	} {
-		plan, err := model.SanitizePlan("phi3", c.cfg, metas)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, p := range plan {
-			names = append(names, p.Name)
-		}
-		want := []string{"model.embed_tokens.weight"}
-		if c.lmHead {
-			want = []string{"lm_head.weight", "model.embed_tokens.weight"}
-		}
-		if strings.Join(names, " ") != strings.Join(want, " ") {
-			t.Errorf("config %v: plan %v, want %v", c.cfg, names, want)
-		}
-	}
-}
+func TestSanitize(t *testing.T) { modeltest.TiedLMHead(t, "phi3", true) }
