@@ -57,3 +57,23 @@ func Block(m Model, layer int, x *engine.Array, block func(x *engine.Array) *eng
 	}
 	return block(x)
 }
+
+// Blocks runs an architecture's n transformer blocks in order on the
+// residual stream h [B, L, D], each through Block (so a hook set on m
+// applies): block i gets caches[i] (nil when caches is nil). With caches,
+// h is evaluated before each block: caches write in place (evaluating
+// their inputs), and an unevaluated residual stream would be recomputed.
+// name (the model type) prefixes an evaluation error.
+func Blocks(m Model, name string, h *engine.Array, caches []Cache, n int, layer func(i int, h *engine.Array, c Cache) *engine.Array) *engine.Array {
+	for i := range n {
+		var c Cache
+		if caches != nil {
+			c = caches[i]
+			if err := engine.Eval(h); err != nil {
+				return engine.Errorf("%s: layer %d: %v", name, i, err)
+			}
+		}
+		h = Block(m, i, h, func(h *engine.Array) *engine.Array { return layer(i, h, c) })
+	}
+	return h
+}

@@ -168,18 +168,9 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
 	h := m.Model.EmbedTokens.Forward(tokens) // [B, L, D]
 	h = engine.Multiply(h, engine.ScalarOf(math.Sqrt(float64(m.cfg.HiddenSize)), h.DType()))
-	for i := range m.Model.Layers {
-		var c model.Cache
-		if caches != nil {
-			c = caches[i]
-			// Caches write in place (evaluating their inputs): keep the
-			// residual stream evaluated so it is not recomputed.
-			if err := engine.Eval(h); err != nil {
-				return engine.Errorf("gemma2: layer %d: %v", i, err)
-			}
-		}
-		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c, m.window[i]) })
-	}
+	h = model.Blocks(m, "gemma2", h, caches, len(m.Model.Layers), func(i int, h *engine.Array, c model.Cache) *engine.Array {
+		return m.Model.Layers[i].forward(h, c, m.window[i])
+	})
 	logits := m.Model.EmbedTokens.AsLinear(m.Model.Norm.Forward(h)) // [B, L, V]
 	if m.cfg.FinalLogitSoftcapping > 0 {
 		logits = nn.SoftCap(logits, m.cfg.FinalLogitSoftcapping)
