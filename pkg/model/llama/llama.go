@@ -152,18 +152,9 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 // Forward maps tokens [B, L] to logits [B, L, V].
 func (m *Model) Forward(tokens *engine.Array, caches []model.Cache) *engine.Array {
 	h := m.Model.EmbedTokens.Forward(tokens) // [B, L, D]
-	for i := range m.Model.Layers {
-		var c model.Cache
-		if caches != nil {
-			c = caches[i]
-			// Caches write in place, which evaluates their inputs: keep the
-			// residual stream evaluated so that is not recomputed.
-			if err := engine.Eval(h); err != nil {
-				return engine.Errorf("llama: layer %d: %v", i, err)
-			}
-		}
-		h = model.Block(m, i, h, func(h *engine.Array) *engine.Array { return m.Model.Layers[i].forward(h, c, m.window[i]) })
-	}
+	h = model.Blocks(m, "llama", h, caches, len(m.Model.Layers), func(i int, h *engine.Array, c model.Cache) *engine.Array {
+		return m.Model.Layers[i].forward(h, c, m.window[i])
+	})
 	h = m.Model.Norm.Forward(h)
 	if m.LMHead != nil {
 		return m.LMHead.Forward(h) // [B, L, V]
