@@ -223,22 +223,11 @@ func (l *Layer) forward(x *engine.Array, c model.Cache, window int) *engine.Arra
 }
 
 func (a *Attention) forward(x *engine.Array, c model.Cache, window int) *engine.Array {
-	L := x.Dim(1)
 	q := a.QNorm.Forward(nn.SplitHeads(a.QProj.Forward(x), a.heads, a.headDim))   // [B, H, L, Dh]
 	k := a.KNorm.Forward(nn.SplitHeads(a.KProj.Forward(x), a.kvHeads, a.headDim)) // [B, Hk, L, Dh]
 	v := nn.SplitHeads(a.VProj.Forward(x), a.kvHeads, a.headDim)                  // [B, Hk, L, Dh]
-	offset := 0
-	if c != nil {
-		offset = c.Offset()
-	}
-	q, k = a.rope.Forward(q, offset), a.rope.Forward(k, offset)
-	if c != nil {
-		k, v = c.Update(k, v) // [B, Hk, T, Dh]
-	}
-	mask := model.MaskFor(c, L, window)
-	mask.SoftCap = float32(a.softCap)
-	o := nn.Attend(q, k, v, a.scale, mask)   // [B, H, L, Dh]
-	return a.OProj.Forward(nn.MergeHeads(o)) // [B, L, D]
+	softCap := func(o *engine.AttentionOptions) { o.SoftCap = float32(a.softCap) }
+	return a.OProj.Forward(model.AttendCached(q, k, v, a.rope, c, a.scale, window, softCap)) // [B, L, D]
 }
 
 func (m *MLP) forward(x *engine.Array) *engine.Array {
