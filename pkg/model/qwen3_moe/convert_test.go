@@ -41,31 +41,9 @@ func TestConvert(t *testing.T) {
 			if _, err := convert.Convert(context.Background(), o); err != nil {
 				t.Fatal(err)
 			}
-			for _, exact := range []bool{true, false} {
-				m, _, err := model.Load(o.MLXPath, model.LoadOptions{ExactQuantized: exact})
-				if err != nil {
-					t.Fatal(err)
-				}
-				sw := m.(*qwen3_moe.Model).Model.Layers[1].MLP.(*qwen3_moe.SparseMoe).SwitchMLP.DownProj
-				if _, q := sw.(*nn.QuantizedSwitchLinear); q != o.Quantize {
-					t.Errorf("experts are %T with quantize=%v", sw, o.Quantize)
-				}
-				f := modeltest.Logits(t, m, nil, ref.InputIDs)
-				V := ref.V
-				var got []float32
-				for _, p := range ref.LogitsPositions {
-					got = append(got, f[p*V:(p+1)*V]...)
-				}
-				tol := tc.tol
-				if !exact && o.Quantize {
-					tol = modeltest.QuantKernels.Logits
-				}
-				if e := modeltest.RelErr(got, ref.Logits); e > tol {
-					t.Errorf("exact=%v: logits rel err %.3g > %.3g", exact, e, tol)
-				} else {
-					t.Logf("exact=%v: logits rel err %.3g", exact, e)
-				}
-			}
+			modeltest.CheckConverted(t, o.MLXPath, ref, o.Quantize, tc.tol, func(m model.Model) nn.SwitchLayer {
+				return m.(*qwen3_moe.Model).Model.Layers[1].MLP.(*qwen3_moe.SparseMoe).SwitchMLP.DownProj
+			})
 		})
 	}
 }
