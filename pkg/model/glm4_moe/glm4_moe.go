@@ -143,16 +143,10 @@ type Attention struct {
 }
 
 // MLP is the dense SwiGLU block (also the shared experts).
-type MLP struct {
-	GateProj, UpProj, DownProj nn.Layer // gate/up [I, D], down [D, I]
-}
+type MLP = model.SwiGLUMLP
 
 // MoE is the routed expert block with shared experts.
-type MoE struct {
-	Gate          nn.SigmoidGroupedTopK // gate (transformers' Glm4MoeTopkRouter)
-	SwitchMLP     nn.SwitchGLU          // switch_mlp.{gate,up}_proj [E, Im, D], down_proj [E, D, Im]
-	SharedExperts *MLP                  // shared_experts: intermediate Im·n_shared_experts; nil if none
-}
+type MoE = model.SigmoidMoE
 
 // New builds a GLM-4-MoE model.
 func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
@@ -201,22 +195,13 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 			w.RMSNorm(a.KNorm, p+"self_attn.k_norm", Dh, c.RMSNormEps)
 		}
 		if c.sparse(i) {
-			E, Im := c.NRoutedExperts, c.MoeIntermediateSize
-			s := &MoE{}
-			g := &s.Gate
-			g.K, g.Groups, g.TopkGroup, g.Scaling = c.NumExpertsPerTok, c.NGroup, c.TopkGroup, c.RoutedScalingFactor
-			g.Norm = c.NormTopkProb == nil || *c.NormTopkProb
-			g.Weight = gateWeight(w, p+"mlp.gate", E, D)
-			w.Tensor(&g.EScoreCorrectionBias, p+"mlp.gate.e_score_correction_bias", E)
-			w.SwitchLinear(&s.SwitchMLP.GateProj, p+"mlp.switch_mlp.gate_proj", E, D, Im, false)
-			w.SwitchLinear(&s.SwitchMLP.UpProj, p+"mlp.switch_mlp.up_proj", E, D, Im, false)
-			w.SwitchLinear(&s.SwitchMLP.DownProj, p+"mlp.switch_mlp.down_proj", E, Im, D, false)
-			if c.NSharedExperts > 0 {
-				s.SharedExperts = loadMLP(w, p+"mlp.shared_experts.", D, Im*c.NSharedExperts)
-			}
-			l.MLP = s
+			l.MLP = model.LoadSigmoidMoE(w, p, D, model.SigmoidMoEConfig{
+				Experts: c.NRoutedExperts, Intermediate: c.MoeIntermediateSize, TopK: c.NumExpertsPerTok,
+				Groups: c.NGroup, TopkGroup: c.TopkGroup, Scaling: c.RoutedScalingFactor,
+				Norm: c.NormTopkProb == nil || *c.NormTopkProb, Shared: c.NSharedExperts,
+			})
 		} else {
-			l.MLP = loadMLP(w, p+"mlp.", D, c.IntermediateSize)
+			l.MLP = model.LoadSwiGLUMLP(w, p+"mlp.", D, c.IntermediateSize)
 		}
 		w.RMSNorm(&l.InputLayernorm, p+"input_layernorm", D, c.RMSNormEps)
 		w.RMSNorm(&l.PostAttentionLayernorm, p+"post_attention_layernorm", D, c.RMSNormEps)
@@ -227,43 +212,6 @@ func New(cfg *model.Config, w *model.Weights) (model.Model, error) {
 	}
 	m.Params = w.Params()
 	return m, w.Err()
-}
-
-// gateWeight returns the router weight [E, D]. mlx_lm never quantizes it
-// (its MoEGate is not a Linear), but a checkpoint that did is accepted:
-// the weight is dequantized once here.
-func gateWeight(w *model.Weights, path string, E, D int) *engine.Array {
-	var wt *engine.Array
-	spec, ok := w.Quantized(path)
-	if !ok || !w.Has(path+".scales") {
-		w.Tensor(&wt, path+".weight", E, D)
-		return wt
-	}
-	ws, ss, err := nn.QuantizedShapes(E, D, spec.GroupSize, spec.Bits)
-	if err != nil {
-		w.Tensor(&wt, path+".weight", E, D) // records the shape error
-		return nil
-	}
-	var q, sc, b *engine.Array
-	w.Tensor(&q, path+".weight", ws...)
-	w.Tensor(&sc, path+".scales", ss...)
-	w.Tensor(&b, path+".biases", ss...)
-	if q == nil || sc == nil || b == nil {
-		return nil
-	}
-	wt = engine.Dequantize(q, sc, b, spec.GroupSize, spec.Bits)
-	if err := engine.Eval(wt); err != nil { // once, not on every forward
-		return engine.Errorf("%s: %v", path, err)
-	}
-	return wt
-}
-
-func loadMLP(w *model.Weights, p string, D, I int) *MLP {
-	m := &MLP{}
-	w.Linear(&m.GateProj, p+"gate_proj", D, I, false)
-	w.Linear(&m.UpProj, p+"up_proj", D, I, false)
-	w.Linear(&m.DownProj, p+"down_proj", I, D, false)
-	return m
 }
 
 // Forward maps tokens [B, L] to logits [B, L, V].
@@ -292,22 +240,6 @@ func (a *Attention) forward(x *engine.Array, c model.Cache) *engine.Array {
 		q, k = a.QNorm.Forward(q), a.KNorm.Forward(k)
 	}
 	return a.OProj.Forward(model.AttendCached(q, k, v, a.rope, c, a.scale, 0)) // [B, L, D]; rope rotates the first Dr of Dh
-}
-
-// Forward maps x [B, L, D] to [B, L, D].
-func (m *MLP) Forward(x *engine.Array) *engine.Array {
-	return m.DownProj.Forward(nn.SwiGLU(m.GateProj.Forward(x), m.UpProj.Forward(x)))
-}
-
-// Forward maps x [B, L, D] to [B, L, D]: the routed experts' weighted sum
-// (in float32, cast back) plus the shared experts.
-func (s *MoE) Forward(x *engine.Array) *engine.Array {
-	inds, weights := s.Gate.Route(x)                                                           // [B, L, K] each
-	y := engine.AsType(nn.WeightedExpertSum(s.SwitchMLP.Forward(x, inds), weights), x.DType()) // [B, L, D]
-	if s.SharedExperts != nil {
-		y = engine.Add(y, s.SharedExperts.Forward(x))
-	}
-	return y
 }
 
 // NewCaches makes one cache per layer.
