@@ -17,7 +17,18 @@
 //   - HalfToF32Slice / F32ToHalfSlice: AVX-512 or AVX2/F16C, bit-exact
 //     with the scalar round-to-nearest-even conversions.
 //
-// arm64 and other architectures run the pure-Go paths.
+// Paths on arm64 (NEON, part of every ARMv8-A core, so always on):
+//
+//   - Sgemm's GEMV path for M <= 4 with B transposed (row dot products)
+//     and HGemm's few-row path: 4×4-lane FMLA dot products, bf16 widened
+//     by interleaving zero halves (ZIP1/ZIP2), f16 by FCVTL.
+//   - HalfToF32Slice / F32ToHalfSlice: bf16 by shifts and integer
+//     round-to-nearest-even exactly as F32ToBF16, f16 by FCVTL/FCVTN.
+//
+// The arm64 paths are verified against the pure-Go ones only under qemu
+// user-mode emulation (.ci/run); nothing is known of their speed on real
+// hardware. The GEMM micro-kernel and QMatmul run pure Go on arm64; other
+// architectures run the pure-Go paths throughout.
 package kernels
 
 import (
