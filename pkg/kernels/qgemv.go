@@ -229,8 +229,11 @@ type qact struct {
 // own.
 type actScratch struct {
 	acts []qact
-	idx  [32]int32
-	widx [64]uint16
+	// Interleaved activation tiles of the multi-row kernel (amd64).
+	txq        []int8
+	tdxl, tsum []float32
+	idx        [32]int32
+	widx       [64]uint16
 }
 
 var actPool = sync.Pool{New: func() any { return new(actScratch) }}

@@ -8,6 +8,9 @@ import "unsafe"
 func qgemvVNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int, widx unsafe.Pointer)
 
 //go:noescape
+func qgemmTile4VNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int, widx unsafe.Pointer)
+
+//go:noescape
 func quantActAVX512(x *float32, nblk int, bits int, xq *int8, dx, bsum *float32)
 
 //go:noescape
@@ -110,10 +113,37 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	// passes over them.
 	const blockBytes = 256 << 10
 	rowsPerBlock := max(8, blockBytes/wstride)
+	// Whole tiles of tileRows activation rows go through the multi-row
+	// kernel (unless tiled is off); the rows left over, one at a time.
+	nt := 0
+	if useTiles && M >= tileMinM {
+		nt = M / tileRows
+	}
+	var tl tiledActs
+	if nt > 0 {
+		tl = sc.tile(acts[:nt*tileRows], K, q.Bits, ng)
+	}
 	Parallel(N, 32, func(lo, hi int) {
+		var yt []float32
+		if nt > 0 {
+			yt = make([]float32, min(rowsPerBlock, hi-lo)*tileRows)
+		}
 		for n0 := lo; n0 < hi; n0 += rowsPerBlock {
 			rows := min(rowsPerBlock, hi-n0)
-			for m := range acts {
+			for t := 0; t < nt; t++ {
+				qgemmTile4VNNI(q.Bits, rows, unsafe.Add(wp, n0*wstride), wstride,
+					unsafe.Add(sp, n0*sbstride), unsafe.Add(bp, n0*sbstride), sbstride, kind,
+					unsafe.Pointer(&tl.xq[t*tl.xqStride]), unsafe.Pointer(&tl.dxl[t*tl.dxlStride]), unsafe.Pointer(&tl.sumx[t*tl.sumStride]),
+					K/128, ng, unsafe.Pointer(&idx[0]), smask, sstep, bmask, &yt[0],
+					tail, int(wm1), int(wm2), int(tsmask), unsafe.Pointer(&widx[0]))
+				for r := 0; r < tileRows; r++ {
+					y := Y[(t*tileRows+r)*N+n0 : (t*tileRows+r)*N+n0+rows]
+					for i := range y {
+						y[i] = yt[i*tileRows+r]
+					}
+				}
+			}
+			for m := nt * tileRows; m < M; m++ {
 				a := &acts[m]
 				qgemvVNNI(q.Bits, rows, unsafe.Add(wp, n0*wstride), wstride,
 					unsafe.Add(sp, n0*sbstride), unsafe.Add(bp, n0*sbstride), sbstride, kind,
@@ -124,6 +154,61 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 		}
 	})
 	return true
+}
+
+// tileRows is the number of activation rows qgemmTile4VNNI takes at once;
+// tileMinM the M from which qgemvFast uses it.
+const (
+	tileRows = 4
+	tileMinM = 4
+)
+
+// useTiles lets tests turn the multi-row kernel off to compare against the
+// one-row path.
+var useTiles = true
+
+// tiledActs holds tiles of tileRows prepared activation rows interleaved
+// for qgemmTile4VNNI: per 128-chunk the rows' int8s (128 each) and lane
+// multipliers (16 or 32 each), per 16 weight groups the rows' Σx (16 each,
+// zero past the last group). Tile t starts at t·xqStride, t·dxlStride and
+// t·sumStride.
+type tiledActs struct {
+	xq                             []int8
+	dxl, sumx                      []float32
+	xqStride, dxlStride, sumStride int
+}
+
+// tile interleaves acts (a multiple of tileRows rows, prepared by prepAct
+// for K, bits and ng groups) into the scratch's tile buffers.
+func (sc *actScratch) tile(acts []qact, K, bits, ng int) tiledActs {
+	nc := (K + 127) / 128
+	lanes := 16
+	if bits == 8 {
+		lanes = 32
+	}
+	nsb := ng/16 + 1
+	nt := len(acts) / tileRows
+	tl := tiledActs{xqStride: nc * 128 * tileRows, dxlStride: nc * lanes * tileRows, sumStride: nsb * 16 * tileRows}
+	sc.txq = grow(sc.txq, nt*tl.xqStride)
+	sc.tdxl = grow(sc.tdxl, nt*tl.dxlStride)
+	sc.tsum = grow(sc.tsum, nt*tl.sumStride)
+	tl.xq, tl.dxl, tl.sumx = sc.txq, sc.tdxl, sc.tsum
+	clear(tl.sumx)
+	for m := range acts {
+		t, r := m/tileRows, m%tileRows
+		a := &acts[m]
+		for c := 0; c < nc; c++ {
+			o := t*tl.xqStride + (c*tileRows+r)*128
+			copy(tl.xq[o:o+128], a.xq[c*128:c*128+128])
+			o = t*tl.dxlStride + (c*tileRows+r)*lanes
+			copy(tl.dxl[o:o+lanes], a.dxl[c*lanes:c*lanes+lanes])
+		}
+		for b := 0; b*16 < ng; b++ {
+			o := t*tl.sumStride + (b*tileRows+r)*16
+			copy(tl.sumx[o:o+16], a.sumx[b*16:min(ng, b*16+16)])
+		}
+	}
+	return tl
 }
 
 // lowMask has the n low bits set (n <= 64).

@@ -303,6 +303,220 @@ done:
 	VZEROUPPER
 	RET
 
+// Multi-row tile: qgemmTile4VNNI runs the qgemvVNNI arithmetic for 4
+// activation rows at once, loading (and unpacking) each weight chunk and its
+// scales once for all 4. Per activation row the operations and their order
+// are those of qgemvVNNI, so the results are bit-identical. The activations
+// are interleaved per chunk: xq holds, per 128-chunk, the 4 rows' 128 int8s
+// one after the other; dxl the 4 rows' lane multipliers (16 or 32 f32 each);
+// sumx, per 16 groups, the 4 rows' 16 Σx. y gets [rows, 4].
+// Accumulators: Z16-Z19 (first half), Z20-Z23 (8-bit second half).
+
+#define T4ROW(XA, XB, LO, T, A) \
+	VPXORD T, T, T; \
+	VPDPBUSD XA(AX), Z1, T; \
+	VPDPBUSD XB(AX), Z2, T; \
+	VCVTDQ2PS T, T; \
+	VMULPS LO(BX), T, T; \
+	VFMADD231PS Z4, T, A
+
+#define TCHUNK4REST(LS, M) \
+	VPSRLW $4, Z1, Z2; \
+	VPANDD Z31, Z1, Z1; \
+	VPANDD Z31, Z2, Z2; \
+	LS(M); \
+	T4ROW(0, 64, 0, Z10, Z16); \
+	T4ROW(128, 192, 64, Z11, Z17); \
+	T4ROW(256, 320, 128, Z12, Z18); \
+	T4ROW(384, 448, 192, Z13, Z19); \
+	ADDQ $64, SI; \
+	ADDQ $512, AX; \
+	ADDQ $256, BX; \
+	ADDQ R13, DI
+
+#define TCHUNK4(LS) \
+	VMOVDQU64 (SI), Z1; \
+	TCHUNK4REST(LS, K1)
+
+#define TCHUNK4T(LS) \
+	VMOVDQU8.Z (SI), K4, Z1; \
+	TCHUNK4REST(LS, K6)
+
+#define T8ROW(XA, XB, T, U, A, B) \
+	VPXORD T, T, T; \
+	VPXORD U, U, U; \
+	VPDPBUSD XA(AX), Z1, T; \
+	VPDPBUSD XB(AX), Z2, U; \
+	VCVTDQ2PS T, T; \
+	VCVTDQ2PS U, U; \
+	VMULPS XA(BX), T, T; \
+	VMULPS XB(BX), U, U; \
+	VFMADD231PS Z7, T, A; \
+	VFMADD231PS Z8, U, B
+
+#define TCHUNK8REST(LS, M) \
+	LS(M); \
+	T8ROW(0, 64, Z10, Z3, Z16, Z20); \
+	T8ROW(128, 192, Z11, Z6, Z17, Z21); \
+	T8ROW(256, 320, Z12, Z9, Z18, Z22); \
+	T8ROW(384, 448, Z13, Z14, Z19, Z23); \
+	ADDQ $128, SI; \
+	ADDQ $512, AX; \
+	ADDQ $512, BX; \
+	ADDQ R13, DI
+
+#define TCHUNK8(LS) \
+	VMOVDQU64 (SI), Z1; \
+	VMOVDQU64 64(SI), Z2; \
+	TCHUNK8REST(LS, K1)
+
+#define TCHUNK8T(LS) \
+	VMOVDQU8.Z (SI), K4, Z1; \
+	VMOVDQU8.Z 64(SI), K5, Z2; \
+	TCHUNK8REST(LS, K6)
+
+#define TBIAS(LB, ESZ, lloop, ltail) \
+	MOVQ ngroups+96(FP), CX; \
+	SHRQ $4, CX; \
+	JZ   ltail; \
+lloop: \
+	LB(K3); \
+	VFMADD231PS (AX), Z5, Z16; \
+	VFMADD231PS 64(AX), Z5, Z17; \
+	VFMADD231PS 128(AX), Z5, Z18; \
+	VFMADD231PS 192(AX), Z5, Z19; \
+	ADDQ $(16*ESZ), DI; \
+	ADDQ $256, AX; \
+	DECQ CX; \
+	JNZ  lloop; \
+ltail: \
+	LB(K2); \
+	VMOVUPS.Z (AX), K2, Z6; \
+	VFMADD231PS Z6, Z5, Z16; \
+	VMOVUPS.Z 64(AX), K2, Z6; \
+	VFMADD231PS Z6, Z5, Z17; \
+	VMOVUPS.Z 128(AX), K2, Z6; \
+	VFMADD231PS Z6, Z5, Z18; \
+	VMOVUPS.Z 192(AX), K2, Z6; \
+	VFMADD231PS Z6, Z5, Z19
+
+// Horizontal sum of A + B into OFF(R12) (as STOREROW).
+#define THSUM(A, B, OFF) \
+	VADDPS B, A, Z0; \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS Y1, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VPERMILPS $0x4e, X0, X1; \
+	VADDPS X1, X0, X0; \
+	VPERMILPS $0xb1, X0, X1; \
+	VADDSS X1, X0, X0; \
+	VMOVSS X0, OFF(R12)
+
+#define TSTORE \
+	THSUM(Z16, Z20, 0); \
+	THSUM(Z17, Z21, 4); \
+	THSUM(Z18, Z22, 8); \
+	THSUM(Z19, Z23, 12); \
+	ADDQ $16, R12; \
+	ADDQ wstride+24(FP), R9; \
+	ADDQ sbstride+48(FP), R10; \
+	ADDQ sbstride+48(FP), R11
+
+#define TSTART \
+	MOVQ R9, SI; \
+	MOVQ R10, DI; \
+	MOVQ xq+64(FP), AX; \
+	MOVQ dxl+72(FP), BX; \
+	MOVQ nchunk+88(FP), CX; \
+	VPXORD Z16, Z16, Z16; \
+	VPXORD Z17, Z17, Z17; \
+	VPXORD Z18, Z18, Z18; \
+	VPXORD Z19, Z19, Z19; \
+	VPXORD Z20, Z20, Z20; \
+	VPXORD Z21, Z21, Z21; \
+	VPXORD Z22, Z22, Z22; \
+	VPXORD Z23, Z23, Z23
+
+#define TROWS(CH, CHT, LS, LB, ESZ, lrow, lc, lt, le, lbl, lbt) \
+lrow: \
+	TSTART; \
+	TESTQ CX, CX; \
+	JZ   lt; \
+lc: \
+	CH(LS); \
+	DECQ CX; \
+	JNZ  lc; \
+lt: \
+	CMPQ tail+144(FP), $0; \
+	JEQ  le; \
+	CHT(LS); \
+le: \
+	BIASSTART; \
+	TBIAS(LB, ESZ, lbl, lbt); \
+	TSTORE; \
+	DECQ R8; \
+	JNZ  lrow; \
+	JMP  tdone
+
+// func qgemmTile4VNNI(bits, rows int, w unsafe.Pointer, wstride int, s, b unsafe.Pointer, sbstride, kind int, xq, dxl, sumx unsafe.Pointer, nchunk, ngroups int, idx unsafe.Pointer, smask, sstep, bmask int, y *float32, tail, wm1, wm2, tsmask int, widx unsafe.Pointer)
+TEXT ·qgemmTile4VNNI(SB), NOSPLIT, $0-184
+	MOVQ rows+8(FP), R8
+	TESTQ R8, R8
+	JZ   tdone
+	MOVQ w+16(FP), R9
+	MOVQ s+32(FP), R10
+	MOVQ b+40(FP), R11
+	MOVQ y+136(FP), R12
+	MOVQ sstep+120(FP), R13
+	MOVL $0x0f0f0f0f, DX
+	VPBROADCASTD DX, Z31
+	MOVQ idx+104(FP), DX
+	VMOVDQU32 (DX), Z30
+	VMOVDQU32 64(DX), Z29
+	MOVQ smask+112(FP), DX
+	KMOVW DX, K1
+	MOVQ bmask+128(FP), DX
+	KMOVW DX, K2
+	MOVL $0xffff, DX
+	KMOVW DX, K3
+	MOVQ wm1+152(FP), DX
+	KMOVQ DX, K4
+	MOVQ wm2+160(FP), DX
+	KMOVQ DX, K5
+	MOVQ tsmask+168(FP), DX
+	KMOVW DX, K6
+	MOVQ widx+176(FP), DX
+	VMOVDQU16 (DX), Z25
+	VMOVDQU16 64(DX), Z24
+	MOVL $0xaaaaaaaa, DX
+	KMOVD DX, K7
+	MOVQ kind+56(FP), DX
+	MOVQ bits+0(FP), CX
+	CMPQ CX, $8
+	JEQ  tbits8
+	CMPQ DX, $1
+	JEQ  t4f16
+	JGT  t4f32
+	TROWS(TCHUNK4, TCHUNK4T, LS4_BF16, LB_BF16, 2, t4bf16, t4bf16c, t4bf16t, t4bf16e, t4bf16bl, t4bf16bt)
+t4f16:
+	TROWS(TCHUNK4, TCHUNK4T, LS4_F16, LB_F16, 2, t4f16r, t4f16c, t4f16t, t4f16e, t4f16bl, t4f16bt)
+t4f32:
+	TROWS(TCHUNK4, TCHUNK4T, LS4_F32, LB_F32, 4, t4f32r, t4f32c, t4f32t, t4f32e, t4f32bl, t4f32bt)
+tbits8:
+	CMPQ DX, $1
+	JEQ  t8f16
+	JGT  t8f32
+	TROWS(TCHUNK8, TCHUNK8T, LS8_BF16, LB_BF16, 2, t8bf16, t8bf16c, t8bf16t, t8bf16e, t8bf16bl, t8bf16bt)
+t8f16:
+	TROWS(TCHUNK8, TCHUNK8T, LS8_F16, LB_F16, 2, t8f16r, t8f16c, t8f16t, t8f16e, t8f16bl, t8f16bt)
+t8f32:
+	TROWS(TCHUNK8, TCHUNK8T, LS8_F32, LB_F32, 4, t8f32r, t8f32c, t8f32t, t8f32e, t8f32bl, t8f32bt)
+
+tdone:
+	VZEROUPPER
+	RET
+
 // Horizontal max (OP=VMAXPS) or sum (VADDPS) of Z register R (destroyed,
 // temp T) into the low lane of X register R.
 #define HRED(OP, R, RY, RX, T, TY, TX) \
@@ -511,3 +725,4 @@ dq8s4:
 dqdone:
 	VZEROUPPER
 	RET
+
