@@ -24,11 +24,15 @@
 //     by interleaving zero halves (ZIP1/ZIP2), f16 by FCVTL.
 //   - HalfToF32Slice / F32ToHalfSlice: bf16 by shifts and integer
 //     round-to-nearest-even exactly as F32ToBF16, f16 by FCVTL/FCVTN.
+//   - QMatmul, 4- and 8-bit weights, M < 32: f32 rows (nibbles split by
+//     AND/USHR, widened, UCVTF, FMLA), the affine form split as
+//     scale·Σq·x + bias·Σx per group; no int8 (SDOT) path.
 //
 // The arm64 paths are verified against the pure-Go ones only under qemu
-// user-mode emulation (.ci/run); nothing is known of their speed on real
-// hardware. The GEMM micro-kernel and QMatmul run pure Go on arm64; other
-// architectures run the pure-Go paths throughout.
+// user-mode emulation (scripts/test-kernels-arm64.sh, run by .ci/run);
+// nothing is known of their speed on real hardware. The GEMM micro-kernel,
+// sgemvN, dequantization and QMatmul's other cases run pure Go on arm64;
+// other architectures run the pure-Go paths throughout.
 package kernels
 
 import (
