@@ -19,9 +19,10 @@
 //
 // Paths on arm64 (NEON, part of every ARMv8-A core, so always on):
 //
-//   - Sgemm's GEMV path for M <= 4 with B transposed (row dot products)
-//     and HGemm's few-row path: 4×4-lane FMLA dot products, bf16 widened
-//     by interleaving zero halves (ZIP1/ZIP2), f16 by FCVTL.
+//   - Sgemm's GEMV path for M <= 4: FMLA dot products of rows when B is
+//     transposed, LD1R + FMLA sums of 16-wide row slices when it is not.
+//   - HGemm's few-row path: FMLA dot products, bf16 widened by
+//     interleaving zero halves (ZIP1/ZIP2), f16 by FCVTL.
 //   - HalfToF32Slice / F32ToHalfSlice: bf16 by shifts and integer
 //     round-to-nearest-even exactly as F32ToBF16, f16 by FCVTL/FCVTN.
 //   - QMatmul, 4- and 8-bit weights, M < 32: f32 rows (nibbles split by
@@ -31,7 +32,7 @@
 // The arm64 paths are verified against the pure-Go ones only under qemu
 // user-mode emulation (scripts/test-kernels-arm64.sh, run by .ci/run);
 // nothing is known of their speed on real hardware. The GEMM micro-kernel,
-// sgemvN, dequantization and QMatmul's other cases run pure Go on arm64;
+// dequantization and QMatmul's other cases run pure Go on arm64;
 // other architectures run the pure-Go paths throughout.
 package kernels
 

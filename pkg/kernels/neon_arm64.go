@@ -56,8 +56,22 @@ func sgemvT(y, w []float32, ldw, K int, x []float32) {
 	}
 }
 
+//go:noescape
+func sgemvNNEON(K, n int, a, b *float32, ldb int, y *float32) // n % 16 == 0 (sgemvn_arm64.s)
+
 // sgemvN adds Σ_p a[p]·b[p·ldb : p·ldb+len(y)] to y.
-func sgemvN(y, a, b []float32, ldb int) { sgemvNGo(y, a, b, ldb) }
+func sgemvN(y, a, b []float32, ldb int) {
+	n16 := len(y) &^ 15
+	if !hasNEON || n16 == 0 || len(a) == 0 {
+		sgemvNGo(y, a, b, ldb)
+		return
+	}
+	_ = b[(len(a)-1)*ldb+len(y)-1]
+	sgemvNNEON(len(a), n16, &a[0], &b[0], ldb, &y[0])
+	if n16 < len(y) {
+		sgemvNGo(y[n16:], a, b[n16:], ldb)
+	}
+}
 
 // hgemvRows sets y[r] = W[r]·x for the rows of W [rows, K] (halves of kind).
 func hgemvRows(y []float32, W []uint16, x []float32, rows, K int, kind HalfKind) {
