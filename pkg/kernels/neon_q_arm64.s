@@ -114,3 +114,73 @@ qdone:
 	WORD  $0x7E30D800 // FADDP S0, V0.2S
 	FMOVS F0, ret+48(FP)
 	RET
+
+// DQOUT writes b + s·q (V27 = b, V29 = s, q in V8..V15) for 32 values to
+// R1, advanced.
+#define DQOUT \
+	VMOV   V27.B16, V16.B16 \
+	VMOV   V27.B16, V17.B16 \
+	VMOV   V27.B16, V18.B16 \
+	VMOV   V27.B16, V19.B16 \
+	VFMLA  V29.S4, V8.S4, V16.S4 \
+	VFMLA  V29.S4, V9.S4, V17.S4 \
+	VFMLA  V29.S4, V10.S4, V18.S4 \
+	VFMLA  V29.S4, V11.S4, V19.S4 \
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R1) \
+	VMOV   V27.B16, V16.B16 \
+	VMOV   V27.B16, V17.B16 \
+	VMOV   V27.B16, V18.B16 \
+	VMOV   V27.B16, V19.B16 \
+	VFMLA  V29.S4, V12.S4, V16.S4 \
+	VFMLA  V29.S4, V13.S4, V17.S4 \
+	VFMLA  V29.S4, V14.S4, V18.S4 \
+	VFMLA  V29.S4, V15.S4, V19.S4 \
+	VST1.P [V16.S4, V17.S4, V18.S4, V19.S4], 64(R1)
+
+// func dequantNEON(bits int, w unsafe.Pointer, ng, iters int, s, b, dst *float32)
+// Writes ng groups of 32·iters values of one 4- or 8-bit row: s[g]·q + b[g].
+TEXT ·dequantNEON(SB), NOSPLIT, $0-56
+	MOVD bits+0(FP), R6
+	MOVD w+8(FP), R0
+	MOVD ng+16(FP), R2
+	MOVD iters+24(FP), R3
+	MOVD s+32(FP), R4
+	MOVD b+40(FP), R7
+	MOVD dst+48(FP), R1
+	VMOVI $15, V30.B16
+	CMP   $8, R6
+	BEQ   dq8group
+
+dq4group:
+	VLD1R.P 4(R4), [V29.S4]
+	VLD1R.P 4(R7), [V27.S4]
+	MOVD    R3, R5
+
+dq4loop:
+	VLD1.P 16(R0), [V20.B16]
+	VAND   V30.B16, V20.B16, V21.B16
+	VUSHR  $4, V20.B16, V22.B16
+	VZIP1  V22.B16, V21.B16, V23.B16
+	VZIP2  V22.B16, V21.B16, V24.B16
+	QWIDEN
+	DQOUT
+	SUBS   $1, R5, R5
+	BNE    dq4loop
+	SUBS   $1, R2, R2
+	BNE    dq4group
+	RET
+
+dq8group:
+	VLD1R.P 4(R4), [V29.S4]
+	VLD1R.P 4(R7), [V27.S4]
+	MOVD    R3, R5
+
+dq8loop:
+	VLD1.P 32(R0), [V23.B16, V24.B16]
+	QWIDEN
+	DQOUT
+	SUBS   $1, R5, R5
+	BNE    dq8loop
+	SUBS   $1, R2, R2
+	BNE    dq8group
+	RET

@@ -56,5 +56,34 @@ func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
 	quantActGo(x, bits, xq, dx, bsum)
 }
 
-// dequantFast has no NEON path yet.
-func dequantFast(q *QWeight, n0, rows int, dst []float32) bool { return false }
+// dequantNEON writes ng groups of 32·iters values of one 4- or 8-bit
+// weight row w into dst: s[g]·q + b[g] (neon_q_arm64.s).
+//
+//go:noescape
+func dequantNEON(bits int, w unsafe.Pointer, ng, iters int, s, b, dst *float32)
+
+// dequantFast dequantizes rows [n0, n0+rows) of a 4- or 8-bit W into dst
+// with NEON; it reports whether it could.
+func dequantFast(q *QWeight, n0, rows int, dst []float32) bool {
+	if !hasNEON || (q.Bits != 4 && q.Bits != 8) || q.GroupSize%32 != 0 ||
+		(q.ScalesF32 == nil && q.Kind > F16) {
+		return false
+	}
+	K, G := q.K, q.GroupSize
+	ng := K / G
+	words := K * q.Bits / 32
+	_, _ = dst[rows*K-1], q.W[(n0+rows)*words-1]
+	sbuf, bbuf := make([]float32, ng), make([]float32, ng)
+	for r := 0; r < rows; r++ {
+		n := n0 + r
+		sf, bf := sbuf, bbuf
+		if q.ScalesF32 != nil {
+			sf, bf = q.ScalesF32[n*ng:(n+1)*ng], q.BiasesF32[n*ng:(n+1)*ng]
+		} else {
+			halfToF32(sf, q.Scales[n*ng:(n+1)*ng], q.Kind)
+			halfToF32(bf, q.Biases[n*ng:(n+1)*ng], q.Kind)
+		}
+		dequantNEON(q.Bits, unsafe.Pointer(&q.W[n*words]), ng, G/32, &sf[0], &bf[0], &dst[r*K])
+	}
+	return true
+}
