@@ -28,12 +28,15 @@
 //   - QMatmul, 4- and 8-bit weights, M < 32: f32 rows (nibbles split by
 //     AND/USHR, widened, UCVTF, FMLA), the affine form split as
 //     scale·Σq·x + bias·Σx per group; no int8 (SDOT) path.
+//   - Dequantization of 4- and 8-bit rows (DequantizeRow, and QMatmul's
+//     dequantize + Sgemm path for M >= 32): the same unpacking, b + s·q
+//     by FMLA.
 //
 // The arm64 paths are verified against the pure-Go ones only under qemu
 // user-mode emulation (scripts/test-kernels-arm64.sh, run by .ci/run);
-// nothing is known of their speed on real hardware. The GEMM micro-kernel,
-// dequantization and QMatmul's other cases run pure Go on arm64;
-// other architectures run the pure-Go paths throughout.
+// nothing is known of their speed on real hardware. The GEMM micro-kernel
+// and the other quantized bit widths run pure Go on arm64; other
+// architectures run the pure-Go paths throughout.
 package kernels
 
 import (
