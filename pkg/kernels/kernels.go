@@ -19,6 +19,8 @@
 //
 // Paths on arm64 (NEON, part of every ARMv8-A core, so always on):
 //
+//   - Sgemm: the same packed, cache-blocked GEMM around an 8×8 NEON
+//     micro-kernel (FMLA by element, 16 accumulator registers).
 //   - Sgemm's GEMV path for M <= 4: FMLA dot products of rows when B is
 //     transposed, LD1R + FMLA sums of 16-wide row slices when it is not.
 //   - HGemm's few-row path: FMLA dot products, bf16 widened by
@@ -34,9 +36,9 @@
 //
 // The arm64 paths are verified against the pure-Go ones only under qemu
 // user-mode emulation (scripts/test-kernels-arm64.sh, run by .ci/run);
-// nothing is known of their speed on real hardware. The GEMM micro-kernel
-// and the other quantized bit widths run pure Go on arm64; other
-// architectures run the pure-Go paths throughout.
+// nothing is known of their speed on real hardware (the 8×8 tile and block
+// sizes are not tuned for any core). The other quantized bit widths run
+// pure Go on arm64; other architectures run the pure-Go paths throughout.
 package kernels
 
 import (

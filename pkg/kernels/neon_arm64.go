@@ -19,11 +19,26 @@ func halfToF32NEON(dst *float32, src *uint16, n, kind int) // n % 8 == 0
 //go:noescape
 func f32ToHalfNEON(dst *uint16, src *float32, n, kind int) // n % 8 == 0
 
-// bestGemmKernel returns the portable micro-kernel (no NEON GEMM tile yet).
-func bestGemmKernel() *gemmKernel { return &goKernel }
+//go:noescape
+func sgemmKernelNEON8x8(kc int, a, b, c *float32, ldc int, add bool) // sgemm_arm64.s
+
+var neonKernel = gemmKernel{name: "neon-8x8", mr: 8, nr: 8, fn: sgemmKernelNEON8x8}
+
+// bestGemmKernel returns the NEON 8×8 micro-kernel (Go's 4×4 with NEON off).
+func bestGemmKernel() *gemmKernel {
+	if hasNEON {
+		return &neonKernel
+	}
+	return &goKernel
+}
 
 // gemmKernels lists every micro-kernel this CPU can run, for tests.
-func gemmKernels() []*gemmKernel { return []*gemmKernel{&goKernel} }
+func gemmKernels() []*gemmKernel {
+	if hasNEON {
+		return []*gemmKernel{&goKernel, &neonKernel}
+	}
+	return []*gemmKernel{&goKernel}
+}
 
 // readSum sums x (len a multiple of 128): the read-bandwidth probe.
 func readSum(x []float32) float32 { return readSumGo(x) }
