@@ -182,3 +182,19 @@ func (c *Config) Rope(layerType string, defaultTheta float64) (RopeConfig, error
 func (c *Config) Errorf(format string, args ...any) error {
 	return fmt.Errorf("%s: %s", c.Path, fmt.Sprintf(format, args...))
 }
+
+// CheckDims validates the sizes every decoder transformer config has, with
+// one set of messages for all architectures: positive hidden size, layer
+// count, intermediate size and vocabulary; query heads a positive multiple
+// of the key/value heads; an even, positive head dim (RoPE rotates pairs).
+func (c *Config) CheckDims(hidden, layers, intermediate, vocab, heads, kvHeads, headDim int) error {
+	switch {
+	case hidden <= 0 || layers <= 0 || intermediate <= 0 || vocab <= 0:
+		return c.Errorf("hidden_size, num_hidden_layers, intermediate_size and vocab_size must be positive")
+	case heads <= 0 || kvHeads <= 0 || heads%kvHeads != 0:
+		return c.Errorf("num_attention_heads %d must be a positive multiple of num_key_value_heads %d", heads, kvHeads)
+	case headDim <= 0 || headDim%2 != 0:
+		return c.Errorf("head_dim %d must be positive and even", headDim)
+	}
+	return nil
+}

@@ -56,13 +56,10 @@ func (c *Config) validate(cfg *model.Config) error {
 	if c.HiddenAct == "" {
 		c.HiddenAct = "gelu_pytorch_tanh"
 	}
+	if err := cfg.CheckDims(c.HiddenSize, c.NumHiddenLayers, c.IntermediateSize, c.VocabSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim); err != nil {
+		return err
+	}
 	switch {
-	case c.HiddenSize <= 0 || c.NumHiddenLayers <= 0 || c.IntermediateSize <= 0 || c.VocabSize <= 0:
-		return cfg.Errorf("hidden_size, num_hidden_layers, intermediate_size and vocab_size must be positive")
-	case c.NumAttentionHeads <= 0 || c.NumKeyValueHeads <= 0 || c.NumAttentionHeads%c.NumKeyValueHeads != 0:
-		return cfg.Errorf("num_attention_heads %d must be a positive multiple of num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
-	case c.HeadDim <= 0 || c.HeadDim%2 != 0:
-		return cfg.Errorf("head_dim %d must be positive and even", c.HeadDim)
 	case activation(c.HiddenAct) == nil:
 		return cfg.Errorf("hidden_act %q: starcoder2 supports gelu, gelu_pytorch_tanh, gelu_new, gelu_fast", c.HiddenAct)
 	case c.SlidingWindow < 0:
