@@ -41,12 +41,6 @@
 // pure Go on arm64; other architectures run the pure-Go paths throughout.
 package kernels
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
-
 // HalfKind says how a []uint16 holds floats.
 type HalfKind uint8
 
@@ -54,51 +48,6 @@ const (
 	BF16 HalfKind = iota // bfloat16: the top half of a float32
 	F16                  // IEEE 754 binary16
 )
-
-// Parallel splits [0, n) into contiguous chunks of at least grain (grain < 1
-// counts as 1; only the last chunk may be shorter) and runs fn on them
-// concurrently; it returns when all are done. It cuts about four chunks per
-// core and hands them out from a shared counter, so a core slowed by other
-// work takes fewer; the calling goroutine works through chunks too, beside
-// GOMAXPROCS-1 started ones.
-func Parallel(n, grain int, fn func(lo, hi int)) {
-	if n <= 0 {
-		return
-	}
-	if grain < 1 {
-		grain = 1
-	}
-	maxChunks := (n + grain - 1) / grain
-	workers := min(runtime.GOMAXPROCS(0), maxChunks)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	chunk := max(grain, (n+4*workers-1)/(4*workers))
-	nchunks := (n + chunk - 1) / chunk
-	workers = min(workers, nchunks)
-	var next atomic.Int64
-	work := func() {
-		for {
-			c := int(next.Add(1) - 1)
-			if c >= nchunks {
-				return
-			}
-			lo := c * chunk
-			fn(lo, min(lo+chunk, n))
-		}
-	}
-	var wg sync.WaitGroup
-	wg.Add(workers - 1)
-	for range workers - 1 {
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
-}
 
 // QWeight is an MLX affine-quantized weight W [N, K] (N outputs, K inputs):
 // W[n, k] = scale[n, k/G]·q[n, k] + bias[n, k/G], q packed LSB-first into

@@ -5,7 +5,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestParallel checks that the chunks cover [0, n) once each, are
@@ -82,5 +84,65 @@ func TestQMatmulConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestParallelNestedAndConcurrent calls Parallel from inside fn and from
+// several goroutines at once (the persistent helpers serve one call at a
+// time, the others start goroutines of their own) and checks every index
+// is visited exactly once per call.
+func TestParallelNestedAndConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range 200 {
+				n := 50 + (g*31+it*17)%400
+				seen := make([]int32, n*n)
+				var mu sync.Mutex
+				Parallel(n, 4, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						Parallel(n, 8, func(a, b int) {
+							mu.Lock()
+							for j := a; j < b; j++ {
+								seen[i*n+j]++
+							}
+							mu.Unlock()
+						})
+					}
+				})
+				for k, c := range seen {
+					if c != 1 {
+						errs <- fmt.Sprintf("goroutine %d call %d: index (%d, %d) visited %d times", g, it, k/n, k%n, c)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+}
+
+// TestParallelAfterIdle runs a call after the helpers have gone to sleep
+// (past spinFor) and checks it completes and covers its range.
+func TestParallelAfterIdle(t *testing.T) {
+	for range 3 {
+		Parallel(1000, 1, func(lo, hi int) {})
+		time.Sleep(2 * spinFor)
+		var sum atomic.Int64
+		Parallel(1000, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				sum.Add(int64(i))
+			}
+		})
+		if got := sum.Load(); got != 999*1000/2 {
+			t.Fatalf("sum over [0, 1000) = %d, want %d", got, 999*1000/2)
+		}
 	}
 }
