@@ -2,7 +2,9 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/quant"
@@ -222,9 +224,9 @@ func (c *RotatingKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Arr
 	if err := engine.Eval(k, v); err != nil {
 		return fail(err)
 	}
-	if c.bufs == nil {
-		c.dtype = k.DType()
-	}
+	// Attention reads quantized keys and values in the dtype of the new
+	// ones (a restored cache learns it here).
+	c.dtype = k.DType()
 	if c.Bits > 0 && !c.quantized && c.bufs != nil && c.offset > c.Start {
 		var q []*engine.Array
 		for _, b := range c.bufs {
@@ -386,21 +388,45 @@ func (c *RotatingKVCache) Trim(n int) int {
 func (c *RotatingKVCache) State() []*engine.Array { return c.stored() }
 
 // Meta is mlx_lm's meta_state: keep, max_size, offset, _idx.
+// Once quantized (an mlxgo extension) group_size and bits follow.
 func (c *RotatingKVCache) Meta() []string {
-	return []string{fmt.Sprint(c.Keep), fmt.Sprint(c.MaxSize), fmt.Sprint(c.offset), fmt.Sprint(c.idx)}
+	m := []string{fmt.Sprint(c.Keep), fmt.Sprint(c.MaxSize), fmt.Sprint(c.offset), fmt.Sprint(c.idx)}
+	if c.quantized {
+		m = append(m, fmt.Sprint(c.GroupSize), fmt.Sprint(c.Bits))
+	}
+	return m
 }
 
 // Restore sets the cache from State and Meta as saved (mlx_lm's state and
 // meta_state setters): keys and values [B, Hk, n, Dh] (or, for a
 // quantized cache, the 6 arrays of State) and keep, max_size, offset,
-// _idx. dt is the dtype attention reads quantized keys and values in.
+// _idx (and group_size, bits for a quantized cache; without them c's
+// GroupSize and Bits stay). dt is the dtype attention reads quantized keys
+// and values in until the next Update says.
 func (c *RotatingKVCache) Restore(state []*engine.Array, meta []string, dt engine.DType) error {
-	n, err := ints(meta, 4, "RotatingKVCache meta_state (keep, max_size, offset, _idx)")
+	want := 4
+	if len(meta) == 6 {
+		want = 6
+	}
+	n, err := ints(meta, want, "RotatingKVCache meta_state (keep, max_size, offset, _idx[, group_size, bits])")
 	if err != nil {
 		return err
 	}
 	if len(state) != 2 && len(state) != 6 {
 		return fmt.Errorf("RotatingKVCache state: want keys and values (2 arrays, or 6 quantized), got %d", len(state))
+	}
+	if len(state) == 2 && want == 6 {
+		return fmt.Errorf("RotatingKVCache state: group_size and bits in the meta_state but keys and values are not quantized")
+	}
+	if len(state) == 6 {
+		g, b := c.GroupSize, c.Bits
+		if want == 6 {
+			g, b = n[4], n[5]
+		}
+		if err := checkQuantized(state, g, b); err != nil {
+			return fmt.Errorf("RotatingKVCache state: %w", err)
+		}
+		c.GroupSize, c.Bits = g, b
 	}
 	stored := state[0].Dim(2)
 	for _, a := range state {
@@ -414,6 +440,9 @@ func (c *RotatingKVCache) Restore(state []*engine.Array, meta []string, dt engin
 	bufs := make([]*engine.Array, len(state))
 	for i, a := range state {
 		bufs[i] = engine.Copy(a)
+		if len(state) == 6 && i%3 != 0 {
+			bufs[i] = engine.AsType(bufs[i], engine.Float32) // as quantizeKV makes them
+		}
 	}
 	if err := engine.Eval(bufs...); err != nil {
 		return err
@@ -424,6 +453,37 @@ func (c *RotatingKVCache) Restore(state []*engine.Array, meta []string, dt engin
 		c.dtype = state[0].DType()
 	}
 	return nil
+}
+
+// checkQuantized checks keys then values (packed, scales, biases), each
+// [B, Hk, n, ...], against group size g and bits b: packed uint32 words
+// holding as many values as the groups of scales and biases (float).
+func checkQuantized(state []*engine.Array, g, b int) error {
+	if err := quant.Validate(b, g); err != nil {
+		return err
+	}
+	for i, name := range []string{"keys", "values"} {
+		w, s, bi := state[3*i], state[3*i+1], state[3*i+2]
+		if w.DType() != engine.Uint32 || !s.DType().IsFloat() || !bi.DType().IsFloat() {
+			return fmt.Errorf("%s: want uint32 packed words and float scales and biases, got %s, %s, %s", name, w.DType(), s.DType(), bi.DType())
+		}
+		if w.NDim() != 4 || s.NDim() != 4 || !sameShape(s.Shape(), bi.Shape()) || !sameShape(w.Shape()[:3], s.Shape()[:3]) || w.Dim(3)*32 != s.Dim(3)*g*b {
+			return fmt.Errorf("%s: packed %v, scales %v and biases %v do not fit group size %d and %d bits", name, w.Shape(), s.Shape(), bi.Shape(), g, b)
+		}
+	}
+	return nil
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ints parses n integers of a meta_state.
@@ -490,6 +550,7 @@ func (c *QuantizedKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Ar
 	if c.plain != nil {
 		return c.plain.Update(k, v)
 	}
+	c.dtype = k.DType() // a restored cache learns it here
 	L := k.Dim(2)
 	if err := c.appendQuantized(k, v, c.offset, L); err != nil {
 		e := engine.Errorf("quantized kv cache: %v", err)
@@ -622,10 +683,16 @@ func (c *QuantizedKVCache) Restore(state []*engine.Array, meta []string, dt engi
 			return fmt.Errorf("QuantizedKVCache state: array %v does not hold offset %d positions", a.Shape(), n[0])
 		}
 	}
+	if err := checkQuantized(state, n[1], n[2]); err != nil {
+		return fmt.Errorf("QuantizedKVCache state: %w", err)
+	}
 	c.plain, c.offset, c.GroupSize, c.Bits, c.dtype = nil, 0, n[1], n[2], dt
 	for i := range 2 {
 		for j := range 3 {
 			a := state[3*i+j]
+			if j > 0 {
+				a = engine.AsType(a, engine.Float32) // mlx_lm's are in the model's dtype
+			}
 			shape := append([]int(nil), a.Shape()...)
 			shape[2] = 0
 			buf := grow(engine.Zeros(shape, a.DType()), a, 0, a.Dim(2))
@@ -648,4 +715,266 @@ func (c *QuantizedKVCache) Meta() []string {
 		return nil
 	}
 	return []string{fmt.Sprint(c.offset), fmt.Sprint(c.GroupSize), fmt.Sprint(c.Bits)}
+}
+
+// SavedCache is one layer of a prompt-cache file, in the form mlx_lm's
+// save_prompt_cache (mlx_lm/models/cache.py) writes it: Class is the
+// Python class name (type(c).__name__), Arrays the layer's state tree
+// flattened to dotted paths under the layer (tree_flatten: "0" keys and "1"
+// values of a KVCache; "0.2" the biases of a QuantizedKVCache's keys), and
+// Meta its meta_state strings (none for a class without one). Layer is the
+// layer's index, for messages.
+type SavedCache struct {
+	Layer  int
+	Class  string
+	Arrays map[string]*engine.Array
+	Meta   []string
+}
+
+// Name is the file's name of the tensor at path p under the layer.
+func (s SavedCache) Name(p string) string { return fmt.Sprintf("%d.%s", s.Layer, p) }
+
+// Expect checks that the layer holds exactly the tensors at paths (what
+// says what they are) and returns them in that order; the error names the
+// first missing or unexpected tensor.
+func (s SavedCache) Expect(what string, paths ...string) ([]*engine.Array, error) {
+	out := make([]*engine.Array, len(paths))
+	want := make(map[string]bool, len(paths))
+	for i, p := range paths {
+		a, ok := s.Arrays[p]
+		if !ok {
+			return nil, fmt.Errorf("missing tensor %q (want %s: %s)", s.Name(p), what, s.names(paths))
+		}
+		out[i], want[p] = a, true
+	}
+	for _, p := range sortedKeys(s.Arrays) {
+		if !want[p] {
+			return nil, fmt.Errorf("unexpected tensor %q (want %s: %s)", s.Name(p), what, s.names(paths))
+		}
+	}
+	return out, nil
+}
+
+func (s SavedCache) names(paths []string) string {
+	out := ""
+	for i, p := range paths {
+		if i > 0 {
+			out += ", "
+		}
+		out += s.Name(p)
+	}
+	return out
+}
+
+func sortedKeys(m map[string]*engine.Array) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CacheSaver is implemented by caches that prompt-cache files can hold.
+type CacheSaver interface {
+	SaveCache() (SavedCache, error)
+}
+
+// CacheLoader rebuilds a cache from its saved form.
+type CacheLoader func(s SavedCache) (Cache, error)
+
+var cacheLoaders = map[string]CacheLoader{}
+
+// RegisterCacheClass makes LoadCache rebuild caches of the mlx_lm class
+// name with load (architectures with their own cache types register them
+// in an init function). It panics when the class is registered twice.
+func RegisterCacheClass(class string, load CacheLoader) {
+	if _, dup := cacheLoaders[class]; dup {
+		panic("model: cache class " + class + " registered twice")
+	}
+	cacheLoaders[class] = load
+}
+
+func init() {
+	RegisterCacheClass("KVCache", loadKVCache)
+	RegisterCacheClass("RotatingKVCache", loadRotatingKVCache)
+	RegisterCacheClass("QuantizedKVCache", loadQuantizedKVCache)
+	RegisterCacheClass(quantizedRotatingClass, loadRotatingKVCache)
+}
+
+// quantizedRotatingClass is the class of a RotatingKVCache that quantized
+// (--max-kv-size with --kv-bits, which mlx_lm refuses): an mlxgo class, so
+// that mlx_lm reports an unknown class rather than misreading the state.
+const quantizedRotatingClass = "QuantizedRotatingKVCache"
+
+// SaveCache returns the saved form of c.
+func SaveCache(c Cache) (SavedCache, error) {
+	s, ok := c.(CacheSaver)
+	if !ok {
+		return SavedCache{}, fmt.Errorf("cache type %T has no prompt-cache form", c)
+	}
+	return s.SaveCache()
+}
+
+// LoadCache rebuilds a cache from its saved form, by its class.
+func LoadCache(s SavedCache) (Cache, error) {
+	load, ok := cacheLoaders[s.Class]
+	if !ok {
+		known := make([]string, 0, len(cacheLoaders))
+		for k := range cacheLoaders {
+			known = append(known, k)
+		}
+		slices.Sort(known)
+		return nil, fmt.Errorf("unknown cache class %q (known: %s)", s.Class, strings.Join(known, ", "))
+	}
+	return load(s)
+}
+
+// OffsetRestorer is implemented by caches whose saved form does not record
+// how many tokens they have seen (mlx_lm's ArraysCache); the prompt-cache
+// loader sets it from the other layers.
+type OffsetRestorer interface {
+	RestoreOffset(n int)
+}
+
+var (
+	kvPaths        = []string{"0", "1"}
+	quantizedPaths = []string{"0.0", "0.1", "0.2", "1.0", "1.1", "1.2"}
+)
+
+const (
+	kvWhat        = "keys and values [B, Hk, T, Dh]"
+	quantizedWhat = "keys then values as (packed, scales, biases)"
+)
+
+// SaveCache: class KVCache, state (keys, values), no meta_state.
+func (c *KVCache) SaveCache() (SavedCache, error) {
+	st := c.State()
+	if st == nil {
+		return SavedCache{}, fmt.Errorf("KVCache is empty")
+	}
+	return SavedCache{Class: "KVCache", Arrays: map[string]*engine.Array{"0": st[0], "1": st[1]}}, nil
+}
+
+func loadKVCache(s SavedCache) (Cache, error) {
+	if len(s.Meta) != 0 {
+		return nil, fmt.Errorf("KVCache has no meta_state, got %d values", len(s.Meta))
+	}
+	st, err := s.Expect(kvWhat, kvPaths...)
+	if err != nil {
+		return nil, err
+	}
+	k, v := st[0], st[1]
+	if k.NDim() != 4 || v.NDim() != 4 || !sameShape(k.Shape()[:3], v.Shape()[:3]) || !k.DType().IsFloat() || k.DType() != v.DType() {
+		return nil, fmt.Errorf("keys %s%v and values %s%v must both be [B, Hk, T, Dh] of one float dtype", k.DType(), k.Shape(), v.DType(), v.Shape())
+	}
+	c := &KVCache{}
+	if err := c.SetState(k, v); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SaveCache: class RotatingKVCache, state (keys, values) in storage order,
+// meta_state (keep, max_size, offset, _idx) as mlx_lm; once quantized,
+// class QuantizedRotatingKVCache with keys and values as (packed, scales,
+// biases) and group_size, bits after _idx.
+func (c *RotatingKVCache) SaveCache() (SavedCache, error) {
+	st := c.State()
+	if st == nil {
+		return SavedCache{}, fmt.Errorf("RotatingKVCache is empty")
+	}
+	s := SavedCache{Class: "RotatingKVCache", Arrays: map[string]*engine.Array{}, Meta: c.Meta()}
+	paths := kvPaths
+	if c.quantized {
+		s.Class, paths = quantizedRotatingClass, quantizedPaths
+	}
+	for i, p := range paths {
+		s.Arrays[p] = st[i]
+	}
+	return s, nil
+}
+
+func loadRotatingKVCache(s SavedCache) (Cache, error) {
+	paths, what, meta := kvPaths, kvWhat, "keep, max_size, offset, _idx"
+	if s.Class == quantizedRotatingClass {
+		paths, what, meta = quantizedPaths, quantizedWhat, meta+", group_size, bits"
+	}
+	if n := len(strings.Split(meta, ",")); len(s.Meta) != n {
+		return nil, fmt.Errorf("%s meta_state: want %d values (%s), got %d", s.Class, n, meta, len(s.Meta))
+	}
+	st, err := s.Expect(what, paths...)
+	if err != nil {
+		return nil, err
+	}
+	if len(st) == 2 && (!st[0].DType().IsFloat() || st[0].DType() != st[1].DType()) {
+		return nil, fmt.Errorf("keys %s and values %s must be of one float dtype", st[0].DType(), st[1].DType())
+	}
+	c := &RotatingKVCache{}
+	if err := c.Restore(st, s.Meta, engine.Float32); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SaveCache: before conversion the standard cache's (class KVCache, as
+// mlx_lm's cache before --quantized-kv-start); after, class
+// QuantizedKVCache with keys and values as (packed, scales, biases) and
+// meta_state (offset, group_size, bits). Scales and biases stay float32
+// (mlx_lm's are in the model's dtype; both load either).
+func (c *QuantizedKVCache) SaveCache() (SavedCache, error) {
+	if c.plain != nil {
+		return c.plain.SaveCache()
+	}
+	st := c.State()
+	s := SavedCache{Class: "QuantizedKVCache", Arrays: map[string]*engine.Array{}, Meta: c.Meta()}
+	for i, p := range quantizedPaths {
+		s.Arrays[p] = st[i]
+	}
+	return s, nil
+}
+
+func loadQuantizedKVCache(s SavedCache) (Cache, error) {
+	if len(s.Meta) != 3 {
+		return nil, fmt.Errorf("QuantizedKVCache meta_state: want 3 values (offset, group_size, bits), got %d", len(s.Meta))
+	}
+	st, err := s.Expect(quantizedWhat, quantizedPaths...)
+	if err != nil {
+		return nil, err
+	}
+	c := &QuantizedKVCache{}
+	if err := c.Restore(st, s.Meta, engine.Float32); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ApplyCacheOptions adapts loaded caches to the generate flags, as
+// mlx_lm's maybe_quantize_kv_cache does for a prompt cache saved before
+// --quantized-kv-start was reached: with o.KVBits > 0 a standard cache
+// becomes a QuantizedKVCache holding it, which converts once its offset
+// passes o.QuantizedKVStart, and a rotating cache that has not quantized
+// quantizes likewise (mlx_lm's raises NotImplementedError). Other caches
+// are returned as they are.
+func ApplyCacheOptions(caches []Cache, o CacheOptions) []Cache {
+	if o.KVBits <= 0 {
+		return caches
+	}
+	g := o.KVGroupSize
+	if g == 0 {
+		g = 64
+	}
+	out := make([]Cache, len(caches))
+	for i, c := range caches {
+		out[i] = c
+		switch c := c.(type) {
+		case *KVCache:
+			out[i] = &QuantizedKVCache{GroupSize: g, Bits: o.KVBits, Start: o.QuantizedKVStart, plain: c}
+		case *RotatingKVCache:
+			if !c.quantized {
+				c.Bits, c.GroupSize, c.Start = o.KVBits, g, o.QuantizedKVStart
+			}
+		}
+	}
+	return out
 }

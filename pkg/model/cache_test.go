@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
@@ -261,5 +262,106 @@ func TestQuantizedRotatingKVCache(t *testing.T) {
 				t.Errorf("window %d: layer %d cache %T not quantized", window, i, c)
 			}
 		}
+	}
+}
+
+// TestSaveLoadCache: SaveCache/LoadCache round-trip each class by name,
+// and LoadCache names what is wrong with a bad layer.
+func TestSaveLoadCache(t *testing.T) {
+	q := model.NewQuantizedKVCache(32, 4, 0)
+	q.Update(engine.Zeros([]int{1, 1, 2, 32}, engine.Float32), engine.Zeros([]int{1, 1, 2, 32}, engine.Float32))
+	q.Update(engine.Ones([]int{1, 1, 1, 32}, engine.Float32), engine.Ones([]int{1, 1, 1, 32}, engine.Float32))
+	rq := model.NewQuantizedRotatingKVCache(4, 1, 32, 8, 0)
+	for range 6 {
+		rq.Update(engine.Ones([]int{1, 1, 1, 32}, engine.Float32), engine.Ones([]int{1, 1, 1, 32}, engine.Float32))
+	}
+	kv := &model.KVCache{}
+	kv.Update(positions(0, 3), positions(0, 3))
+	for _, tc := range []struct {
+		c     model.Cache
+		class string
+		meta  []string
+	}{
+		{kv, "KVCache", nil},
+		{q, "QuantizedKVCache", []string{"3", "32", "4"}},
+		{rq, "QuantizedRotatingKVCache", []string{"1", "4", "6", "3", "32", "8"}},
+	} {
+		s, err := model.SaveCache(tc.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Class != tc.class || !slices.Equal(s.Meta, tc.meta) {
+			t.Errorf("%T saved as %s %v, want %s %v", tc.c, s.Class, s.Meta, tc.class, tc.meta)
+		}
+		c, err := model.LoadCache(s)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.class, err)
+		}
+		if c.Offset() != tc.c.Offset() || !slices.Equal(c.Meta(), tc.c.Meta()) {
+			t.Errorf("%s: loaded offset %d meta %v, saved %d %v", tc.class, c.Offset(), c.Meta(), tc.c.Offset(), tc.c.Meta())
+		}
+	}
+	if _, err := model.SaveCache(&model.KVCache{}); err == nil {
+		t.Error("empty KVCache saved")
+	}
+
+	s, _ := model.SaveCache(q)
+	s.Layer = 7
+	bad := s
+	bad.Meta = []string{"3", "32", "3"} // 3 bits do not fit 4-bit words
+	if _, err := model.LoadCache(bad); err == nil || !strings.Contains(err.Error(), "do not fit group size 32 and 3 bits") {
+		t.Errorf("wrong bits: %v", err)
+	}
+	bad.Meta = []string{"3", "16", "4"}
+	if _, err := model.LoadCache(bad); err == nil || !strings.Contains(err.Error(), "group size 16 is not supported") {
+		t.Errorf("wrong group: %v", err)
+	}
+	bad = s
+	bad.Arrays = map[string]*engine.Array{}
+	for k, v := range s.Arrays {
+		bad.Arrays[k] = v
+	}
+	bad.Arrays["1.0"] = bad.Arrays["1.1"]
+	if _, err := model.LoadCache(bad); err == nil || !strings.Contains(err.Error(), "values: want uint32 packed words") {
+		t.Errorf("float packed words: %v", err)
+	}
+	delete(bad.Arrays, "1.0")
+	if _, err := model.LoadCache(bad); err == nil || !strings.Contains(err.Error(), `missing tensor "7.1.0"`) {
+		t.Errorf("missing tensor: %v", err)
+	}
+	bad.Class = "CacheList"
+	if _, err := model.LoadCache(bad); err == nil || !strings.Contains(err.Error(), `unknown cache class "CacheList"`) {
+		t.Errorf("unknown class: %v", err)
+	}
+}
+
+// TestApplyCacheOptions: with --kv-bits a loaded KVCache becomes a
+// QuantizedKVCache holding it that converts past the start, and an
+// unquantized rotating cache takes the bits; without, nothing changes.
+func TestApplyCacheOptions(t *testing.T) {
+	kv := &model.KVCache{}
+	x := engine.Ones([]int{1, 1, 3, 32}, engine.Float32)
+	kv.Update(x, x)
+	rot := model.NewRotatingKVCache(8, 2)
+	rot.Update(x, x)
+	caches := []model.Cache{kv, rot}
+	if out := model.ApplyCacheOptions(caches, model.CacheOptions{}); out[0] != kv || rot.Bits != 0 {
+		t.Fatal("changed without --kv-bits")
+	}
+	out := model.ApplyCacheOptions(caches, model.CacheOptions{KVBits: 8, KVGroupSize: 32, QuantizedKVStart: 4})
+	q, ok := out[0].(*model.QuantizedKVCache)
+	if !ok || q.Offset() != 3 || q.Quantized() || rot.Bits != 8 || rot.GroupSize != 32 || rot.Start != 4 {
+		t.Fatalf("got %T (offset %d), rotating bits %d group %d start %d", out[0], out[0].Offset(), rot.Bits, rot.GroupSize, rot.Start)
+	}
+	one := engine.Ones([]int{1, 1, 1, 32}, engine.Float32)
+	for n := 4; n <= 6; n++ {
+		k, _ := q.Update(one, one)
+		out[1].Update(one, one)
+		if k.Dim(2) != n {
+			t.Fatalf("offset %d: keys %v", n, k.Shape())
+		}
+	}
+	if !q.Quantized() || !rot.Quantized() {
+		t.Errorf("not quantized past the start: %v %v", q.Quantized(), rot.Quantized())
 	}
 }

@@ -1,6 +1,7 @@
 package qwen3_next
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
@@ -178,4 +179,58 @@ func (g *GatedDeltaNet) forward(x *engine.Array, c *LinearCache) *engine.Array {
 func l2norm(x *engine.Array) *engine.Array {
 	ss := engine.Sum(engine.Square(x), true, -1)
 	return engine.Multiply(x, engine.Rsqrt(engine.Add(ss, engine.ScalarOf(1e-6, x.DType()))))
+}
+
+func init() { model.RegisterCacheClass("ArraysCache", loadLinearCache) }
+
+// SaveCache is mlx_lm's ArraysCache of size 2 (mlx_lm/models/cache.py as of
+// ml-explore/mlx-lm 11a6ce75, whose state is (cache, left_padding,
+// lengths)): "0.0" the convolution state [B, K−1, C], "0.1" the delta-rule
+// state in mlx_lm's layout [B, Nv, Dv, Dk] float32, and "1", "2" empty
+// float32 arrays for no left padding and no lengths; no meta_state.
+func (c *LinearCache) SaveCache() (model.SavedCache, error) {
+	if c.Conv == nil || c.SSM == nil {
+		return model.SavedCache{}, fmt.Errorf("qwen3_next: LinearCache is empty")
+	}
+	none := engine.Zeros([]int{0}, engine.Float32)
+	return model.SavedCache{Class: "ArraysCache", Arrays: map[string]*engine.Array{
+		"0.0": c.Conv, "0.1": engine.SwapAxes(c.SSM, -1, -2), "1": none, "2": none,
+	}}, nil
+}
+
+// RestoreOffset sets the number of tokens seen, which ArraysCache files do
+// not record.
+func (c *LinearCache) RestoreOffset(n int) { c.offset = n }
+
+// loadLinearCache reads an ArraysCache of size 2 in either layout mlx_lm
+// has written: (cache, left_padding, lengths) as SaveCache writes, or, up
+// to mlx-lm v0.31.3, the cache list alone ("0" convolution, "1" delta-rule
+// state).
+func loadLinearCache(s model.SavedCache) (model.Cache, error) {
+	if len(s.Meta) != 0 {
+		return nil, fmt.Errorf("ArraysCache has no meta_state, got %d values", len(s.Meta))
+	}
+	const what = "the convolution state [B, K−1, C] and the delta-rule state [B, Nv, Dv, Dk]"
+	var st []*engine.Array
+	var err error
+	if _, old := s.Arrays["0"]; old {
+		st, err = s.Expect(what, "0", "1")
+	} else {
+		st, err = s.Expect(what+", and empty left_padding and lengths", "0.0", "0.1", "1", "2")
+		if err == nil && (st[2].Size() != 0 || st[3].Size() != 0) {
+			err = fmt.Errorf("tensors %q and %q: a batched ArraysCache (left padding %v, lengths %v) cannot be loaded", s.Name("1"), s.Name("2"), st[2].Shape(), st[3].Shape())
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	conv, ssm := st[0], st[1]
+	if conv.NDim() != 3 || ssm.NDim() != 4 || conv.Dim(0) != ssm.Dim(0) || !conv.DType().IsFloat() || !ssm.DType().IsFloat() {
+		return nil, fmt.Errorf("ArraysCache state: convolution %s%v and delta-rule %s%v, want float [B, K−1, C] and [B, Nv, Dv, Dk]", conv.DType(), conv.Shape(), ssm.DType(), ssm.Shape())
+	}
+	c := &LinearCache{Conv: engine.Copy(conv), SSM: engine.AsType(engine.SwapAxes(ssm, -1, -2), engine.Float32)}
+	if err := engine.Eval(c.Conv, c.SSM); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
