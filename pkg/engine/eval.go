@@ -174,6 +174,10 @@ func evalLocked(arrays []*Array) error {
 			stack = stack[:len(stack)-1]
 		}
 	}
+	// Quantized products that read the same input (a layer's q, k and v,
+	// or gate and up) are run as one job where the backend can.
+	var siblings map[*Array][]*Array
+	grouper, _ := defaultBackend.(backend.QuantizedMatmulGrouper)
 	for _, n := range order {
 		if n.prim == nil {
 			return fmt.Errorf("engine: array %v has neither data nor a primitive", n.shape)
@@ -183,8 +187,46 @@ func evalLocked(arrays []*Array) error {
 				in.uses++
 			}
 		}
+		if _, ok := n.prim.(qmmPrim); ok && grouper != nil {
+			if siblings == nil {
+				siblings = map[*Array][]*Array{}
+			}
+			siblings[n.inputs[0]] = append(siblings[n.inputs[0]], n)
+		}
 	}
+	release := func(n *Array) {
+		for _, in := range n.inputs {
+			if in.mark != 2 {
+				continue
+			}
+			in.uses--
+			if in.uses == 0 && !in.isOut {
+				in.releaseData()
+			}
+		}
+	}
+	var done map[*Array]bool
 	for _, n := range order {
+		if done[n] {
+			continue
+		}
+		if _, ok := n.prim.(qmmPrim); ok && len(siblings[n.inputs[0]]) > 1 && siblings[n.inputs[0]][0] == n {
+			sib := siblings[n.inputs[0]]
+			group, err := runGrouped(grouper, sib)
+			if err != nil {
+				return fmt.Errorf("engine: %s%v: %w", n.prim.name(), n.shape, err)
+			}
+			if len(group) > 1 {
+				if done == nil {
+					done = map[*Array]bool{}
+				}
+				for _, g := range group {
+					done[g] = true
+					release(g)
+				}
+				continue
+			}
+		}
 		if _, ok := n.prim.(elementwise); ok {
 			donate(n)
 		}
@@ -198,15 +240,7 @@ func evalLocked(arrays []*Array) error {
 		if traceFn != nil {
 			traceFn(n.prim.name(), n.shape, time.Since(t0))
 		}
-		for _, in := range n.inputs {
-			if in.mark != 2 {
-				continue
-			}
-			in.uses--
-			if in.uses == 0 && !in.isOut {
-				in.releaseData()
-			}
-		}
+		release(n)
 	}
 	for _, a := range arrays {
 		if a.st != nil {
@@ -215,6 +249,62 @@ func evalLocked(arrays []*Array) error {
 	}
 	return nil
 }
+
+// runGrouped runs, as one backend call, sib[0] and those of the other
+// quantized products in sib (all reading sib[0]'s input) that have its
+// parameters and whose other inputs are evaluated; it returns the nodes it
+// ran (none, or fewer than two, means sib[0] is left to run alone).
+func runGrouped(g backend.QuantizedMatmulGrouper, sib []*Array) ([]*Array, error) {
+	p0 := sib[0].prim.(qmmPrim)
+	if !p0.transpose || sib[0].inputs[0].st == nil {
+		return nil, nil
+	}
+	var group []*Array
+	for _, n := range sib {
+		if n.prim.(qmmPrim) != p0 || n.st != nil {
+			continue
+		}
+		ready := true
+		for _, in := range n.inputs[1:] {
+			ready = ready && in.st != nil
+		}
+		if ready {
+			group = append(group, n)
+		}
+	}
+	if len(group) < 2 || group[0] != sib[0] {
+		return nil, nil
+	}
+	var t0 time.Time
+	if traceFn != nil {
+		t0 = time.Now()
+	}
+	ops := make([]backend.QuantizedMatmul, len(group))
+	ws := make([][3]backend.View, len(group))
+	outs := make([]backend.View, len(group))
+	for i, n := range group {
+		if err := alloc(n); err != nil {
+			return nil, err
+		}
+		ops[i] = backend.QuantizedMatmul{Quant: p0.q, Transpose: true}
+		ws[i] = [3]backend.View{n.inputs[1].view(), n.inputs[2].view(), n.inputs[3].view()}
+		outs[i] = n.view()
+	}
+	if err := g.RunQuantizedMatmuls(ops, sib[0].inputs[0].view(), ws, outs); err != nil {
+		return nil, err
+	}
+	groupedRuns++
+	if traceFn != nil {
+		el := time.Since(t0)
+		for _, n := range group {
+			traceFn(n.prim.name(), n.shape, el/time.Duration(len(group)))
+		}
+	}
+	return group, nil
+}
+
+// groupedRuns counts runGrouped's backend calls (for tests).
+var groupedRuns int
 
 var traceFn func(op string, shape []int, elapsed time.Duration)
 

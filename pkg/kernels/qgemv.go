@@ -214,6 +214,40 @@ func QMatmul(Y, X []float32, M int, q *QWeight) {
 	qmatmulGo(Y, X, M, q)
 }
 
+// QMatmulMulti computes Ys[i] [M, N_i] = X [M, K] · Wᵢᵀ for several
+// weights that read the same activations (a layer's q, k and v
+// projections; gate and up): where the weights share K, bit width and
+// group size and the CPU has the int8 kernels, the activations are
+// prepared once and the rows of all the weights are split over the cores
+// as one job. The results are those of QMatmul on each weight.
+func QMatmulMulti(Ys [][]float32, X []float32, M int, qs []*QWeight) {
+	if M <= 0 || len(qs) == 0 {
+		return
+	}
+	if len(qs) > 1 {
+		ok := true
+		for i, q := range qs {
+			if q.N <= 0 || q.K != qs[0].K {
+				ok = false
+				break
+			}
+			ng := q.N * (q.K / q.GroupSize)
+			_, _, _ = Ys[i][M*q.N-1], X[M*q.K-1], q.W[q.N*q.K*q.Bits/32-1]
+			if q.ScalesF32 != nil {
+				_, _ = q.ScalesF32[ng-1], q.BiasesF32[ng-1]
+			} else {
+				_, _ = q.Scales[ng-1], q.Biases[ng-1]
+			}
+		}
+		if ok && qmatmulMultiFast(Ys, X, M, qs) {
+			return
+		}
+	}
+	for i, q := range qs {
+		QMatmul(Ys[i], X, M, q)
+	}
+}
+
 // qact is an activation row prepared for the int8 kernels.
 type qact struct {
 	xq   []int8    // K int8s, chunk layout per bit width (see prepAct)

@@ -55,26 +55,90 @@ func qgemvAVX2(bits, rows int, w unsafe.Pointer, wstride int, sf, bf *float32, n
 // K a multiple of 128 and M < qmatmulGemmMinM) when the CPU and the weight's format allow; it
 // reports whether it did.
 func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
-	if q.Bits != 4 && q.Bits != 8 || (q.ScalesF32 == nil && q.Kind > F16) {
-		return false
-	}
-	if !hasVNNI {
-		if hasAVX2 && q.K%128 == 0 && M < qmatmulGemmMinM {
+	if !vnniOK(q) {
+		if hasAVX2 && !hasVNNI && (q.Bits == 4 || q.Bits == 8) && (q.ScalesF32 != nil || q.Kind <= F16) &&
+			q.K%128 == 0 && M < qmatmulGemmMinM {
 			qgemvAVX2Run(Y, X, M, q)
 			return true
 		}
 		return false
 	}
-	K, N, G := q.K, q.N, q.GroupSize
+	qgemvVNNIRun([][]float32{Y}, X, M, []*QWeight{q})
+	return true
+}
+
+// qmatmulMultiFast is QMatmulMulti on the VNNI kernels: the weights share
+// K, bits and group size; it reports whether it could run them.
+func qmatmulMultiFast(Ys [][]float32, X []float32, M int, qs []*QWeight) bool {
+	for _, q := range qs {
+		if !vnniOK(q) || q.K != qs[0].K || q.Bits != qs[0].Bits || q.GroupSize != qs[0].GroupSize {
+			return false
+		}
+	}
+	qgemvVNNIRun(Ys, X, M, qs)
+	return true
+}
+
+// vnniOK says whether the AVX-512 VNNI kernels take q.
+func vnniOK(q *QWeight) bool {
+	return hasVNNI && (q.Bits == 4 || q.Bits == 8) && (q.ScalesF32 != nil || q.Kind <= F16)
+}
+
+// vnniPlan is one weight's pointers, strides and masks for the VNNI kernels.
+type vnniPlan struct {
+	q                       *QWeight
+	wp, sp, bp              unsafe.Pointer
+	wstride, sbstride, kind int
+	smask, sstep, bmask     int
+	tail, wm1, wm2, tsmask  int
+	rowsPerBlock            int
+}
+
+func newVNNIPlan(q *QWeight) vnniPlan {
+	K, G := q.K, q.GroupSize
+	ng := K / G
+	p := vnniPlan{q: q, kind: int(q.Kind)}
+	esz := 2
+	if q.ScalesF32 != nil {
+		p.kind, esz = 2, 4
+		p.sp, p.bp = unsafe.Pointer(unsafe.SliceData(q.ScalesF32)), unsafe.Pointer(unsafe.SliceData(q.BiasesF32))
+	} else {
+		p.sp, p.bp = unsafe.Pointer(unsafe.SliceData(q.Scales)), unsafe.Pointer(unsafe.SliceData(q.Biases))
+	}
+	p.wstride = K * q.Bits / 8
+	p.sbstride = ng * esz
+	p.wp = unsafe.Pointer(unsafe.SliceData(q.W))
+	p.smask, p.sstep, p.bmask = 1<<(128/G)-1, 128/G*esz, 1<<(ng%16)-1
+	// A partial last chunk: masks for its weight bytes and scales.
+	p.tail = K % 128
+	if p.tail > 0 {
+		tb := p.tail * q.Bits / 8
+		p.wm1 = int(lowMask(min(64, tb)))
+		p.wm2 = int(lowMask(max(0, tb-64)))
+		p.tsmask = int(lowMask(p.tail / G))
+	}
+	// Blocks of rows small enough to stay in L2 while every activation row
+	// passes over them.
+	const blockBytes = 256 << 10
+	p.rowsPerBlock = max(8, blockBytes/p.wstride)
+	return p
+}
+
+// qgemvVNNIRun computes Ys[i] [M, N_i] = X [M, K] · qs[i]ᵀ for weights of
+// one K, bit width and group size: the activations are prepared once and
+// the rows of all the weights are split over the cores as one range.
+func qgemvVNNIRun(Ys [][]float32, X []float32, M int, qs []*QWeight) {
+	q0 := qs[0]
+	K, G := q0.K, q0.GroupSize
 	ng := K / G
 	sc := getActScratch(M)
 	defer actPool.Put(sc)
 	acts := sc.acts
-	prepActs(acts, X, K, q.Bits, G)
+	prepActs(acts, X, K, q0.Bits, G)
 	idx := &sc.idx
 	*idx = [32]int32{}
 	for l := 0; l < 16; l++ {
-		if q.Bits == 4 {
+		if q0.Bits == 4 {
 			idx[l] = int32(8 * l / G)
 		} else {
 			idx[l] = int32(4 * l / G)
@@ -88,31 +152,6 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	for l := 0; l < 32; l++ {
 		widx[2*l+1] = uint16(idx[l])
 	}
-	kind, esz := int(q.Kind), 2
-	var sp, bp unsafe.Pointer
-	if q.ScalesF32 != nil {
-		kind, esz = 2, 4
-		sp, bp = unsafe.Pointer(unsafe.SliceData(q.ScalesF32)), unsafe.Pointer(unsafe.SliceData(q.BiasesF32))
-	} else {
-		sp, bp = unsafe.Pointer(unsafe.SliceData(q.Scales)), unsafe.Pointer(unsafe.SliceData(q.Biases))
-	}
-	wstride := K * q.Bits / 8
-	sbstride := ng * esz
-	wp := unsafe.Pointer(unsafe.SliceData(q.W))
-	smask, sstep, bmask := 1<<(128/G)-1, 128/G*esz, 1<<(ng%16)-1
-	// A partial last chunk: masks for its weight bytes and scales.
-	tail := K % 128
-	var wm1, wm2, tsmask uint64
-	if tail > 0 {
-		tb := tail * q.Bits / 8
-		wm1 = lowMask(min(64, tb))
-		wm2 = lowMask(max(0, tb-64))
-		tsmask = lowMask(tail / G)
-	}
-	// Blocks of rows small enough to stay in L2 while every activation row
-	// passes over them.
-	const blockBytes = 256 << 10
-	rowsPerBlock := max(8, blockBytes/wstride)
 	// Whole tiles of tileRows activation rows go through the multi-row
 	// kernel (unless tiled is off); the rows left over, one at a time.
 	nt := 0
@@ -121,21 +160,29 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 	}
 	var tl tiledActs
 	if nt > 0 {
-		tl = sc.tile(acts[:nt*tileRows], K, q.Bits, ng)
+		tl = sc.tile(acts[:nt*tileRows], K, q0.Bits, ng)
 	}
-	Parallel(N, 32, func(lo, hi int) {
+	var plans [4]vnniPlan
+	ps := plans[:0]
+	total := 0
+	for _, q := range qs {
+		ps = append(ps, newVNNIPlan(q))
+		total += q.N
+	}
+	run := func(p *vnniPlan, Y []float32, lo, hi int) {
+		q, N := p.q, p.q.N
 		var yt []float32
 		if nt > 0 {
-			yt = make([]float32, min(rowsPerBlock, hi-lo)*tileRows)
+			yt = make([]float32, min(p.rowsPerBlock, hi-lo)*tileRows)
 		}
-		for n0 := lo; n0 < hi; n0 += rowsPerBlock {
-			rows := min(rowsPerBlock, hi-n0)
+		for n0 := lo; n0 < hi; n0 += p.rowsPerBlock {
+			rows := min(p.rowsPerBlock, hi-n0)
 			for t := 0; t < nt; t++ {
-				qgemmTile4VNNI(q.Bits, rows, unsafe.Add(wp, n0*wstride), wstride,
-					unsafe.Add(sp, n0*sbstride), unsafe.Add(bp, n0*sbstride), sbstride, kind,
+				qgemmTile4VNNI(q.Bits, rows, unsafe.Add(p.wp, n0*p.wstride), p.wstride,
+					unsafe.Add(p.sp, n0*p.sbstride), unsafe.Add(p.bp, n0*p.sbstride), p.sbstride, p.kind,
 					unsafe.Pointer(&tl.xq[t*tl.xqStride]), unsafe.Pointer(&tl.dxl[t*tl.dxlStride]), unsafe.Pointer(&tl.sumx[t*tl.sumStride]),
-					K/128, ng, unsafe.Pointer(&idx[0]), smask, sstep, bmask, &yt[0],
-					tail, int(wm1), int(wm2), int(tsmask), unsafe.Pointer(&widx[0]))
+					K/128, ng, unsafe.Pointer(&idx[0]), p.smask, p.sstep, p.bmask, &yt[0],
+					p.tail, p.wm1, p.wm2, p.tsmask, unsafe.Pointer(&widx[0]))
 				for r := 0; r < tileRows; r++ {
 					y := Y[(t*tileRows+r)*N+n0 : (t*tileRows+r)*N+n0+rows]
 					for i := range y {
@@ -145,15 +192,24 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 			}
 			for m := nt * tileRows; m < M; m++ {
 				a := &acts[m]
-				qgemvVNNI(q.Bits, rows, unsafe.Add(wp, n0*wstride), wstride,
-					unsafe.Add(sp, n0*sbstride), unsafe.Add(bp, n0*sbstride), sbstride, kind,
+				qgemvVNNI(q.Bits, rows, unsafe.Add(p.wp, n0*p.wstride), p.wstride,
+					unsafe.Add(p.sp, n0*p.sbstride), unsafe.Add(p.bp, n0*p.sbstride), p.sbstride, p.kind,
 					unsafe.Pointer(&a.xq[0]), unsafe.Pointer(&a.dxl[0]), unsafe.Pointer(&a.sumx[0]),
-					K/128, ng, unsafe.Pointer(&idx[0]), smask, sstep, bmask, &Y[m*N+n0],
-					tail, int(wm1), int(wm2), int(tsmask), unsafe.Pointer(&widx[0]))
+					K/128, ng, unsafe.Pointer(&idx[0]), p.smask, p.sstep, p.bmask, &Y[m*N+n0],
+					p.tail, p.wm1, p.wm2, p.tsmask, unsafe.Pointer(&widx[0]))
 			}
 		}
+	}
+	Parallel(total, 32, func(lo, hi int) {
+		off := 0
+		for i := range ps {
+			n := ps[i].q.N
+			if a, b := max(lo, off), min(hi, off+n); a < b {
+				run(&ps[i], Ys[i], a-off, b-off)
+			}
+			off += n
+		}
 	})
-	return true
 }
 
 // tileRows is the number of activation rows qgemmTile4VNNI takes at once;

@@ -87,3 +87,6 @@ func dequantFast(q *QWeight, n0, rows int, dst []float32) bool {
 	}
 	return true
 }
+
+// qmatmulMultiFast: the NEON path runs one weight at a time.
+func qmatmulMultiFast(Ys [][]float32, X []float32, M int, qs []*QWeight) bool { return false }

@@ -12,3 +12,6 @@ func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
 
 // dequantFast has no assembly outside amd64.
 func dequantFast(q *QWeight, n0, rows int, dst []float32) bool { return false }
+
+// qmatmulMultiFast has no assembly outside amd64.
+func qmatmulMultiFast(Ys [][]float32, X []float32, M int, qs []*QWeight) bool { return false }

@@ -137,6 +137,16 @@ type Backend interface {
 	Run(op Op, in []View, out View) error
 }
 
+// QuantizedMatmulGrouper is implemented by backends that can run several
+// transposed QuantizedMatmul ops reading the same activations as one job
+// (the engine groups a layer's q, k and v projections, or gate and up).
+// x [..., M, K] is the shared input; ws[i] holds op i's weight, scales and
+// biases; outs[i] its output [..., M, N_i], allocated. The results must be
+// those of Run on each op.
+type QuantizedMatmulGrouper interface {
+	RunQuantizedMatmuls(ops []QuantizedMatmul, x View, ws [][3]View, outs []View) error
+}
+
 // HostWrapper is implemented by backends that can use host memory in place
 // (the cpu backend over a memory-mapped file). ok is false when b cannot be
 // used directly (e.g. misaligned) and the caller must copy.

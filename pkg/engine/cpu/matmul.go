@@ -298,6 +298,64 @@ func (c *Backend) quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out bac
 	return nil
 }
 
+// RunQuantizedMatmuls runs transposed affine QuantizedMatmul ops that read
+// the same x as one kernel call (kernels.QMatmulMulti: the activations are
+// prepared once and the weights' rows split over the cores together);
+// other groups run op by op.
+func (c *Backend) RunQuantizedMatmuls(ops []backend.QuantizedMatmul, x backend.View, ws [][3]backend.View, outs []backend.View) error {
+	grouped := len(ops) > 1
+	for i, o := range ops {
+		if !o.Transpose || isFP(o.Quant) || len(ws[i][0].Shape) != 2 || o.Quant != ops[0].Quant {
+			grouped = false
+		}
+		if err := checkQuant(o.Quant); err != nil {
+			return err
+		}
+	}
+	if !grouped {
+		for i, o := range ops {
+			if err := c.quantizedMatmul(o, x, ws[i][0], ws[i][1], ws[i][2], outs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	nd := len(x.Shape)
+	K := x.Shape[nd-1]
+	M := x.Size() / max(K, 1)
+	var X []float32
+	if x.DType == backend.Float32 && x.Contiguous() {
+		X = toF32(x)
+	} else {
+		var done func()
+		X, done = c.scratchF32(x.Size())
+		defer done()
+		widenInto(X, x)
+	}
+	qs := make([]*kernels.QWeight, len(ops))
+	Ys := make([][]float32, len(ops))
+	for i, o := range ops {
+		w, s, b := matContig(ws[i][0]), matContig(ws[i][1]), matContig(ws[i][2])
+		out := outs[i]
+		N := out.Shape[len(out.Shape)-1]
+		qs[i] = qweight(o.Quant, w, s, b, w.Offset, s.Offset, b.Offset, N, K)
+		if out.DType == backend.Float32 && out.Contiguous() {
+			Ys[i] = f32s(bytesOf(out))[out.Offset : out.Offset+M*N]
+		} else {
+			var done func()
+			Ys[i], done = c.scratchF32(M * N)
+			defer done()
+		}
+	}
+	kernels.QMatmulMulti(Ys, X, M, qs)
+	for i, out := range outs {
+		if !(out.DType == backend.Float32 && out.Contiguous()) {
+			fromF32(Ys[i], out)
+		}
+	}
+	return nil
+}
+
 func checkIdx(idx []int, n int, what string) error {
 	for _, i := range idx {
 		if i < 0 || i >= n {
