@@ -6,6 +6,13 @@
 // its weight group's scale, gathered per lane with VPERMPS. The bias term
 // Σ_g bias[g]·Σx[g] is a plain f32 dot product after the chunks.
 
+// Software prefetch distances: PFD bytes ahead in a row's packed weights
+// (4-bit chunks), PFS bytes ahead in the scales and biases at each row
+// start. The hardware prefetcher alone left the small per-layer matrices
+// of a decode step (896×896, 128×896) well below the read bandwidth.
+#define PFD 1024
+#define PFS 256
+
 // Scale loads: 128/G scales of this chunk at DI, masked by M, widened into
 // Z4 as f32.
 // 4-bit: into Z4, lane l = scale of lane l's group (Z30: dword indexes).
@@ -30,6 +37,7 @@
 // odd int8s; 16 lane multipliers at BX.
 #define CHUNK4(LS) \
 	VMOVDQU64 (SI), Z1; \
+	PREFETCHT0 PFD(SI); \
 	CHUNK4REST(LS, K1)
 
 // The tail chunk of a row whose K is not a multiple of 128: masked loads
@@ -120,6 +128,8 @@ ltail: \
 
 // Row prologue: chunk pointers and accumulators.
 #define ROWSTART \
+	PREFETCHT0 PFS(R10); \
+	PREFETCHT0 PFS(R11); \
 	MOVQ R9, SI; \
 	MOVQ R10, DI; \
 	MOVQ xq+64(FP), AX; \
