@@ -170,7 +170,8 @@ func (c *KVCache) SetState(keys, values *engine.Array) error {
 // group GroupSize) once its offset passes Start, like QuantizedKVCache:
 // mlx_lm cannot combine --max-kv-size with --kv-bits; here the rotation
 // runs on the packed words, scales and biases alike (all have positions on
-// axis 2) and attention reads them dequantized.
+// axis 2) and AttendCached attends them quantized (UpdateQuantized; Update
+// returns them dequantized).
 type RotatingKVCache struct {
 	MaxSize, Keep          int
 	Bits, GroupSize, Start int
@@ -215,11 +216,22 @@ func (c *RotatingKVCache) Mask(L, window int) engine.AttentionOptions {
 	return engine.AttentionOptions{Causal: true, Window: w}
 }
 
-// Update stores keys and values [B, Hk, L, Dh] and returns what to attend.
+// Update stores keys and values [B, Hk, L, Dh] and returns what to attend
+// (dequantized once quantized).
 func (c *RotatingKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
-	fail := func(err error) (*engine.Array, *engine.Array) {
+	q, fk, fv := c.UpdateQuantized(k, v)
+	if q == nil {
+		return fk, fv
+	}
+	return q.dequantize(0, c.dtype), q.dequantize(1, c.dtype)
+}
+
+// UpdateQuantized stores keys and values [B, Hk, L, Dh] and returns what
+// to attend: quantized once the cache has quantized, else (q nil) float.
+func (c *RotatingKVCache) UpdateQuantized(k, v *engine.Array) (*QuantizedKV, *engine.Array, *engine.Array) {
+	fail := func(err error) (*QuantizedKV, *engine.Array, *engine.Array) {
 		e := engine.Errorf("rotating kv cache: %v", err)
-		return e, e
+		return nil, e, e
 	}
 	if err := engine.Eval(k, v); err != nil {
 		return fail(err)
@@ -260,12 +272,12 @@ func (c *RotatingKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Arr
 		return fail(err)
 	}
 	if !c.quantized {
-		return out[0], out[1]
+		return nil, out[0], out[1]
 	}
-	deq := func(a []*engine.Array) *engine.Array {
-		return engine.AsType(engine.Dequantize(a[0], a[1], a[2], c.GroupSize, c.Bits), c.dtype)
-	}
-	return deq(out[:3]), deq(out[3:])
+	q := &QuantizedKV{GroupSize: c.GroupSize, Bits: c.Bits}
+	copy(q.Keys[:], out[:3])
+	copy(q.Values[:], out[3:])
+	return q, nil, nil
 }
 
 func (c *RotatingKVCache) updateConcat(parts []*engine.Array) ([]*engine.Array, error) {
@@ -506,8 +518,9 @@ func ints(meta []string, n int, what string) ([]int, error) {
 // (packed uint32 [B, Hk, T, Dh·Bits/32], scales and biases [B, Hk, T,
 // Dh/GroupSize]), after Start positions: until then it is a standard
 // cache, and it converts once its offset exceeds Start (mlx_lm's
-// maybe_quantize_kv_cache with --quantized-kv-start). Attention reads
-// dequantized keys and values.
+// maybe_quantize_kv_cache with --quantized-kv-start). AttendCached attends
+// the quantized keys and values (UpdateQuantized, as mlx_lm's
+// quantized_scaled_dot_product_attention); Update returns them dequantized.
 type QuantizedKVCache struct {
 	GroupSize, Bits, Start int
 	plain                  *KVCache // before conversion
@@ -539,25 +552,45 @@ func (c *QuantizedKVCache) Offset() int {
 // Quantized reports whether the cache has converted.
 func (c *QuantizedKVCache) Quantized() bool { return c.plain == nil }
 
-// Update stores keys and values [B, Hk, L, Dh].
+// Update stores keys and values [B, Hk, L, Dh] and returns all stored,
+// dequantized once converted.
 func (c *QuantizedKVCache) Update(k, v *engine.Array) (*engine.Array, *engine.Array) {
+	q, fk, fv := c.UpdateQuantized(k, v)
+	if q == nil {
+		return fk, fv
+	}
+	return q.dequantize(0, c.dtype), q.dequantize(1, c.dtype)
+}
+
+// UpdateQuantized stores keys and values [B, Hk, L, Dh] and, once
+// converted, returns all stored quantized; before that the float keys and
+// values (as Update).
+func (c *QuantizedKVCache) UpdateQuantized(k, v *engine.Array) (*QuantizedKV, *engine.Array, *engine.Array) {
+	fail := func(err error) (*QuantizedKV, *engine.Array, *engine.Array) {
+		e := engine.Errorf("quantized kv cache: %v", err)
+		return nil, e, e
+	}
 	if c.plain != nil && c.plain.offset > c.Start {
 		if err := c.convert(); err != nil {
-			e := engine.Errorf("quantized kv cache: %v", err)
-			return e, e
+			return fail(err)
 		}
 	}
 	if c.plain != nil {
-		return c.plain.Update(k, v)
+		fk, fv := c.plain.Update(k, v)
+		return nil, fk, fv
 	}
 	c.dtype = k.DType() // a restored cache learns it here
 	L := k.Dim(2)
 	if err := c.appendQuantized(k, v, c.offset, L); err != nil {
-		e := engine.Errorf("quantized kv cache: %v", err)
-		return e, e
+		return fail(err)
 	}
 	c.offset += L
-	return c.dequantized(0), c.dequantized(1)
+	q := &QuantizedKV{GroupSize: c.GroupSize, Bits: c.Bits}
+	for j := range 3 {
+		q.Keys[j] = engine.SliceAxis(c.k[j], 2, 0, c.offset)
+		q.Values[j] = engine.SliceAxis(c.v[j], 2, 0, c.offset)
+	}
+	return q, nil, nil
 }
 
 func (c *QuantizedKVCache) convert() error {
@@ -631,12 +664,31 @@ func quantizeKV(x *engine.Array, groupSize, bits int) ([3]*engine.Array, error) 
 	return out, nil
 }
 
-func (c *QuantizedKVCache) dequantized(i int) *engine.Array {
-	st := c.state(i)
-	w := engine.SliceAxis(st[0], 2, 0, c.offset)
-	s := engine.SliceAxis(st[1], 2, 0, c.offset)
-	b := engine.SliceAxis(st[2], 2, 0, c.offset)
-	return engine.AsType(engine.Dequantize(w, s, b, c.GroupSize, c.Bits), c.dtype)
+// QuantizedKV is the keys and values a quantizing cache stores, each MLX
+// affine-quantized along Dh: packed [B, Hk, T, Dh·Bits/32] uint32, scales
+// and biases [B, Hk, T, Dh/GroupSize].
+type QuantizedKV struct {
+	Keys, Values    [3]*engine.Array
+	GroupSize, Bits int
+}
+
+// dequantize returns the keys (i = 0) or values (1) [B, Hk, T, Dh] in dt.
+func (q *QuantizedKV) dequantize(i int, dt engine.DType) *engine.Array {
+	a := &q.Keys
+	if i == 1 {
+		a = &q.Values
+	}
+	return engine.AsType(engine.Dequantize(a[0], a[1], a[2], q.GroupSize, q.Bits), dt)
+}
+
+// QuantizedUpdater is implemented by caches that can give attention the
+// keys and values they store quantized (AttendCached then attends them
+// without dequantizing, as mlx_lm's quantized_scaled_dot_product_attention).
+type QuantizedUpdater interface {
+	// UpdateQuantized stores keys and values [B, Hk, L, Dh] as Update does
+	// and returns what to attend: the quantized keys and values once the
+	// cache holds them quantized, else (q nil) the float ones.
+	UpdateQuantized(k, v *engine.Array) (q *QuantizedKV, fk, fv *engine.Array)
 }
 
 // Trimmable is true.
