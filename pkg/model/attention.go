@@ -29,6 +29,14 @@ func AttendCached(q, k, v *engine.Array, rope *nn.RoPE, c Cache, scale float64, 
 		}
 		q, k = rope.Forward(q, offset), rope.Forward(k, offset)
 	}
+	if c != nil {
+		// One evaluation of q with k and v: the cache update would evaluate
+		// k and v alone and q's projection would run as a job of its own
+		// (and the input norm they share twice).
+		if err := engine.Eval(q, k, v); err != nil {
+			return engine.Errorf("attention: %v", err)
+		}
+	}
 	// The mask settings depend on L, the window and the cache's kind, not
 	// on what it holds, so they are known before the update.
 	mask := MaskFor(c, L, window)
