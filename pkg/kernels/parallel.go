@@ -17,8 +17,10 @@ import (
 // for a short while after each job before they sleep: a decode step calls
 // Parallel a few hundred times with microseconds between calls, and waking
 // a sleeping thread costs tens of microseconds on a virtual machine. A call
-// made while another is running (from another goroutine, or from inside fn)
-// starts goroutines of its own instead.
+// made while another is running (from inside fn, or from another goroutine)
+// runs fn(0, n) on the calling goroutine: the cores are busy with the
+// running job already, and nested calls (a GEMM inside an attention task)
+// would otherwise pay for goroutines that have no core to run on.
 func Parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -36,7 +38,7 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 	j := &job{fn: fn, n: n, chunk: chunk, nchunks: (n + chunk - 1) / chunk}
 	workers = min(workers, j.nchunks)
 	if !pool.mu.TryLock() {
-		j.spawn(workers)
+		fn(0, n)
 		return
 	}
 	pool.start(workers - 1)
@@ -74,20 +76,6 @@ func (j *job) work() {
 		j.fn(lo, min(lo+j.chunk, j.n))
 		j.done.Add(1)
 	}
-}
-
-// spawn runs the job on workers-1 new goroutines beside the caller.
-func (j *job) spawn(workers int) {
-	var wg sync.WaitGroup
-	wg.Add(workers - 1)
-	for range workers - 1 {
-		go func() {
-			defer wg.Done()
-			j.work()
-		}()
-	}
-	j.work()
-	wg.Wait()
 }
 
 // spinFor is how long an idle helper keeps polling for the next job before
@@ -158,3 +146,20 @@ func (p *workerPool) await(seen uint64) uint64 {
 	p.park.Unlock()
 	return g
 }
+
+// scratchPool holds float32 scratch buffers (GEMM packing) reused across
+// calls; getScratch returns one of at least n elements, unzeroed.
+var scratchPool sync.Pool
+
+func getScratch(n int) *[]float32 {
+	if p, ok := scratchPool.Get().(*[]float32); ok {
+		if cap(*p) >= n {
+			*p = (*p)[:n]
+			return p
+		}
+	}
+	b := make([]float32, n)
+	return &b
+}
+
+func putScratch(p *[]float32) { scratchPool.Put(p) }

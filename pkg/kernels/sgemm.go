@@ -179,7 +179,9 @@ func sgemmBlocked(k *gemmKernel, transA, transB bool, M, N, K int, A []float32, 
 	mr, nr := k.mr, k.nr
 	nc := min(ncBlock, (N+nr-1)/nr*nr)
 	kcMax := min(kcBlock, K)
-	bufB := make([]float32, kcMax*nc)
+	pb := getScratch(kcMax * nc)
+	defer putScratch(pb)
+	bufB := *pb
 	panels := (M + mr - 1) / mr
 	for j0 := 0; j0 < N; j0 += nc {
 		ncur := min(nc, N-j0)
@@ -193,7 +195,9 @@ func sgemmBlocked(k *gemmKernel, transA, transB bool, M, N, K int, A []float32, 
 			})
 			// Each worker takes a contiguous range of A panels.
 			Parallel(panels, 1, func(lo, hi int) {
-				bufA := make([]float32, mcBlock/mr*mr*kc+mr*kc)
+				pa := getScratch(mcBlock/mr*mr*kc + mr*kc)
+				defer putScratch(pa)
+				bufA := *pa
 				var tmp [16 * 64]float32
 				mcp := max(1, mcBlock/mr) // panels per A block
 				for b0 := lo; b0 < hi; b0 += mcp {
