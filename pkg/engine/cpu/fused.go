@@ -121,19 +121,12 @@ func rmsNorm32(eps float32, x backend.View, w *backend.View, out backend.View) {
 	nl := backend.Prod(shape)
 	row := func(buf []float32, xo, oo int) {
 		load32(buf, x, xo, x.Strides[ax])
-		var ss float64
-		for _, e := range buf {
-			ss += float64(e) * float64(e)
-		}
+		ss := sumSqF64(buf)
 		r := 1 / math.Sqrt(ss/float64(n)+float64(eps))
-		for i, e := range buf {
-			buf[i] = float32(float64(e) * r)
-		}
+		scaleF64(buf, r)
 		roundF32(dt, buf)
 		if wv != nil {
-			for i, w := range wv {
-				buf[i] *= w
-			}
+			mulF32(buf, wv)
 		}
 		store32(buf, out, oo, out.Strides[ax])
 	}

@@ -88,3 +88,41 @@ func axpyRowsFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32,
 	axpyRowsAVX512(unsafe.SliceData(o), ldo, rows, unsafe.SliceData(p), ldp, unsafe.SliceData(v), d)
 	return true
 }
+
+//go:noescape
+func sumSqF64AVX512(x *float32, n int) float64
+
+//go:noescape
+func scaleF64AVX512(x *float32, n int, r float64)
+
+//go:noescape
+func mulF32AVX512(x, w *float32, n int)
+
+// sumSqF64 is Σ x², squares and sums in float64 (AVX-512 when present; the
+// summation order differs from a sequential loop only below float64's
+// precision).
+func sumSqF64(x []float32) float64 {
+	if hasAVX512 && len(x) > 0 {
+		return sumSqF64AVX512(unsafe.SliceData(x), len(x))
+	}
+	return sumSqF64Go(x)
+}
+
+// scaleF64 sets x[i] = float32(float64(x[i])·r).
+func scaleF64(x []float32, r float64) {
+	if hasAVX512 && len(x) > 0 {
+		scaleF64AVX512(unsafe.SliceData(x), len(x), r)
+		return
+	}
+	scaleF64Go(x, r)
+}
+
+// mulF32 sets x[i] *= w[i] (len(w) >= len(x)).
+func mulF32(x, w []float32) {
+	if hasAVX512 && len(x) > 0 {
+		_ = w[len(x)-1]
+		mulF32AVX512(unsafe.SliceData(x), unsafe.SliceData(w), len(x))
+		return
+	}
+	mulF32Go(x, w)
+}

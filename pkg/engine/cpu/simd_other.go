@@ -20,3 +20,9 @@ func dotRowsFast(q []float32, ldq, rows int, k []float32, d int, s []float32, ld
 func axpyRowsFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, d int) bool {
 	return false
 }
+
+func sumSqF64(x []float32) float64 { return sumSqF64Go(x) }
+
+func scaleF64(x []float32, r float64) { scaleF64Go(x, r) }
+
+func mulF32(x, w []float32) { mulF32Go(x, w) }

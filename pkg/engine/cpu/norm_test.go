@@ -1,0 +1,45 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestNormKernels checks the AVX-512 row kernels of RMSNorm against their
+// portable forms on every tail length: scaleF64 and mulF32 bit for bit,
+// sumSqF64 to float64 precision (its summation order differs).
+func TestNormKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range append([]int{0, 1, 7, 8, 9, 15, 16, 17, 23, 31, 33, 64}, 896, 4864) {
+		x := make([]float32, n)
+		w := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * math.Exp(r.NormFloat64()))
+			w[i] = float32(r.NormFloat64())
+		}
+		if got, want := sumSqF64(x), sumSqF64Go(x); math.Abs(got-want) > 1e-14*math.Abs(want) {
+			t.Errorf("n=%d: sumSqF64 = %v, portable %v", n, got, want)
+		}
+		a, b := slices.Clone(x), slices.Clone(x)
+		scaleF64(a, 0.3183098861837907)
+		scaleF64Go(b, 0.3183098861837907)
+		if !slices.Equal(a, b) {
+			t.Errorf("n=%d: scaleF64 differs from the portable form", n)
+		}
+		mulF32(a, w)
+		mulF32Go(b, w)
+		if !slices.Equal(a, b) {
+			t.Errorf("n=%d: mulF32 differs from the portable form", n)
+		}
+		// the sequential float64 sum the kernel replaced
+		var seq float64
+		for _, e := range x {
+			seq += float64(e) * float64(e)
+		}
+		if got := sumSqF64(x); math.Abs(got-seq) > 1e-14*math.Abs(seq) {
+			t.Errorf("n=%d: sumSqF64 = %v, sequential sum %v", n, got, seq)
+		}
+	}
+}
