@@ -288,16 +288,12 @@ func (c *Backend) SwiGLU(x backend.View, up *backend.View, out backend.View) err
 			load32(xv, x, offs[0]+s*inner[0], inner[0])
 			sigmoid32(sv, xv)
 			roundF32(dt, sv)
-			for i := range xv {
-				xv[i] *= sv[i]
-			}
+			mulF32(xv, sv)
 			if up != nil {
 				roundF32(dt, xv)
 				uv := bu[:m]
 				load32(uv, *up, offs[2]+s*inner[2], inner[2])
-				for i := range xv {
-					xv[i] *= uv[i]
-				}
+				mulF32(xv, uv)
 			}
 			store32(xv, out, offs[1]+s*inner[1], inner[1])
 		}

@@ -238,8 +238,16 @@ func ropeTable(o backend.RoPE, inv []float64, x, out backend.View) {
 		}
 	}
 	rows := x.Size() / max(D, 1)
+	float := allFloat(x, out)
 	work := func(lo, hi int) {
-		v := make([]float64, D)
+		var v []float64
+		var v32 []float32
+		if float {
+			v32 = getF32(D)
+			defer putF32(v32)
+		} else {
+			v = make([]float64, D)
+		}
 		idx := make([]int, nd-1)
 		r := lo
 		for d := nd - 2; d >= 0; d-- {
@@ -254,17 +262,33 @@ func ropeTable(o backend.RoPE, inv []float64, x, out backend.View) {
 			}
 			l := idx[nd-2]
 			c, s := cs[l*half:(l+1)*half], sn[l*half:(l+1)*half]
-			load(v, x, xo, x.Strides[nd-1])
-			for i := 0; i < half; i++ {
-				a, b := i, i+half
-				if o.Traditional {
-					a, b = 2*i, 2*i+1
+			if v32 != nil {
+				// float rows: widened to float32 (exact in float64), the
+				// same float64 rotation, rounded to float32 as store would
+				load32(v32, x, xo, x.Strides[nd-1])
+				for i := 0; i < half; i++ {
+					a, b := i, i+half
+					if o.Traditional {
+						a, b = 2*i, 2*i+1
+					}
+					x1, x2 := float64(v32[a]), float64(v32[b])
+					v32[a] = float32(x1*c[i] - x2*s[i])
+					v32[b] = float32(x1*s[i] + x2*c[i])
 				}
-				x1, x2 := v[a], v[b]
-				v[a] = x1*c[i] - x2*s[i]
-				v[b] = x1*s[i] + x2*c[i]
+				store32(v32, out, oo, out.Strides[nd-1])
+			} else {
+				load(v, x, xo, x.Strides[nd-1])
+				for i := 0; i < half; i++ {
+					a, b := i, i+half
+					if o.Traditional {
+						a, b = 2*i, 2*i+1
+					}
+					x1, x2 := v[a], v[b]
+					v[a] = x1*c[i] - x2*s[i]
+					v[b] = x1*s[i] + x2*c[i]
+				}
+				store(v, out, oo, out.Strides[nd-1])
 			}
-			store(v, out, oo, out.Strides[nd-1])
 			for d := nd - 2; d >= 0; d-- {
 				idx[d]++
 				if idx[d] < x.Shape[d] {
