@@ -167,7 +167,7 @@ func (c *KVCache) SetState(keys, values *engine.Array) error {
 // every new query sees MaxSize keys, masked by a window of MaxSize.
 //
 // With Bits > 0 it also quantizes keys and values (MLX affine along Dh,
-// group GroupSize) once its offset passes Start, like QuantizedKVCache:
+// group GroupSize) once its offset reaches Start, like QuantizedKVCache:
 // mlx_lm cannot combine --max-kv-size with --kv-bits; here the rotation
 // runs on the packed words, scales and biases alike (all have positions on
 // axis 2) and AttendCached attends them quantized (UpdateQuantized; Update
@@ -189,7 +189,7 @@ func NewRotatingKVCache(maxSize, keep int) *RotatingKVCache {
 }
 
 // NewQuantizedRotatingKVCache makes a rotating cache that quantizes its
-// keys and values once its offset passes start (groupSize 0 means 64).
+// keys and values once its offset reaches start (groupSize 0 means 64).
 func NewQuantizedRotatingKVCache(maxSize, keep, groupSize, bits, start int) *RotatingKVCache {
 	if groupSize == 0 {
 		groupSize = 64
@@ -239,17 +239,6 @@ func (c *RotatingKVCache) UpdateQuantized(k, v *engine.Array) (*QuantizedKV, *en
 	// Attention reads quantized keys and values in the dtype of the new
 	// ones (a restored cache learns it here).
 	c.dtype = k.DType()
-	if c.Bits > 0 && !c.quantized && c.bufs != nil && c.offset > c.Start {
-		var q []*engine.Array
-		for _, b := range c.bufs {
-			parts, err := quantizeKV(b, c.GroupSize, c.Bits)
-			if err != nil {
-				return fail(err)
-			}
-			q = append(q, parts[:]...)
-		}
-		c.bufs, c.quantized = q, true
-	}
 	parts := []*engine.Array{k, v}
 	if c.quantized {
 		parts = nil
@@ -272,6 +261,19 @@ func (c *RotatingKVCache) UpdateQuantized(k, v *engine.Array) (*QuantizedKV, *en
 		return fail(err)
 	}
 	if !c.quantized {
+		// This update is attended in float; the buffers quantize after it
+		// once the offset reaches Start (QuantizedKVCache's rule).
+		if c.Bits > 0 && c.offset >= c.Start {
+			var q []*engine.Array
+			for _, b := range c.bufs {
+				qb, err := quantizeKV(b, c.GroupSize, c.Bits)
+				if err != nil {
+					return fail(err)
+				}
+				q = append(q, qb[:]...)
+			}
+			c.bufs, c.quantized = q, true
+		}
 		return nil, out[0], out[1]
 	}
 	q := &QuantizedKV{GroupSize: c.GroupSize, Bits: c.Bits}
@@ -516,9 +518,12 @@ func ints(meta []string, n int, what string) ([]int, error) {
 
 // QuantizedKVCache stores keys and values MLX affine-quantized along Dh
 // (packed uint32 [B, Hk, T, Dh·Bits/32], scales and biases [B, Hk, T,
-// Dh/GroupSize]), after Start positions: until then it is a standard
-// cache, and it converts once its offset exceeds Start (mlx_lm's
-// maybe_quantize_kv_cache with --quantized-kv-start). AttendCached attends
+// Dh/GroupSize]), from Start positions on: until then it is a standard
+// cache, and it converts right after the update that brings its offset to
+// Start or beyond, as mlx_lm's maybe_quantize_kv_cache (mlx_lm/generate.py)
+// converts a KVCache after each model call once "c.offset >=
+// quantized_kv_start": that update is attended in float, the next ones
+// quantized. Start 0 converts after the first update. AttendCached attends
 // the quantized keys and values (UpdateQuantized, as mlx_lm's
 // quantized_scaled_dot_product_attention); Update returns them dequantized.
 type QuantizedKVCache struct {
@@ -570,13 +575,14 @@ func (c *QuantizedKVCache) UpdateQuantized(k, v *engine.Array) (*QuantizedKV, *e
 		e := engine.Errorf("quantized kv cache: %v", err)
 		return nil, e, e
 	}
-	if c.plain != nil && c.plain.offset > c.Start {
-		if err := c.convert(); err != nil {
-			return fail(err)
-		}
-	}
 	if c.plain != nil {
 		fk, fv := c.plain.Update(k, v)
+		if c.plain.offset > 0 && c.plain.offset >= c.Start {
+			// fk and fv read the float buffer, which nothing writes again.
+			if err := c.convert(); err != nil {
+				return fail(err)
+			}
+		}
 		return nil, fk, fv
 	}
 	c.dtype = k.DType() // a restored cache learns it here
@@ -1002,12 +1008,13 @@ func loadQuantizedKVCache(s SavedCache) (Cache, error) {
 }
 
 // ApplyCacheOptions adapts loaded caches to the generate flags, as
-// mlx_lm's maybe_quantize_kv_cache does for a prompt cache saved before
-// --quantized-kv-start was reached: with o.KVBits > 0 a standard cache
-// becomes a QuantizedKVCache holding it, which converts once its offset
-// passes o.QuantizedKVStart, and a rotating cache that has not quantized
-// quantizes likewise (mlx_lm's raises NotImplementedError). Other caches
-// are returned as they are.
+// mlx_lm's generate_step does by calling maybe_quantize_kv_cache on a
+// prompt cache after each model call: with o.KVBits > 0 a standard cache
+// becomes a QuantizedKVCache holding it, which converts after the first
+// update that leaves its offset >= o.QuantizedKVStart (a cache loaded past
+// the start attends its next update in float, then converts, as mlx_lm's),
+// and a rotating cache that has not quantized quantizes likewise (mlx_lm's
+// raises NotImplementedError). Other caches are returned as they are.
 func ApplyCacheOptions(caches []Cache, o CacheOptions) []Cache {
 	if o.KVBits <= 0 {
 		return caches

@@ -250,8 +250,11 @@ func TestQuantizedRotatingKVCache(t *testing.T) {
 		plain, _ := run(model.CacheOptions{MaxKVSize: 16})
 		quant, caches := run(model.CacheOptions{MaxKVSize: 16, KVBits: 8, KVGroupSize: 32, QuantizedKVStart: 10})
 		V := m.VocabSize()
-		if e := modeltest.RelErr(quant[:11*V], plain[:11*V]); e > 1e-6 {
+		if e := modeltest.RelErr(quant[:10*V], plain[:10*V]); e > 1e-6 { // offsets 0-9 < start 10: float
 			t.Errorf("window %d: before quantizing: rel err %.3g", window, e)
+		}
+		if e := modeltest.RelErr(quant[10*V:11*V], plain[10*V:11*V]); e == 0 {
+			t.Errorf("window %d: offset 10 = start still attended in float", window)
 		}
 		if e := modeltest.RelErr(quant, plain); e > 1e-2 || e == 0 {
 			t.Errorf("window %d: 8-bit rotating cache rel err %.3g, want (0, 1e-2]", window, e)
@@ -363,5 +366,58 @@ func TestApplyCacheOptions(t *testing.T) {
 	}
 	if !q.Quantized() || !rot.Quantized() {
 		t.Errorf("not quantized past the start: %v %v", q.Quantized(), rot.Quantized())
+	}
+}
+
+// TestQuantizeAtStart: a quantizing cache (standard or rotating, made by
+// NewCaches or adapted by ApplyCacheOptions) converts right after the
+// update that brings its offset to --quantized-kv-start, as mlx_lm's
+// maybe_quantize_kv_cache (mlx_lm/generate.py) checks "c.offset >=
+// quantized_kv_start" after each model call: that update is attended in
+// float, the next one quantized. A cache loaded past the start converts
+// after its first update.
+func TestQuantizeAtStart(t *testing.T) {
+	one := engine.Ones([]int{1, 1, 1, 32}, engine.Float32)
+	three := engine.Ones([]int{1, 1, 3, 32}, engine.Float32)
+	o := model.CacheOptions{KVBits: 8, KVGroupSize: 32, QuantizedKVStart: 4}
+	type qcache interface {
+		model.Cache
+		model.QuantizedUpdater
+		Quantized() bool
+	}
+	for _, size := range []int{0, 16} {
+		o.MaxKVSize = size
+		c := model.NewCaches(1, nil, o)[0].(qcache)
+		for off := 1; off <= 5; off++ {
+			kv, _, _ := c.UpdateQuantized(one, one)
+			if attended := kv != nil; attended != (off-1 >= 4) {
+				t.Errorf("max-kv-size %d: update to offset %d attended quantized: %v", size, off, attended)
+			}
+			if c.Quantized() != (off >= 4) {
+				t.Errorf("max-kv-size %d: after offset %d quantized: %v, want %v", size, off, c.Quantized(), off >= 4)
+			}
+		}
+		// Start 0: the first update is attended in float, then it converts.
+		o0 := o
+		o0.QuantizedKVStart = 0
+		c = model.NewCaches(1, nil, o0)[0].(qcache)
+		if kv, _, _ := c.UpdateQuantized(three, three); kv != nil || !c.Quantized() {
+			t.Errorf("max-kv-size %d, start 0: first update quantized %v, converted after %v", size, kv != nil, c.Quantized())
+		}
+	}
+	// Loaded past the start: the next update reads float, then converts.
+	for _, loaded := range []model.Cache{&model.KVCache{}, model.NewRotatingKVCache(16, 4)} {
+		loaded.Update(engine.Ones([]int{1, 1, 6, 32}, engine.Float32), engine.Ones([]int{1, 1, 6, 32}, engine.Float32))
+		o.MaxKVSize = 0
+		c := model.ApplyCacheOptions([]model.Cache{loaded}, o)[0].(qcache)
+		if c.Quantized() {
+			t.Errorf("%T: quantized before an update", loaded)
+		}
+		if kv, _, _ := c.UpdateQuantized(one, one); kv != nil || !c.Quantized() {
+			t.Errorf("%T: update after loading attended quantized %v, converted after %v", loaded, kv != nil, c.Quantized())
+		}
+		if kv, _, _ := c.UpdateQuantized(one, one); kv == nil {
+			t.Errorf("%T: second update after loading not attended quantized", loaded)
+		}
 	}
 }

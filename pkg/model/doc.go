@@ -60,10 +60,17 @@
 // KVCache grows in steps of 256 and writes in place; RotatingKVCache keeps
 // the first Keep positions and the last MaxSize−Keep (--max-kv-size, and
 // sliding-window layers with Keep 0); QuantizedKVCache converts to MLX
-// affine keys/values once its offset passes --quantized-kv-start and
-// attends their dequantized form. With --kv-bits rotating caches quantize
-// too (NewQuantizedRotatingKVCache; mlx_lm refuses that combination, and
-// its prompt-cache files have no class for it). State/Meta follow
-// mlx_lm's state and meta_state for prompt-cache files; Restore (and
-// KVCache.SetState) rebuild a cache from them.
+// affine keys/values right after the update that brings its offset to
+// --quantized-kv-start (mlx_lm's maybe_quantize_kv_cache: offset >=
+// start), and AttendCached attends them without dequantizing
+// (QuantizedUpdater). With --kv-bits rotating caches quantize too
+// (NewQuantizedRotatingKVCache; mlx_lm refuses that combination).
+// State and Meta follow mlx_lm's state and meta_state for prompt-cache files;
+// SaveCache/LoadCache write and rebuild each layer by class name
+// (RegisterCacheClass): mlx_lm's KVCache, RotatingKVCache and
+// QuantizedKVCache, and for a rotating cache that quantized the
+// mlxgo-only class "QuantizedRotatingKVCache" (meta_state keep, max_size,
+// offset, _idx, group_size, bits), which mlx_lm reports as an unknown
+// class rather than misreading. ApplyCacheOptions gives loaded caches the
+// --kv-bits settings.
 package model

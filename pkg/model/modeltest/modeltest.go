@@ -231,17 +231,30 @@ func Run(t *testing.T, variant string, tol Tolerances, opts ...model.LoadOptions
 	// (QuantizedCache).
 }
 
-// QuantizedCache checks an 8-bit quantized KV cache (group 32, starting
-// after 8 positions) against m's full forward on ids: exact before the
-// start, within tol.QuantizedCache after.
+// QuantizedCache checks an 8-bit quantized KV cache (group 32,
+// --quantized-kv-start 8) against m's full forward on ids, prefilled 6
+// then one at a time: the 8 positions up to the start are attended in
+// float and equal a standard cache's, the 9th already reads the quantized
+// cache, and all are within tol.QuantizedCache. mlx_lm converts a KVCache
+// after the model call that brings its offset to the start
+// (maybe_quantize_kv_cache in mlx_lm/generate.py: "c.offset >=
+// quantized_kv_start"), so the call for position 8 (offset 8 → 9) is the
+// first to attend quantized keys.
 func QuantizedCache(t *testing.T, m model.Model, ids []int, tol Tolerances) {
 	t.Helper()
 	V := m.VocabSize()
 	full := Logits(t, m, nil, ids)
+	plain := decode(t, m, m.NewCaches(model.CacheOptions{}), ids, []int{6})
 	caches := m.NewCaches(model.CacheOptions{KVBits: 8, KVGroupSize: 32, QuantizedKVStart: 8})
 	got := decode(t, m, caches, ids, []int{6})
-	if e := RelErr(got[:9*V], full[:9*V]); e > tol.Cache {
+	if e := RelErr(got[:8*V], full[:8*V]); e > tol.Cache {
 		t.Errorf("before quantizing: rel err %.3g > %.3g", e, tol.Cache)
+	}
+	if e := RelErr(got[:8*V], plain[:8*V]); e != 0 {
+		t.Errorf("positions 0-7 (offset below the start): rel err %.3g to a standard cache, want 0", e)
+	}
+	if e := RelErr(got[8*V:9*V], plain[8*V:9*V]); e == 0 {
+		t.Errorf("position 8 (offset 8 = --quantized-kv-start) equals a standard cache's: the cache did not quantize at offset >= start")
 	}
 	if e := RelErr(got, full); e > tol.QuantizedCache {
 		t.Errorf("8-bit kv cache rel err %.3g > %.3g", e, tol.QuantizedCache)
