@@ -366,8 +366,8 @@ func (c *Backend) ScaledDotProductAttention(o backend.SDPA, q, k, v backend.View
 			for r := 0; r < nr; r++ {
 				h, i := hk*G+(r0+r)%G, (r0+r)/G
 				qo := q.Offset + b*q.Strides[0] + h*q.Strides[1] + i*q.Strides[2]
-				if q.DType == backend.Float32 && q.Strides[3] == 1 {
-					copy(Q[r*D:(r+1)*D], f32s(bytesOf(q))[qo:qo+D])
+				if q.DType == backend.Float32 || q.DType == backend.BFloat16 || q.DType == backend.Float16 {
+					load32(Q[r*D:(r+1)*D], q, qo, q.Strides[3])
 				} else {
 					qv := backend.View{Buf: q.Buf, DType: q.DType, Shape: []int{D}, Strides: q.Strides[3:], Offset: qo}
 					copy(Q[r*D:(r+1)*D], toF32(qv))
