@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -348,6 +349,27 @@ func donate(n *Array) {
 		return
 	}
 }
+
+// Release gives the data of evaluated arrays back to the backend now,
+// rather than when the garbage collector finds them unreachable (which it
+// does late: the buffers live outside the Go heap, so they do not count
+// towards its collection pace). A released array must not be used again;
+// it then reports an error. The buffer itself is freed once no other
+// evaluated array views it. Unevaluated arrays are left alone.
+func Release(arrays ...*Array) {
+	evalMu.Lock()
+	defer evalMu.Unlock()
+	for _, a := range arrays {
+		if a == nil || a.st == nil || a.err != nil {
+			continue
+		}
+		a.releaseData()
+		a.prim, a.inputs = nil, nil
+		a.err = errReleased
+	}
+}
+
+var errReleased = errors.New("engine: array used after Release")
 
 // releaseData drops an intermediate's buffer reference; the buffer goes
 // back to the pool when no evaluated array views it.

@@ -57,3 +57,31 @@ func TestQuantizedMatmulSiblings(t *testing.T) {
 		}
 	}
 }
+
+// TestRelease checks that Release hands an evaluated array's buffer back
+// to the backend at once (the allocator's active bytes drop), leaves a view
+// of the same buffer readable, and makes the released array report an
+// error.
+func TestRelease(t *testing.T) {
+	x := Add(randT(64, 1024).arr(), Full([]int{64, 1024}, 1, Float32)) // 256 KiB
+	if err := Eval(x); err != nil {
+		t.Fatal(err)
+	}
+	v := SliceAxis(x, 0, 0, 8)
+	if err := Eval(v); err != nil {
+		t.Fatal(err)
+	}
+	want := mustF(t, v)
+	Release(x)
+	if x.Err() == nil {
+		t.Fatal("released array reports no error")
+	}
+	if got := mustF(t, v); !slices.Equal(got, want) {
+		t.Fatal("a view of a released array lost its data")
+	}
+	before := ActiveMemory()
+	Release(v)
+	if after := ActiveMemory(); before-after < 256<<10 {
+		t.Fatalf("active memory %d -> %d after releasing the last view: the buffer was not freed", before, after)
+	}
+}

@@ -283,6 +283,9 @@ func forwardRows(m model.Model, caches []model.Cache, tokens []int, n int) ([][]
 	if err != nil {
 		return nil, fmt.Errorf("generate: reading logits: %w", err)
 	}
+	// The logits buffer lives outside the Go heap: free it now, not at
+	// some later collection (one per token would pile up).
+	engine.Release(last)
 	rows := make([][]float32, n)
 	for i := range rows {
 		rows[i] = append([]float32(nil), flat[i*v:(i+1)*v]...)

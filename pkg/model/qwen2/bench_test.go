@@ -100,9 +100,11 @@ func BenchmarkDecode(b *testing.B) {
 	b.ResetTimer()
 	t0, c0 := time.Now(), cpuTime()
 	for range b.N {
-		if err := engine.Eval(m.Forward(tok, caches)); err != nil {
+		logits := m.Forward(tok, caches)
+		if err := engine.Eval(logits); err != nil {
 			b.Fatal(err)
 		}
+		engine.Release(logits) // as generate does once it has read them
 	}
 	el, cpu := time.Since(t0), cpuTime()-c0
 	b.StopTimer()
