@@ -271,6 +271,9 @@ func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
 		case recorded != "" && o.Model != recorded:
 			return fmt.Errorf("providing a different model (%s) than that used to create the prompt cache (%s) is an error", o.Model, recorded)
 		}
+		if cached, err = adaptPromptCache(f.ErrOut, cached, o); err != nil {
+			return err
+		}
 	}
 	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
 	if err != nil {
@@ -336,6 +339,63 @@ func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
 		return err
 	}
 	return printGeneration(ctx, f.Out, g, tok, o.Verbose)
+}
+
+// adaptPromptCache checks a loaded prompt cache against the run's cache
+// flags and gives it the --kv-bits settings, as mlx_lm's generate does:
+// a quantized file needs a matching --kv-bits (when given) and
+// --kv-group-size (always, mlx_lm's check), and a standard one switches to
+// quantized at --quantized-kv-start (generate_step's
+// maybe_quantize_kv_cache; model.ApplyCacheOptions). mlx_lm ignores
+// --max-kv-size for a loaded cache without a word; here a warning says so
+// unless the file's caches are rotating ones of that size.
+func adaptPromptCache(errOut io.Writer, cached []model.Cache, o *GenerateOptions) ([]model.Cache, error) {
+	for _, c := range cached {
+		var group, bits int
+		switch c := c.(type) {
+		case *model.QuantizedKVCache:
+			if !c.Quantized() {
+				continue
+			}
+			group, bits = c.GroupSize, c.Bits
+		case *model.RotatingKVCache:
+			if !c.Quantized() {
+				continue
+			}
+			group, bits = c.GroupSize, c.Bits
+		default:
+			continue
+		}
+		if o.KVBits != 0 && o.KVBits != bits {
+			return nil, fmt.Errorf("--kv-bits %d does not match the kv cache loaded from --prompt-cache-file (%d bits)", o.KVBits, bits)
+		}
+		if o.KVGroupSize != group {
+			return nil, fmt.Errorf("--kv-group-size %d does not match the kv cache loaded from --prompt-cache-file (group size %d; pass --kv-group-size %d)", o.KVGroupSize, group, group)
+		}
+		break // the first quantized layer (mlx_lm looks at layer 0 only)
+	}
+	if o.MaxKVSize > 0 && !rotatingOfSize(cached, o.MaxKVSize) {
+		fmt.Fprintf(errOut, "[WARNING] --max-kv-size %d is ignored with --prompt-cache-file: the caches keep the kind and size they were saved with (make the file with cache_prompt --max-kv-size %d)\n", o.MaxKVSize, o.MaxKVSize)
+	}
+	return model.ApplyCacheOptions(cached, model.CacheOptions{
+		KVBits: o.KVBits, KVGroupSize: o.KVGroupSize, QuantizedKVStart: o.QuantizedKVStart,
+	}), nil
+}
+
+// rotatingOfSize reports whether caches hold no standard cache and at least
+// one rotating cache of the given size (the others may be sliding-window
+// layers' smaller ones).
+func rotatingOfSize(caches []model.Cache, size int) bool {
+	found := false
+	for _, c := range caches {
+		switch c := c.(type) {
+		case *model.KVCache, *model.QuantizedKVCache:
+			return false
+		case *model.RotatingKVCache:
+			found = found || c.MaxSize == size
+		}
+	}
+	return found
 }
 
 // printGeneration streams g's text to w as mlx_lm's generate() prints it.

@@ -68,6 +68,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newManageCmd(f),
 		newServerCmd(f),
 		newBenchmarkCmd(f),
+		newCachePromptCmd(f),
 	)
 	return root
 }
