@@ -136,24 +136,36 @@ func binary32(op backend.BinaryOp) func(x, y []float32) {
 	switch op {
 	case backend.Add:
 		return func(x, y []float32) {
+			if binFast(x, y, 0) {
+				return
+			}
 			for i := range x {
 				x[i] += y[i]
 			}
 		}
 	case backend.Sub:
 		return func(x, y []float32) {
+			if binFast(x, y, 1) {
+				return
+			}
 			for i := range x {
 				x[i] -= y[i]
 			}
 		}
 	case backend.Mul:
 		return func(x, y []float32) {
+			if binFast(x, y, 2) {
+				return
+			}
 			for i := range x {
 				x[i] *= y[i]
 			}
 		}
 	case backend.Div:
 		return func(x, y []float32) {
+			if binFast(x, y, 3) {
+				return
+			}
 			for i := range x {
 				x[i] /= y[i]
 			}

@@ -123,3 +123,52 @@ mutail:
 mudone:
 	VZEROUPPER
 	RET
+
+// func binF32AVX512(x, y *float32, n, op int)
+// x[i] = x[i] op y[i] for op 0 add, 1 sub, 2 mul, 3 div (IEEE, as Go's).
+#define BINLOOP(INS, lbl, tail, done) \
+lbl: \
+	CMPQ CX, $16; \
+	JLT  tail; \
+	VMOVUPS (SI), Z2; \
+	INS (DI), Z2, Z2; \
+	VMOVUPS Z2, (SI); \
+	ADDQ $64, SI; \
+	ADDQ $64, DI; \
+	SUBQ $16, CX; \
+	JMP  lbl; \
+tail: \
+	TESTQ CX, CX; \
+	JZ    done; \
+	MOVL  $1, AX; \
+	SHLL  CX, AX; \
+	DECL  AX; \
+	KMOVW AX, K1; \
+	VMOVUPS.Z (SI), K1, Z2; \
+	VMOVUPS.Z (DI), K1, Z3; \
+	INS Z3, Z2, Z2; \
+	VMOVUPS Z2, K1, (SI); \
+	JMP done
+
+TEXT ·binF32AVX512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ n+16(FP), CX
+	MOVQ op+24(FP), DX
+	CMPQ DX, $1
+	JEQ  bsub
+	CMPQ DX, $2
+	JEQ  bmul
+	CMPQ DX, $3
+	JEQ  bdiv
+	BINLOOP(VADDPS, badd, baddt, bdone)
+bsub:
+	BINLOOP(VSUBPS, bsubl, bsubt, bdone)
+bmul:
+	BINLOOP(VMULPS, bmull, bmult, bdone)
+bdiv:
+	BINLOOP(VDIVPS, bdivl, bdivt, bdone)
+
+bdone:
+	VZEROUPPER
+	RET

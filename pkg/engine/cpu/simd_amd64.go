@@ -126,3 +126,17 @@ func mulF32(x, w []float32) {
 	}
 	mulF32Go(x, w)
 }
+
+//go:noescape
+func binF32AVX512(x, y *float32, n, op int)
+
+// binFast sets x[i] = x[i] op y[i] (op: 0 add, 1 sub, 2 mul, 3 div) with
+// AVX-512; false when unavailable.
+func binFast(x, y []float32, op int) bool {
+	if !hasAVX512 || len(x) == 0 {
+		return false
+	}
+	_ = y[len(x)-1]
+	binF32AVX512(unsafe.SliceData(x), unsafe.SliceData(y), len(x), op)
+	return true
+}
