@@ -264,6 +264,30 @@ func TestCachePromptKVBits(t *testing.T) {
 		}
 	}
 
+	// --max-kv-size with --kv-bits (mlx_lm refuses it): rotating caches
+	// that quantized, in mlxgo's QuantizedRotatingKVCache class.
+	rpath := filepath.Join(tmp, "rq.safetensors")
+	code, _, errOut = runWith(t, "", "cache_prompt", "--model", dir, "--prompt-cache-file", rpath, "--prompt", "Tell me a story",
+		"--max-kv-size", "12", "--kv-bits", "4", "--kv-group-size", "32", "--quantized-kv-start", "0")
+	if code != 0 {
+		t.Fatalf("cache_prompt --max-kv-size --kv-bits: exit %d: %s", code, errOut)
+	}
+	if caches, _, err = generate.LoadPromptCache(rpath); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range caches {
+		if r, ok := c.(*model.RotatingKVCache); !ok || !r.Quantized() || r.Bits != 4 || r.MaxSize != 12 || c.Offset() != len("<|user|>Tell me a story") {
+			t.Errorf("layer %d: %T offset %d", i, c, c.Offset())
+		}
+	}
+	code, _, errOut = runWith(t, "", "generate", "--prompt-cache-file", rpath, "--prompt", " more", "-m", "4", "--kv-bits", "8", "--kv-group-size", "32")
+	if want := "--kv-bits 8 does not match the kv cache loaded from --prompt-cache-file (4 bits)"; code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("rotating file, --kv-bits 8: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut = runWith(t, "", "generate", "--prompt-cache-file", rpath, "--prompt", " more", "-m", "4", "--kv-group-size", "32", "--max-kv-size", "12"); code != 0 || errOut != "" {
+		t.Errorf("rotating file: exit %d, %q", code, errOut)
+	}
+
 	// A float cache file, loaded with --kv-bits: its next update is
 	// attended in float, then it converts, as the plain run's caches do
 	// after their first prefill chunk.
