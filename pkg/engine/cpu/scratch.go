@@ -16,7 +16,10 @@ func getF32(n int) []float32 {
 	}
 	c := bits.Len(uint(n - 1))
 	if p, ok := scratch[c].Get().(*[]float32); ok {
-		return (*p)[:n]
+		s := (*p)[:n]
+		*p = nil
+		holders.Put(p)
+		return s
 	}
 	return make([]float32, n, 1<<c)
 }
@@ -26,6 +29,14 @@ func putF32(s []float32) {
 	if cap(s) == 0 || cap(s)&(cap(s)-1) != 0 {
 		return
 	}
-	s = s[:cap(s)]
-	scratch[bits.Len(uint(cap(s)-1))].Put(&s)
+	p, ok := holders.Get().(*[]float32)
+	if !ok {
+		p = new([]float32)
+	}
+	*p = s[:cap(s)]
+	scratch[bits.Len(uint(cap(s)-1))].Put(p)
 }
+
+// holders recycles the *[]float32 boxes the pools hold (a pool stores
+// pointers; boxing a slice afresh on every put would allocate).
+var holders sync.Pool
