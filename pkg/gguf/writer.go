@@ -104,6 +104,11 @@ func WriteFile(path string, kvs []KV, tensors []TensorInfo, data TensorData) (er
 		return fmt.Errorf("gguf: %w", err)
 	}
 	tmp := f.Name()
+	if err := f.Chmod(0o644); err != nil { // os.CreateTemp makes 0600 files
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("gguf: %w", err)
+	}
 	defer func() {
 		if err != nil {
 			f.Close()

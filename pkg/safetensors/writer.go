@@ -176,6 +176,12 @@ func NewWriter(dir string, specs []TensorSpec, opts *WriterOptions) (*Writer, er
 			return nil, &Error{File: filepath.Join(dir, sh.name), Msg: "cannot create temporary shard", Err: err}
 		}
 		sh.tmp = f
+		// os.CreateTemp makes 0600 files; a model is readable like any
+		// file mlx_lm writes.
+		if err := f.Chmod(0o644); err != nil {
+			w.Abort()
+			return nil, &Error{File: f.Name(), Msg: "cannot set the file mode", Err: err}
+		}
 		if _, err := f.WriteAt(sh.header, 0); err != nil {
 			w.Abort()
 			return nil, &Error{File: f.Name(), Msg: "cannot write header", Err: err}
@@ -454,6 +460,11 @@ func writeAtomic(path string, fill func(w io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return &Error{File: path, Msg: "cannot create temporary file", Err: err}
+	}
+	if err := f.Chmod(0o644); err != nil { // os.CreateTemp makes 0600 files
+		f.Close()
+		os.Remove(f.Name())
+		return &Error{File: path, Msg: "cannot set the file mode", Err: err}
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	werr := fill(bw)
