@@ -17,7 +17,7 @@ func runArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestEverySubcommandIsRegistered(t *testing.T) {
 	root := NewRootCmd(&Factory{})
-	want := []string{"generate", "chat", "lora", "fuse", "convert", "tokenize", "download", "manage", "server", "benchmark"}
+	want := []string{"generate", "chat", "lora", "fuse", "convert", "tokenize", "download", "manage", "server", "benchmark", "cache_prompt"}
 	for _, name := range want {
 		c, _, err := root.Find([]string{name})
 		if err != nil || c.Name() != name {
