@@ -128,6 +128,10 @@ func newVNNIPlan(q *QWeight) vnniPlan {
 // one K, bit width and group size: the activations are prepared once and
 // the rows of all the weights are split over the cores as one range.
 func qgemvVNNIRun(Ys [][]float32, X []float32, M int, qs []*QWeight) {
+	if usePanels && M >= panelMinM {
+		qgemmPanelRun(Ys, X, M, qs)
+		return
+	}
 	q0 := qs[0]
 	K, G := q0.K, q0.GroupSize
 	ng := K / G

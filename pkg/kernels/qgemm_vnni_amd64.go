@@ -1,0 +1,199 @@
+//go:build amd64
+
+package kernels
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// The panel path of the int8 kernels for many activation rows (prompt
+// processing). The activations are quantized as for the other int8
+// kernels (blocks of 32, dx = max|x|/127, rounded block sums) but kept in
+// natural order. The weights are taken in panels of 16 rows: each panel is
+// unpacked once per call to u8 in the VNNI layout [K/4][16 rows][4 bytes]
+// (a few KiB to tens of KiB: it stays in L1/L2 while every activation row
+// passes over it), its scales and biases widened to f32 [groups][16]. The
+// micro-kernel runs 8 activation rows at a time: per 4-element step one
+// weight load and 8 VPDPBUSD with each row's 4 int8s broadcast from
+// memory; per block of 32 the integer sums are converted, scaled by the
+// rows' dx and FMAed with the panel's scales of the group; per group the
+// bias times each row's Σx is added. Per 512 multiply-adds that is about
+// 11 vector operations, against 28 for qgemmTile4VNNI.
+
+//go:noescape
+func unpack4VNNI(dst, src unsafe.Pointer, n int)
+
+//go:noescape
+func panelVNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, half int)
+
+//go:noescape
+func qgemmPanelVNNI(w unsafe.Pointer, sb *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
+
+const (
+	// panelRows weight rows per panel, panelTok activation rows per
+	// micro-kernel call.
+	panelRows = 16
+	panelTok  = 8
+	// panelMinM is the M from which qgemvVNNIRun takes the panel path.
+	panelMinM = 16
+)
+
+// usePanels lets tests turn the panel path off to compare against the
+// tile path.
+var usePanels = true
+
+// panelActs are the activations prepared for the panel path: xq [Mp][Kp]
+// int8 in natural order (Mp = M rounded up to panelTok, Kp = K rounded up
+// to 128, zero padded), and per group of panelTok rows the block scales
+// dxI [K/32][panelTok] and group sums sumI [K/G][panelTok].
+type panelActs struct {
+	xq              []int8
+	dx, bsum        []float32
+	dxI, sumI       []float32
+	kp, nb, ng, ntg int
+}
+
+// panelWork is one worker's panel scratch: the VNNI-layout weights, the
+// 4-bit unpacking stage [16][K], the scales and biases [groups][32] (16
+// scales, then 16 biases) and their widening buffer.
+type panelWork struct {
+	w     []byte
+	stage []byte
+	sb    []float32
+	tmp   []float32
+	offs  [16]int
+}
+
+var (
+	panelActPool  = sync.Pool{New: func() any { return new(panelActs) }}
+	panelWorkPool = sync.Pool{New: func() any { return new(panelWork) }}
+)
+
+// prepPanelActs quantizes X [M, K] for the panel path.
+func prepPanelActs(pa *panelActs, X []float32, M, K, G int) {
+	nc := (K + 127) / 128
+	pa.kp, pa.nb, pa.ng = nc*128, K/32, K/G
+	pa.ntg = (M + panelTok - 1) / panelTok
+	mp := pa.ntg * panelTok
+	pa.xq = grow(pa.xq, mp*pa.kp)
+	pa.dx = grow(pa.dx, mp*pa.nb)
+	pa.bsum = grow(pa.bsum, mp*pa.nb)
+	pa.dxI = grow(pa.dxI, mp*pa.nb)
+	pa.sumI = grow(pa.sumI, mp*pa.ng)
+	Parallel(mp, 8, func(lo, hi int) {
+		for m := lo; m < hi; m++ {
+			xq := pa.xq[m*pa.kp : (m+1)*pa.kp]
+			dx := pa.dx[m*pa.nb : (m+1)*pa.nb]
+			bsum := pa.bsum[m*pa.nb : (m+1)*pa.nb]
+			tg, t := m/panelTok, m%panelTok
+			if m >= M {
+				clear(xq)
+				clear(dx)
+				clear(bsum)
+			} else {
+				clear(xq[K:])
+				quantAct(X[m*K:(m+1)*K], 8, xq, dx, bsum)
+				roundedSums(xq, 8, dx, bsum)
+			}
+			dxI := pa.dxI[tg*pa.nb*panelTok:]
+			for b, v := range dx {
+				dxI[b*panelTok+t] = v
+			}
+			sumI := pa.sumI[tg*pa.ng*panelTok:]
+			bpg := G / 32
+			for g := 0; g < pa.ng; g++ {
+				var s float32
+				for _, v := range bsum[g*bpg : g*bpg+bpg] {
+					s += v
+				}
+				sumI[g*panelTok+t] = s
+			}
+		}
+	})
+}
+
+// qgemmPanelRun is qgemvVNNIRun on the panel path: the activations are
+// prepared once and the panels of all the weights are split over the
+// cores as one range.
+func qgemmPanelRun(Ys [][]float32, X []float32, M int, qs []*QWeight) {
+	q0 := qs[0]
+	K, G := q0.K, q0.GroupSize
+	pa := panelActPool.Get().(*panelActs)
+	defer panelActPool.Put(pa)
+	prepPanelActs(pa, X, M, K, G)
+	starts := make([]int, len(qs)+1) // first panel of each weight
+	for i, q := range qs {
+		starts[i+1] = starts[i] + (q.N+panelRows-1)/panelRows
+	}
+	np := starts[len(qs)]
+	Parallel(np, 1, func(lo, hi int) {
+		pw := panelWorkPool.Get().(*panelWork)
+		defer panelWorkPool.Put(pw)
+		i := 0
+		for p := lo; p < hi; p++ {
+			for p >= starts[i+1] {
+				i++
+			}
+			n0 := (p - starts[i]) * panelRows
+			pw.run(qs[i], Ys[i], n0, M, pa)
+		}
+	})
+}
+
+// run computes the columns [n0, n0+16) of Y [M, N] (fewer at the end of
+// q's rows) for the prepared activations.
+func (pw *panelWork) run(q *QWeight, Y []float32, n0, M int, pa *panelActs) {
+	K, N, G := q.K, q.N, q.GroupSize
+	ng := K / G
+	rows := min(panelRows, N-n0)
+	wstride := K * q.Bits / 8
+	pw.w = grow(pw.w, K/4*64)
+	pw.sb = grow(pw.sb, ng*32)
+	// Weights: u8 rows in natural order, then the VNNI layout.
+	src := unsafe.Pointer(&q.W[n0*wstride/4])
+	rstride := wstride
+	_ = q.W[(n0+rows)*wstride/4-1]
+	if q.Bits == 4 {
+		pw.stage = grow(pw.stage, panelRows*K)
+		unpack4VNNI(unsafe.Pointer(&pw.stage[0]), src, rows*wstride)
+		src, rstride = unsafe.Pointer(&pw.stage[0]), K
+	}
+	for r := range pw.offs {
+		pw.offs[r] = 0 // rows past N repeat row 0; their outputs are masked
+		if r < rows {
+			pw.offs[r] = r * rstride
+		}
+	}
+	panelVNNI(unsafe.Pointer(&pw.w[0]), src, &pw.offs, K/64, K%64)
+	// Scales and biases, transposed to [groups][16] each.
+	var s, b []float32
+	if q.ScalesF32 != nil {
+		s, b = q.ScalesF32[n0*ng:(n0+rows)*ng], q.BiasesF32[n0*ng:(n0+rows)*ng]
+	} else {
+		pw.tmp = grow(pw.tmp, 2*panelRows*ng)
+		s, b = pw.tmp[:rows*ng], pw.tmp[panelRows*ng:panelRows*ng+rows*ng]
+		halfToF32(s, q.Scales[n0*ng:(n0+rows)*ng], q.Kind)
+		halfToF32(b, q.Biases[n0*ng:(n0+rows)*ng], q.Kind)
+	}
+	sb := pw.sb
+	if rows < panelRows {
+		clear(sb)
+	}
+	for r := 0; r < rows; r++ {
+		sr, br := s[r*ng:(r+1)*ng], b[r*ng:(r+1)*ng]
+		for g := range sr {
+			sb[g*32+r] = sr[g]
+			sb[g*32+16+r] = br[g]
+		}
+	}
+	rowmask := 1<<rows - 1
+	nb := pa.nb
+	_ = Y[(M-1)*N+n0+rows-1]
+	for tg := 0; tg < pa.ntg; tg++ {
+		m0 := tg * panelTok
+		qgemmPanelVNNI(unsafe.Pointer(&pw.w[0]), &sb[0], unsafe.Pointer(&pa.xq[m0*pa.kp]), pa.kp,
+			&pa.dxI[tg*nb*panelTok], &pa.sumI[tg*ng*panelTok], ng, G/32,
+			&Y[m0*N+n0], N*4, min(panelTok, M-m0), rowmask)
+	}
+}
