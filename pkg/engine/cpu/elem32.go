@@ -216,6 +216,9 @@ func binaryFast(op backend.BinaryOp, a, b, out backend.View) bool {
 	if f == nil || !allFloat(a, b, out) {
 		return false
 	}
+	if binaryContig(f, a, b, out) {
+		return true
+	}
 	it := newIter(out.Shape, a.Strides, b.Strides, out.Strides)
 	it.rows([]int{a.Offset, b.Offset, out.Offset}, func(offs, inner []int, n int) {
 		bx, by := getF32(min(block, n)), getF32(min(block, n))
@@ -237,6 +240,44 @@ func binaryFast(op backend.BinaryOp, a, b, out backend.View) bool {
 			store32(x, out, offs[2]+s*inner[2], inner[2])
 		}
 	})
+	return true
+}
+
+// binaryContig runs f for contiguous a and out when b is contiguous too or
+// one row along the last axis repeated (a bias); false for other layouts.
+// Small inputs (a decode step's vectors) skip the general iterator.
+func binaryContig(f func(x, y []float32), a, b, out backend.View) bool {
+	n := backend.Prod(out.Shape)
+	if n == 0 || n > parallelWork || !out.Contiguous() || !a.Contiguous() {
+		return false
+	}
+	row := n
+	if !b.Contiguous() {
+		nd := len(b.Shape)
+		if nd == 0 || b.Strides[nd-1] != 1 {
+			return false
+		}
+		for i := 0; i < nd-1; i++ {
+			if b.Shape[i] != 1 && b.Strides[i] != 0 {
+				return false
+			}
+		}
+		row = b.Shape[nd-1]
+	}
+	m := min(block, row)
+	bx, by := getF32(m), getF32(m)
+	for r := 0; r < n; r += row {
+		for s := 0; s < row; s += block {
+			k := min(block, row-s)
+			x, y := bx[:k], by[:k]
+			load32(x, a, a.Offset+r+s, 1)
+			load32(y, b, b.Offset+s, 1) // r is 0 unless b is a repeated row
+			f(x, y)
+			store32(x, out, out.Offset+r+s, 1)
+		}
+	}
+	putF32(bx)
+	putF32(by)
 	return true
 }
 
