@@ -22,21 +22,27 @@ import (
 // 11 vector operations, against 28 for qgemmTile4VNNI.
 
 //go:noescape
-func unpack4VNNI(dst, src unsafe.Pointer, n int)
+func panelVNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, tailmask int)
 
 //go:noescape
-func panelVNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, half int)
+func panel4VNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, half int)
 
 //go:noescape
-func qgemmPanelVNNI(w unsafe.Pointer, sb *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
+func quantPanelAVX512(x *float32, nblk int, xq *int8, dx, bsum *float32)
+
+//go:noescape
+func qgemmPanelVNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
 
 const (
 	// panelRows weight rows per panel, panelTok activation rows per
 	// micro-kernel call.
 	panelRows = 16
 	panelTok  = 8
-	// panelMinM is the M from which qgemvVNNIRun takes the panel path.
-	panelMinM = 16
+	// panelMinM is the M from which qgemvVNNIRun takes the panel path
+	// (measured: from 6-8 rows on it beats the 4-row tiles, by 1.5-2x at
+	// 16 rows and up; at 4 rows the per-call unpacking of the weights
+	// outweighs it).
+	panelMinM = 8
 )
 
 // usePanels lets tests turn the panel path off to compare against the
@@ -54,15 +60,14 @@ type panelActs struct {
 	kp, nb, ng, ntg int
 }
 
-// panelWork is one worker's panel scratch: the VNNI-layout weights, the
-// 4-bit unpacking stage [16][K], the scales and biases [groups][32] (16
-// scales, then 16 biases) and their widening buffer.
+// panelWork is one worker's panel scratch: the VNNI-layout weights and
+// the transposed scales and biases [groups][16] (groups rounded up to 16),
+// with their widening buffer.
 type panelWork struct {
-	w     []byte
-	stage []byte
-	sb    []float32
-	tmp   []float32
-	offs  [16]int
+	w      []byte
+	st, bt []float32
+	tmp    []float32
+	offs   [16]int
 }
 
 var (
@@ -93,8 +98,7 @@ func prepPanelActs(pa *panelActs, X []float32, M, K, G int) {
 				clear(bsum)
 			} else {
 				clear(xq[K:])
-				quantAct(X[m*K:(m+1)*K], 8, xq, dx, bsum)
-				roundedSums(xq, 8, dx, bsum)
+				quantPanelAVX512(&X[m*K], len(dx), &xq[0], &dx[0], &bsum[0])
 			}
 			dxI := pa.dxI[tg*pa.nb*panelTok:]
 			for b, v := range dx {
@@ -148,52 +152,52 @@ func (pw *panelWork) run(q *QWeight, Y []float32, n0, M int, pa *panelActs) {
 	ng := K / G
 	rows := min(panelRows, N-n0)
 	wstride := K * q.Bits / 8
-	pw.w = grow(pw.w, K/4*64)
-	pw.sb = grow(pw.sb, ng*32)
-	// Weights: u8 rows in natural order, then the VNNI layout.
-	src := unsafe.Pointer(&q.W[n0*wstride/4])
-	rstride := wstride
+	// Weights: the VNNI layout of the panel's rows; rows past N repeat row
+	// 0 (their outputs are masked).
+	pw.w = grow(pw.w, (K+63)/64*1024)
 	_ = q.W[(n0+rows)*wstride/4-1]
+	pw.setOffs(rows, wstride)
+	src := unsafe.Pointer(&q.W[n0*wstride/4])
 	if q.Bits == 4 {
-		pw.stage = grow(pw.stage, panelRows*K)
-		unpack4VNNI(unsafe.Pointer(&pw.stage[0]), src, rows*wstride)
-		src, rstride = unsafe.Pointer(&pw.stage[0]), K
-	}
-	for r := range pw.offs {
-		pw.offs[r] = 0 // rows past N repeat row 0; their outputs are masked
-		if r < rows {
-			pw.offs[r] = r * rstride
-		}
-	}
-	panelVNNI(unsafe.Pointer(&pw.w[0]), src, &pw.offs, K/64, K%64)
-	// Scales and biases, transposed to [groups][16] each.
-	var s, b []float32
-	if q.ScalesF32 != nil {
-		s, b = q.ScalesF32[n0*ng:(n0+rows)*ng], q.BiasesF32[n0*ng:(n0+rows)*ng]
+		panel4VNNI(unsafe.Pointer(&pw.w[0]), src, &pw.offs, K/64, K%64)
 	} else {
-		pw.tmp = grow(pw.tmp, 2*panelRows*ng)
-		s, b = pw.tmp[:rows*ng], pw.tmp[panelRows*ng:panelRows*ng+rows*ng]
+		panelVNNI(unsafe.Pointer(&pw.w[0]), src, &pw.offs, K/64, int(lowMask(K%64/4)))
+	}
+	// Scales and biases, transposed to [groups][16] each.
+	ngp := (ng + 15) / 16 * 16
+	pw.st, pw.bt = grow(pw.st, ngp*16), grow(pw.bt, ngp*16)
+	var sp, bp unsafe.Pointer
+	if q.ScalesF32 != nil {
+		_, _ = q.ScalesF32[(n0+rows)*ng-1], q.BiasesF32[(n0+rows)*ng-1]
+		sp, bp = unsafe.Pointer(&q.ScalesF32[n0*ng]), unsafe.Pointer(&q.BiasesF32[n0*ng])
+	} else {
+		pw.tmp = grow(pw.tmp, 2*rows*ng)
+		s, b := pw.tmp[:rows*ng], pw.tmp[rows*ng:]
 		halfToF32(s, q.Scales[n0*ng:(n0+rows)*ng], q.Kind)
 		halfToF32(b, q.Biases[n0*ng:(n0+rows)*ng], q.Kind)
+		sp, bp = unsafe.Pointer(&s[0]), unsafe.Pointer(&b[0])
 	}
-	sb := pw.sb
-	if rows < panelRows {
-		clear(sb)
-	}
-	for r := 0; r < rows; r++ {
-		sr, br := s[r*ng:(r+1)*ng], b[r*ng:(r+1)*ng]
-		for g := range sr {
-			sb[g*32+r] = sr[g]
-			sb[g*32+16+r] = br[g]
-		}
-	}
+	pw.setOffs(rows, ng*4)
+	panelVNNI(unsafe.Pointer(&pw.st[0]), sp, &pw.offs, ng/16, int(lowMask(ng%16)))
+	panelVNNI(unsafe.Pointer(&pw.bt[0]), bp, &pw.offs, ng/16, int(lowMask(ng%16)))
 	rowmask := 1<<rows - 1
 	nb := pa.nb
 	_ = Y[(M-1)*N+n0+rows-1]
 	for tg := 0; tg < pa.ntg; tg++ {
 		m0 := tg * panelTok
-		qgemmPanelVNNI(unsafe.Pointer(&pw.w[0]), &sb[0], unsafe.Pointer(&pa.xq[m0*pa.kp]), pa.kp,
+		qgemmPanelVNNI(unsafe.Pointer(&pw.w[0]), &pw.st[0], &pw.bt[0], unsafe.Pointer(&pa.xq[m0*pa.kp]), pa.kp,
 			&pa.dxI[tg*nb*panelTok], &pa.sumI[tg*ng*panelTok], ng, G/32,
 			&Y[m0*N+n0], N*4, min(panelTok, M-m0), rowmask)
+	}
+}
+
+// setOffs sets the row offsets for panelVNNI: r·stride for the rows, 0
+// (row 0 again) past them.
+func (pw *panelWork) setOffs(rows, stride int) {
+	for r := range pw.offs {
+		pw.offs[r] = 0
+		if r < rows {
+			pw.offs[r] = r * stride
+		}
 	}
 }

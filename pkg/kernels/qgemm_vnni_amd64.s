@@ -6,43 +6,6 @@
 // rows (tokens) over it, one int32 accumulator per token, one VPDPBUSD per
 // token and 4-element step with the token's 4 int8s broadcast from memory.
 
-// func unpack4VNNI(dst, src unsafe.Pointer, n int)
-// Widens n packed 4-bit bytes at src (n a multiple of 16; low nibble
-// first) to 2n u8 values at dst in natural order.
-TEXT ·unpack4VNNI(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	MOVL $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
-	MOVQ CX, DX
-	SHRQ $5, CX
-	JZ   u4tail
-
-u4loop:
-	// word = byte b; (b | b<<4) & 0x0f0f puts b&15 in the low byte and
-	// b>>4 in the high one.
-	VPMOVZXBW (SI), Z1
-	VPSLLW    $4, Z1, Z2
-	VPTERNLOGD $0xA8, Z31, Z2, Z1
-	VMOVDQU64 Z1, (DI)
-	ADDQ $32, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ  u4loop
-
-u4tail:
-	TESTQ $16, DX
-	JZ   u4done
-	VPMOVZXBW (SI), Y1
-	VPSLLW    $4, Y1, Y2
-	VPTERNLOGD $0xA8, Y31, Y2, Y1
-	VMOVDQU Y1, (DI)
-
-u4done:
-	VZEROUPPER
-	RET
-
 // 16x16 dword transpose: rows in Z0-Z15, dword d of all 16 rows ends in Zd.
 // Z16-Z31 are clobbered.
 #define TR_S1(A, B, L, H) VPUNPCKLDQ B, A, L; VPUNPCKHDQ B, A, H
@@ -84,93 +47,122 @@ u4done:
 	TR_S4(Z28, Z30, Z3, Z7); \
 	TR_S4(Z29, Z31, Z11, Z15)
 
-// Row r's 64 bytes of this column (offset offs[r] from SI) into Z register R.
+// Row r's column (at SI + offs[r], offs at BX) into Z register R: 16
+// dwords; 16 dwords under mask K1; 32 packed 4-bit bytes widened to 64
+// u8 (word = byte b: (b | b<<4) & 0x0f0f puts b&15 in the low byte and
+// b>>4 in the high one; Z17 holds 0x0f0f words, Z16 is a temporary); 16
+// packed bytes widened to 32 u8 (Y register R).
 #define LDROW(r, R) MOVQ (8*r)(BX), R8; VMOVDQU64 (SI)(R8*1), R
-#define LDROWH(r, R) MOVQ (8*r)(BX), R8; VMOVDQU32.Z (SI)(R8*1), K1, R
+#define LDROWM(r, R) MOVQ (8*r)(BX), R8; VMOVDQU32.Z (SI)(R8*1), K1, R
+#define LDROW4(r, R) \
+	MOVQ (8*r)(BX), R8; \
+	VPMOVZXBW (SI)(R8*1), R; \
+	VPSLLW $4, R, Z16; \
+	VPTERNLOGD $0xA8, Z17, Z16, R
+#define LDROW4H(r, R) \
+	MOVQ (8*r)(BX), R8; \
+	VPMOVZXBW (SI)(R8*1), R; \
+	VPSLLW $4, R, Y16; \
+	VPTERNLOGD $0xA8, Y17, Y16, R
 
-// func panelVNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, half int)
-// Writes the VNNI layout of 16 rows of u8 (row r at src+offs[r]) to dst:
-// for each 4-byte step s, the 16 rows' dwords s (64 bytes). ncol full
-// 64-byte columns, then, when half != 0, one of 32 bytes.
+#define LDROWS(LD) \
+	LD(0, Z0); LD(1, Z1); LD(2, Z2); LD(3, Z3); \
+	LD(4, Z4); LD(5, Z5); LD(6, Z6); LD(7, Z7); \
+	LD(8, Z8); LD(9, Z9); LD(10, Z10); LD(11, Z11); \
+	LD(12, Z12); LD(13, Z13); LD(14, Z14); LD(15, Z15)
+
+#define LDROWSY(LD) \
+	LD(0, Y0); LD(1, Y1); LD(2, Y2); LD(3, Y3); \
+	LD(4, Y4); LD(5, Y5); LD(6, Y6); LD(7, Y7); \
+	LD(8, Y8); LD(9, Y9); LD(10, Y10); LD(11, Y11); \
+	LD(12, Y12); LD(13, Y13); LD(14, Y14); LD(15, Y15)
+
+// The 16 transposed dwords (Z0-Z15) to DI, 64 bytes each.
+#define STORE16 \
+	VMOVDQU64 Z0, (DI); \
+	VMOVDQU64 Z1, 64(DI); \
+	VMOVDQU64 Z2, 128(DI); \
+	VMOVDQU64 Z3, 192(DI); \
+	VMOVDQU64 Z4, 256(DI); \
+	VMOVDQU64 Z5, 320(DI); \
+	VMOVDQU64 Z6, 384(DI); \
+	VMOVDQU64 Z7, 448(DI); \
+	VMOVDQU64 Z8, 512(DI); \
+	VMOVDQU64 Z9, 576(DI); \
+	VMOVDQU64 Z10, 640(DI); \
+	VMOVDQU64 Z11, 704(DI); \
+	VMOVDQU64 Z12, 768(DI); \
+	VMOVDQU64 Z13, 832(DI); \
+	VMOVDQU64 Z14, 896(DI); \
+	VMOVDQU64 Z15, 960(DI)
+
+// func panelVNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, tailmask int)
+// Transposes 16 rows of dwords (row r at src+offs[r]) to dst: for each
+// dword index d, the 16 rows' dwords d (64 bytes). ncol full columns of 16
+// dwords, then, when tailmask != 0, one column of the dwords in tailmask
+// (the others zero; dst has room for the whole column).
 TEXT ·panelVNNI(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ offs+16(FP), BX
 	MOVQ ncol+24(FP), CX
 	TESTQ CX, CX
-	JZ   pvhalf
+	JZ   pvtail
 
 pvloop:
-	LDROW(0, Z0)
-	LDROW(1, Z1)
-	LDROW(2, Z2)
-	LDROW(3, Z3)
-	LDROW(4, Z4)
-	LDROW(5, Z5)
-	LDROW(6, Z6)
-	LDROW(7, Z7)
-	LDROW(8, Z8)
-	LDROW(9, Z9)
-	LDROW(10, Z10)
-	LDROW(11, Z11)
-	LDROW(12, Z12)
-	LDROW(13, Z13)
-	LDROW(14, Z14)
-	LDROW(15, Z15)
+	LDROWS(LDROW)
 	TRANSPOSE16
-	VMOVDQU64 Z0, (DI)
-	VMOVDQU64 Z1, 64(DI)
-	VMOVDQU64 Z2, 128(DI)
-	VMOVDQU64 Z3, 192(DI)
-	VMOVDQU64 Z4, 256(DI)
-	VMOVDQU64 Z5, 320(DI)
-	VMOVDQU64 Z6, 384(DI)
-	VMOVDQU64 Z7, 448(DI)
-	VMOVDQU64 Z8, 512(DI)
-	VMOVDQU64 Z9, 576(DI)
-	VMOVDQU64 Z10, 640(DI)
-	VMOVDQU64 Z11, 704(DI)
-	VMOVDQU64 Z12, 768(DI)
-	VMOVDQU64 Z13, 832(DI)
-	VMOVDQU64 Z14, 896(DI)
-	VMOVDQU64 Z15, 960(DI)
+	STORE16
 	ADDQ $64, SI
 	ADDQ $1024, DI
 	DECQ CX
 	JNZ  pvloop
 
-pvhalf:
-	CMPQ half+32(FP), $0
-	JEQ  pvdone
-	MOVL $0xff, AX
+pvtail:
+	MOVQ tailmask+32(FP), AX
+	TESTQ AX, AX
+	JZ   pvdone
 	KMOVW AX, K1
-	LDROWH(0, Z0)
-	LDROWH(1, Z1)
-	LDROWH(2, Z2)
-	LDROWH(3, Z3)
-	LDROWH(4, Z4)
-	LDROWH(5, Z5)
-	LDROWH(6, Z6)
-	LDROWH(7, Z7)
-	LDROWH(8, Z8)
-	LDROWH(9, Z9)
-	LDROWH(10, Z10)
-	LDROWH(11, Z11)
-	LDROWH(12, Z12)
-	LDROWH(13, Z13)
-	LDROWH(14, Z14)
-	LDROWH(15, Z15)
+	LDROWS(LDROWM)
 	TRANSPOSE16
-	VMOVDQU64 Z0, (DI)
-	VMOVDQU64 Z1, 64(DI)
-	VMOVDQU64 Z2, 128(DI)
-	VMOVDQU64 Z3, 192(DI)
-	VMOVDQU64 Z4, 256(DI)
-	VMOVDQU64 Z5, 320(DI)
-	VMOVDQU64 Z6, 384(DI)
-	VMOVDQU64 Z7, 448(DI)
+	STORE16
 
 pvdone:
+	VZEROUPPER
+	RET
+
+// func panel4VNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, half int)
+// panelVNNI for 16 rows of packed 4-bit values (row r at src+offs[r], low
+// nibble first), widened to u8: ncol columns of 32 packed bytes, then,
+// when half != 0, one of 16 (the upper half of its output zero).
+TEXT ·panel4VNNI(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ offs+16(FP), BX
+	MOVQ ncol+24(FP), CX
+	MOVL $0x0f0f0f0f, DX
+	TESTQ CX, CX
+	JZ   p4tail
+
+p4loop:
+	VPBROADCASTD DX, Z17
+	LDROWS(LDROW4)
+	TRANSPOSE16
+	STORE16
+	ADDQ $32, SI
+	ADDQ $1024, DI
+	DECQ CX
+	JNZ  p4loop
+
+p4tail:
+	CMPQ half+32(FP), $0
+	JEQ  p4done
+	VPBROADCASTD DX, Z17
+	LDROWSY(LDROW4H)
+	TRANSPOSE16
+	STORE16
+
+p4done:
 	VZEROUPPER
 	RET
 
@@ -188,33 +180,54 @@ pvdone:
 	VPDPBUSD.BCST XO(DX), Z16, Z6; \
 	VPDPBUSD.BCST XO(DX)(R8*1), Z16, Z7
 
-// End of a 32-element block for one token: its integer sums times the
-// token's block scale dx (at DO(R9)), times the group's row scales (Z17),
-// into the float accumulator F; the integer accumulator I restarts.
-#define BLKEND(I, F, DO) \
+#define BLOCKSTEPS \
+	STEP(0, 0); \
+	STEP(64, 4); \
+	STEP(128, 8); \
+	STEP(192, 12); \
+	STEP(256, 16); \
+	STEP(320, 20); \
+	STEP(384, 24); \
+	STEP(448, 28)
+
+#define BLKFIRST(I, G, DO) \
 	VCVTDQ2PS I, I; \
-	VMULPS.BCST DO(R9), I, I; \
-	VFMADD231PS Z17, I, F; \
+	VMULPS.BCST DO(R9), I, G; \
 	VPXORD I, I, I
 
-// func qgemmPanelVNNI(w unsafe.Pointer, sb *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
+#define BLKNEXT(I, G, DO) \
+	VCVTDQ2PS I, I; \
+	VFMADD231PS.BCST DO(R9), I, G; \
+	VPXORD I, I, I
+
+#define BLKADV \
+	ADDQ $512, SI; \
+	ADDQ $32, AX; \
+	ADDQ $32, BX; \
+	ADDQ $32, DX; \
+	ADDQ $32, R9
+
+// func qgemmPanelVNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
 // For 8 tokens (int8 rows xstride bytes apart at x) and a panel of 16
-// weight rows (w, VNNI layout; sb: per group 16 scales then 16 biases):
-// y[t·ystride + r] = Σ_g Σ_{b∈g} scale[g,r]·dx[b,t]·Σ_{k∈b} q[r,k]·xi[t,k]
+// weight rows (w, VNNI layout; s and b: [ng][16] scales and biases):
+// y[t·ystride + r] = Σ_g scale[g,r]·(Σ_{b∈g} dx[b,t]·Σ_{k∈b} q[r,k]·xi[t,k])
 // + bias[g,r]·sum[g,t], for the first ntok tokens and the rows in rowmask.
 // dx is [K/32][8], sum [ng][8]; groups have bpg blocks of 32.
-TEXT ·qgemmPanelVNNI(SB), NOSPLIT, $0-96
+// Registers: Z0-Z7 the tokens' integer sums of a block, Z19-Z26 their
+// dx-scaled sums over the group, Z8-Z15 the outputs.
+TEXT ·qgemmPanelVNNI(SB), NOSPLIT, $0-104
 	MOVQ w+0(FP), SI
-	MOVQ sb+8(FP), R11
-	MOVQ x+16(FP), AX
-	MOVQ xstride+24(FP), R8
+	MOVQ s+8(FP), R11
+	MOVQ b+16(FP), R12
+	MOVQ x+24(FP), AX
+	MOVQ xstride+32(FP), R8
 	LEAQ (AX)(R8*2), BX
 	ADDQ R8, BX
 	LEAQ (BX)(R8*2), DX
 	ADDQ R8, DX
-	MOVQ dx+32(FP), R9
-	MOVQ sum+40(FP), R10
-	MOVQ ng+48(FP), R13
+	MOVQ dx+40(FP), R9
+	MOVQ sum+48(FP), R10
+	MOVQ ng+56(FP), R13
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -233,36 +246,47 @@ TEXT ·qgemmPanelVNNI(SB), NOSPLIT, $0-96
 	VPXORD Z15, Z15, Z15
 
 pgroup:
-	VMOVUPS (R11), Z17
-	MOVQ bpg+56(FP), CX
+	MOVQ bpg+64(FP), CX
+	BLOCKSTEPS
+	BLKFIRST(Z0, Z19, 0)
+	BLKFIRST(Z1, Z20, 4)
+	BLKFIRST(Z2, Z21, 8)
+	BLKFIRST(Z3, Z22, 12)
+	BLKFIRST(Z4, Z23, 16)
+	BLKFIRST(Z5, Z24, 20)
+	BLKFIRST(Z6, Z25, 24)
+	BLKFIRST(Z7, Z26, 28)
+	BLKADV
+	DECQ CX
+	JZ   pgend
 
 pblock:
-	STEP(0, 0)
-	STEP(64, 4)
-	STEP(128, 8)
-	STEP(192, 12)
-	STEP(256, 16)
-	STEP(320, 20)
-	STEP(384, 24)
-	STEP(448, 28)
-	BLKEND(Z0, Z8, 0)
-	BLKEND(Z1, Z9, 4)
-	BLKEND(Z2, Z10, 8)
-	BLKEND(Z3, Z11, 12)
-	BLKEND(Z4, Z12, 16)
-	BLKEND(Z5, Z13, 20)
-	BLKEND(Z6, Z14, 24)
-	BLKEND(Z7, Z15, 28)
-	ADDQ $512, SI
-	ADDQ $32, AX
-	ADDQ $32, BX
-	ADDQ $32, DX
-	ADDQ $32, R9
+	BLOCKSTEPS
+	BLKNEXT(Z0, Z19, 0)
+	BLKNEXT(Z1, Z20, 4)
+	BLKNEXT(Z2, Z21, 8)
+	BLKNEXT(Z3, Z22, 12)
+	BLKNEXT(Z4, Z23, 16)
+	BLKNEXT(Z5, Z24, 20)
+	BLKNEXT(Z6, Z25, 24)
+	BLKNEXT(Z7, Z26, 28)
+	BLKADV
 	DECQ CX
 	JNZ  pblock
 
-	// Bias term: the group's 16 row biases times each token's Σx.
-	VMOVUPS 64(R11), Z18
+pgend:
+	// The group's row scales times each token's scaled sums, and the
+	// biases times each token's Σx.
+	VMOVUPS (R11), Z17
+	VMOVUPS (R12), Z18
+	VFMADD231PS Z17, Z19, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z17, Z21, Z10
+	VFMADD231PS Z17, Z22, Z11
+	VFMADD231PS Z17, Z23, Z12
+	VFMADD231PS Z17, Z24, Z13
+	VFMADD231PS Z17, Z25, Z14
+	VFMADD231PS Z17, Z26, Z15
 	VFMADD231PS.BCST 0(R10), Z18, Z8
 	VFMADD231PS.BCST 4(R10), Z18, Z9
 	VFMADD231PS.BCST 8(R10), Z18, Z10
@@ -271,16 +295,17 @@ pblock:
 	VFMADD231PS.BCST 20(R10), Z18, Z13
 	VFMADD231PS.BCST 24(R10), Z18, Z14
 	VFMADD231PS.BCST 28(R10), Z18, Z15
-	ADDQ $128, R11
+	ADDQ $64, R11
+	ADDQ $64, R12
 	ADDQ $32, R10
 	DECQ R13
 	JNZ  pgroup
 
-	MOVQ y+64(FP), DI
-	MOVQ ystride+72(FP), R8
-	MOVQ rowmask+88(FP), AX
+	MOVQ y+72(FP), DI
+	MOVQ ystride+80(FP), R8
+	MOVQ rowmask+96(FP), AX
 	KMOVW AX, K1
-	MOVQ ntok+80(FP), CX
+	MOVQ ntok+88(FP), CX
 	VMOVUPS Z8, K1, (DI)
 	DECQ CX
 	JLE  pdone
@@ -312,5 +337,73 @@ pblock:
 	VMOVUPS Z15, K1, (DI)
 
 pdone:
+	VZEROUPPER
+	RET
+
+// func quantPanelAVX512(x *float32, nblk int, xq *int8, dx, bsum *float32)
+// quantActAVX512 (bits 8) and roundedSums in one pass: per block of 32,
+// dx = max|x|/127, xi = round-to-even(x·(127/max)) (0 where max = 0) in
+// natural order, and bsum = dx·Σxi.
+TEXT ·quantPanelAVX512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ nblk+8(FP), CX
+	MOVQ xq+16(FP), DI
+	MOVQ dx+24(FP), R9
+	MOVQ bsum+32(FP), R10
+	TESTQ CX, CX
+	JZ   qpdone
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z31
+	MOVL $0x42fe0000, AX // 127.0
+	VMOVD AX, X7
+	VXORPS X0, X0, X0
+
+qploop:
+	VMOVUPS (SI), Z1
+	VMOVUPS 64(SI), Z2
+	VANDPS Z31, Z1, Z3
+	VANDPS Z31, Z2, Z4
+	VMAXPS Z4, Z3, Z3
+	VEXTRACTF64X4 $1, Z3, Y4
+	VMAXPS Y4, Y3, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VMAXPS X4, X3, X3
+	VPERMILPS $0x4e, X3, X4
+	VMAXPS X4, X3, X3
+	VPERMILPS $0xb1, X3, X4
+	VMAXPS X4, X3, X3
+	VDIVSS X7, X3, X5 // max/127
+	VMOVSS X5, (R9)
+	VCMPSS $4, X0, X3, K1 // max != 0
+	VDIVSS.Z X3, X7, K1, X6 // 127/max, 0 where max = 0
+	VBROADCASTSS X6, Z6
+	VMULPS Z6, Z1, Z1
+	VMULPS Z6, Z2, Z2
+	VCVTPS2DQ Z1, Z1
+	VCVTPS2DQ Z2, Z2
+	VPADDD Z2, Z1, Z8
+	VPMOVSDB Z1, X1
+	VPMOVSDB Z2, X2
+	VMOVDQU X1, (DI)
+	VMOVDQU X2, 16(DI)
+	VEXTRACTI64X4 $1, Z8, Y9
+	VPADDD Y9, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0x4e, X8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0xb1, X8, X9
+	VPADDD X9, X8, X8
+	VCVTDQ2PS X8, X8
+	VMULSS X5, X8, X8
+	VMOVSS X8, (R10)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, R9
+	ADDQ $4, R10
+	DECQ CX
+	JNZ  qploop
+
+qpdone:
 	VZEROUPPER
 	RET

@@ -144,3 +144,34 @@ func TestQMatmulMultiPanels(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantPanel checks the panel path's activation quantizer against
+// quantActGo (8-bit layout) and roundedSums bit for bit, with all-zero
+// blocks and blocks of one value.
+func TestQuantPanel(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512")
+	}
+	r := rand.New(rand.NewPCG(45, 46))
+	const K = 640
+	x := randAct(r, 1, K)
+	clear(x[96:128])
+	for i := 128; i < 160; i++ {
+		x[i] = -3.5
+	}
+	nb := K / 32
+	xq1, xq2 := make([]int8, K), make([]int8, K)
+	dx1, dx2 := make([]float32, nb), make([]float32, nb)
+	s1, s2 := make([]float32, nb), make([]float32, nb)
+	quantActGo(x, 8, xq1, dx1, s1)
+	roundedSums(xq1, 8, dx1, s1)
+	quantPanelAVX512(&x[0], nb, &xq2[0], &dx2[0], &s2[0])
+	if !slices.Equal(xq1, xq2) {
+		t.Fatal("int8s differ from quantActGo")
+	}
+	for b := range dx1 {
+		if math.Float32bits(dx1[b]) != math.Float32bits(dx2[b]) || math.Float32bits(s1[b]) != math.Float32bits(s2[b]) {
+			t.Fatalf("block %d: dx %v, Σ %v; want %v, %v", b, dx2[b], s2[b], dx1[b], s1[b])
+		}
+	}
+}

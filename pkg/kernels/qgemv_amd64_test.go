@@ -16,7 +16,8 @@ func TestQMatmulTilesMatchRows(t *testing.T) {
 	if !hasVNNI {
 		t.Skip("no AVX-512 VNNI: the multi-row kernel does not run")
 	}
-	defer func() { useTiles = true }()
+	defer func() { useTiles, usePanels = true, true }()
+	usePanels = false // the panel path would take M >= panelMinM from both
 	r := rand.New(rand.NewPCG(31, 32))
 	for _, bits := range []int{4, 8} {
 		for _, kind := range []string{"bf16", "f16", "f32"} {
