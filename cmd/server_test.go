@@ -1,0 +1,171 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlxgo/mlxgo/pkg/generate"
+	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/tokenizer"
+)
+
+func TestServerDefaults(t *testing.T) {
+	o, err := parseWith(t, "", newServerCmdWith, "--model", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ServerOptions{Model: "m", Host: "127.0.0.1", Port: 8080, AllowedOrigins: []string{"*"}, NumDraftTokens: 3,
+		LogLevel: "INFO", TopP: 1, MaxTokens: 512, ChatTemplateArgs: map[string]any{},
+		DecodeConcurrency: 32, PromptConcurrency: 8, PrefillStepSize: 2048, PromptCacheSize: 10}
+	if !reflect.DeepEqual(o, want) {
+		t.Errorf("defaults\n got %+v\nwant %+v", o, want)
+	}
+}
+
+func TestServerFlags(t *testing.T) {
+	o, err := parseWith(t, "", newServerCmdWith,
+		"--model", "m", "--adapter-path", "ad", "--host", "0.0.0.0", "--port", "9000",
+		"--allowed-origins", "http://a,http://b", "--draft-model", "d", "--num-draft-tokens", "5",
+		"--trust-remote-code", "--log-level", "debug", "--chat-template", "{{ messages }}", "--use-default-chat-template",
+		"--temp", "0.7", "--top-p", "0.9", "--top-k", "40", "--min-p", "0.05", "--max-tokens", "64",
+		"--chat-template-args", `{"enable_thinking": false}`, "--decode-concurrency", "4", "--prompt-concurrency", "2",
+		"--prefill-step-size", "256", "--prompt-cache-size", "0", "--prompt-cache-bytes", "2GB", "--pipeline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ServerOptions{Model: "m", AdapterPath: "ad", Host: "0.0.0.0", Port: 9000, AllowedOrigins: []string{"http://a", "http://b"},
+		DraftModel: "d", NumDraftTokens: 5, TrustRemoteCode: true, LogLevel: "DEBUG", ChatTemplate: "{{ messages }}",
+		UseDefaultChatTemplate: true, Temp: 0.7, TopP: 0.9, TopK: 40, MinP: 0.05, MaxTokens: 64,
+		ChatTemplateArgs: map[string]any{"enable_thinking": false}, DecodeConcurrency: 4, PromptConcurrency: 2,
+		PrefillStepSize: 256, PromptCacheSize: 0, PromptCacheBytes: 2e9, Pipeline: true}
+	if !reflect.DeepEqual(o, want) {
+		t.Errorf("flags\n got %+v\nwant %+v", o, want)
+	}
+}
+
+func TestBadServerFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--model"}, {"--port", "70000"}, {"--log-level", "LOUD"}, {"--num-draft-tokens", "0"}, {"--temp", "-1"},
+		{"--top-p", "2"}, {"--min-p", "-0.1"}, {"--top-k", "-1"}, {"--max-tokens", "-1"}, {"--chat-template-args", "[1]"},
+		{"--decode-concurrency", "0"}, {"--prompt-concurrency", "0"}, {"--prefill-step-size", "0"},
+		{"--prompt-cache-size", "-1"}, {"--prompt-cache-bytes", "lots"},
+	} {
+		full := append([]string{"server"}, args...)
+		if args[0] != "--model" {
+			full = append(full, "--model", "m")
+		} else {
+			full = []string{"server"} // no --model at all
+		}
+		code, _, errOut := runArgs(t, full...)
+		if code != 2 || !strings.Contains(errOut, args[0]) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming the flag", args, code, errOut)
+		}
+	}
+}
+
+// TestServerEndToEnd starts `mlxgo server` on a free port with the llama
+// fixture, asks for one chat completion and stops it as Ctrl-C does.
+func TestServerEndToEnd(t *testing.T) {
+	addr := make(chan string, 1)
+	old := listen
+	listen = func(host string, port int) (net.Listener, error) {
+		ln, err := old(host, port)
+		if err == nil {
+			addr <- ln.Addr().String()
+		}
+		return ln, err
+	}
+	t.Cleanup(func() { listen = old })
+
+	const fixture = "../testdata/models/llama-f32"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		f := &Factory{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+		done <- run(ctx, f, []string{"server", "--model", fixture, "--port", "0", "--max-tokens", "7"})
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case code := <-done:
+		t.Fatalf("server exited %d: %s", code, errOut.String())
+	case <-time.After(time.Minute):
+		t.Fatal("server did not start listening")
+	}
+
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"messages": [{"role": "user", "content": "Hello"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var r struct {
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+			Message      struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &r) != nil || len(r.Choices) != 1 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+
+	// generate --temp 0 -m 7 --prompt Hello gives the same text.
+	m, _, err := model.Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := generate.EncodePrompt(tok, generate.PromptOptions{Prompt: "Hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := generate.New(m, ids, generate.Options{MaxTokens: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	generate.Stream(context.Background(), g, tok, func(r generate.Response) error { want.WriteString(r.Text); return nil })
+	if r.Choices[0].Message.Content != want.String() || r.Choices[0].FinishReason != "length" || r.Usage.CompletionTokens != 7 {
+		t.Errorf("reply %+v, want %q after 7 tokens (--max-tokens)", r, want.String())
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after shutdown: %s", code, errOut.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("server did not shut down")
+	}
+	if !strings.Contains(errOut.String(), "Starting httpd at 127.0.0.1 on port ") {
+		t.Errorf("no start line in the log:\n%s", errOut.String())
+	}
+}
+
+func TestServerBadModel(t *testing.T) {
+	code, _, errOut := runArgs(t, "server", "--model", t.TempDir()+"/missing", "--port", "0")
+	if code != 1 || !strings.Contains(errOut, "--model") {
+		t.Errorf("exit %d, stderr %q; want 1 naming --model", code, errOut)
+	}
+}
