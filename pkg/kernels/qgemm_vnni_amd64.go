@@ -9,26 +9,32 @@ import (
 
 // The panel path of the int8 kernels for many activation rows (prompt
 // processing). The activations are quantized as for the other int8
-// kernels (blocks of 32, dx = max|x|/127, rounded block sums) but kept in
-// natural order. The weights are taken in panels of 16 rows: each panel is
-// unpacked once per call to u8 in the VNNI layout [K/4][16 rows][4 bytes]
-// (a few KiB to tens of KiB: it stays in L1/L2 while every activation row
-// passes over it), its scales and biases widened to f32 [groups][16]. The
-// micro-kernel runs 8 activation rows at a time: per 4-element step one
-// weight load and 8 VPDPBUSD with each row's 4 int8s broadcast from
-// memory; per block of 32 the integer sums are converted, scaled by the
-// rows' dx and FMAed with the panel's scales of the group; per group the
-// bias times each row's Σx is added. Per 512 multiply-adds that is about
-// 11 vector operations, against 28 for qgemmTile4VNNI.
+// kernels (blocks of 32, dx = max|x|/127, rounded block sums: the same
+// values), in natural order for 8-bit weights and, for 4-bit ones, with
+// each 8 reordered as the 4 even elements then the 4 odd ones. The weights
+// are taken in panels of 16 rows: each panel is unpacked once per call to
+// u8 in the VNNI layout [K/4][16 rows][4 bytes] (a 16x16 dword transpose
+// of the packed rows; 4-bit dwords, 8 elements each, then split into their
+// low nibbles, the even elements, and high nibbles, the odd ones: hence
+// the activation order) and its scales and biases to f32 [groups][16]. The
+// panel, 16·K bytes, stays in L1/L2 while every activation row passes over
+// it. The micro-kernel runs 8 activation rows at a time: per 4-element
+// step one weight load and 8 VPDPBUSD with each row's 4 int8s broadcast
+// from memory; per block of 32 the integer sums are converted and FMAed
+// with the rows' dx; per group they are FMAed with the panel's scales and
+// the biases with each row's Σx. On Zen 4 the conversions are free next
+// to VPDPBUSD but the FMAs are not: per 512 multiply-adds 8 VPDPBUSD and
+// 1 + 2/(G/32) FMAs, against about 28 vector operations for
+// qgemmTile4VNNI.
 
 //go:noescape
 func panelVNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, tailmask int)
 
 //go:noescape
-func panel4VNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, half int)
+func quantPanelAVX512(x *float32, nblk int, xq *int8, dx, bsum *float32, perm int)
 
 //go:noescape
-func quantPanelAVX512(x *float32, nblk int, xq *int8, dx, bsum *float32)
+func panel4VNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, tailmask int)
 
 //go:noescape
 func qgemmPanelVNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
@@ -50,7 +56,7 @@ const (
 var usePanels = true
 
 // panelActs are the activations prepared for the panel path: xq [Mp][Kp]
-// int8 in natural order (Mp = M rounded up to panelTok, Kp = K rounded up
+// int8 (in the order of the panel layout, see above; Mp = M rounded up to panelTok, Kp = K rounded up
 // to 128, zero padded), and per group of panelTok rows the block scales
 // dxI [K/32][panelTok] and group sums sumI [K/G][panelTok].
 type panelActs struct {
@@ -75,8 +81,13 @@ var (
 	panelWorkPool = sync.Pool{New: func() any { return new(panelWork) }}
 )
 
-// prepPanelActs quantizes X [M, K] for the panel path.
-func prepPanelActs(pa *panelActs, X []float32, M, K, G int) {
+// prepPanelActs quantizes X [M, K] for the panel path of bits-wide
+// weights.
+func prepPanelActs(pa *panelActs, X []float32, M, K, G, bits int) {
+	perm := 0
+	if bits == 4 {
+		perm = 1 // the order of the packed 4-bit panels
+	}
 	nc := (K + 127) / 128
 	pa.kp, pa.nb, pa.ng = nc*128, K/32, K/G
 	pa.ntg = (M + panelTok - 1) / panelTok
@@ -98,7 +109,7 @@ func prepPanelActs(pa *panelActs, X []float32, M, K, G int) {
 				clear(bsum)
 			} else {
 				clear(xq[K:])
-				quantPanelAVX512(&X[m*K], len(dx), &xq[0], &dx[0], &bsum[0])
+				quantPanelAVX512(&X[m*K], len(dx), &xq[0], &dx[0], &bsum[0], perm)
 			}
 			dxI := pa.dxI[tg*pa.nb*panelTok:]
 			for b, v := range dx {
@@ -125,7 +136,7 @@ func qgemmPanelRun(Ys [][]float32, X []float32, M int, qs []*QWeight) {
 	K, G := q0.K, q0.GroupSize
 	pa := panelActPool.Get().(*panelActs)
 	defer panelActPool.Put(pa)
-	prepPanelActs(pa, X, M, K, G)
+	prepPanelActs(pa, X, M, K, G, q0.Bits)
 	starts := make([]int, len(qs)+1) // first panel of each weight
 	for i, q := range qs {
 		starts[i+1] = starts[i] + (q.N+panelRows-1)/panelRows
@@ -152,14 +163,15 @@ func (pw *panelWork) run(q *QWeight, Y []float32, n0, M int, pa *panelActs) {
 	ng := K / G
 	rows := min(panelRows, N-n0)
 	wstride := K * q.Bits / 8
-	// Weights: the VNNI layout of the panel's rows; rows past N repeat row
-	// 0 (their outputs are masked).
-	pw.w = grow(pw.w, (K+63)/64*1024)
+	// Weights: the VNNI layout of the panel's rows (4-bit: packed, 8
+	// elements a dword); rows past N repeat row 0 (their outputs are
+	// masked).
+	pw.w = grow(pw.w, (K+127)/128*128/4*64)
 	_ = q.W[(n0+rows)*wstride/4-1]
 	pw.setOffs(rows, wstride)
 	src := unsafe.Pointer(&q.W[n0*wstride/4])
 	if q.Bits == 4 {
-		panel4VNNI(unsafe.Pointer(&pw.w[0]), src, &pw.offs, K/64, K%64)
+		panel4VNNI(unsafe.Pointer(&pw.w[0]), src, &pw.offs, K/128, int(lowMask(K%128/8)))
 	} else {
 		panelVNNI(unsafe.Pointer(&pw.w[0]), src, &pw.offs, K/64, int(lowMask(K%64/4)))
 	}

@@ -6,6 +6,187 @@
 // rows (tokens) over it, one int32 accumulator per token, one VPDPBUSD per
 // token and 4-element step with the token's 4 int8s broadcast from memory.
 
+// One 4-element step for 8 tokens: the panel's 16 rows of the step (WO
+// bytes into the block) against each token's 4 int8s (XO bytes into its
+// block). Tokens 0-2 at AX, 3-5 at BX, 6-7 at DX, R8 apart.
+#define TOKENS(W, XO) \
+	VPDPBUSD.BCST XO(AX), W, Z0; \
+	VPDPBUSD.BCST XO(AX)(R8*1), W, Z1; \
+	VPDPBUSD.BCST XO(AX)(R8*2), W, Z2; \
+	VPDPBUSD.BCST XO(BX), W, Z3; \
+	VPDPBUSD.BCST XO(BX)(R8*1), W, Z4; \
+	VPDPBUSD.BCST XO(BX)(R8*2), W, Z5; \
+	VPDPBUSD.BCST XO(DX), W, Z6; \
+	VPDPBUSD.BCST XO(DX)(R8*1), W, Z7
+
+#define STEP(WO, XO) \
+	VMOVDQU32 WO(SI), Z16; \
+	TOKENS(Z16, XO)
+
+// 8-bit panels: 8 steps of 64 bytes per block of 32.
+#define BLOCKSTEPS \
+	STEP(0, 0); \
+	STEP(64, 4); \
+	STEP(128, 8); \
+	STEP(192, 12); \
+	STEP(256, 16); \
+	STEP(320, 20); \
+	STEP(384, 24); \
+	STEP(448, 28)
+
+#define BLKFIRST(I, G, DO) \
+	VCVTDQ2PS I, I; \
+	VMULPS.BCST DO(R9), I, G; \
+	VPXORD I, I, I
+
+#define BLKNEXT(I, G, DO) \
+	VCVTDQ2PS I, I; \
+	VFMADD231PS.BCST DO(R9), I, G; \
+	VPXORD I, I, I
+
+#define BLKADV(WADV) \
+	ADDQ $WADV, SI; \
+	ADDQ $32, AX; \
+	ADDQ $32, BX; \
+	ADDQ $32, DX; \
+	ADDQ $32, R9
+
+#define PANELSTART \
+	MOVQ w+0(FP), SI; \
+	MOVQ s+8(FP), R11; \
+	MOVQ b+16(FP), R12; \
+	MOVQ x+24(FP), AX; \
+	MOVQ xstride+32(FP), R8; \
+	LEAQ (AX)(R8*2), BX; \
+	ADDQ R8, BX; \
+	LEAQ (BX)(R8*2), DX; \
+	ADDQ R8, DX; \
+	MOVQ dx+40(FP), R9; \
+	MOVQ sum+48(FP), R10; \
+	MOVQ ng+56(FP), R13; \
+	VPXORD Z0, Z0, Z0; \
+	VPXORD Z1, Z1, Z1; \
+	VPXORD Z2, Z2, Z2; \
+	VPXORD Z3, Z3, Z3; \
+	VPXORD Z4, Z4, Z4; \
+	VPXORD Z5, Z5, Z5; \
+	VPXORD Z6, Z6, Z6; \
+	VPXORD Z7, Z7, Z7; \
+	VPXORD Z8, Z8, Z8; \
+	VPXORD Z9, Z9, Z9; \
+	VPXORD Z10, Z10, Z10; \
+	VPXORD Z11, Z11, Z11; \
+	VPXORD Z12, Z12, Z12; \
+	VPXORD Z13, Z13, Z13; \
+	VPXORD Z14, Z14, Z14; \
+	VPXORD Z15, Z15, Z15
+
+// The groups: per block the integer sums, scaled by dx into Z19-Z26; per
+// group the row scales times those, and the biases times each token's Σx,
+// into Z8-Z15; then the stores.
+#define PANELGROUPS(STEPS, WADV, lgroup, lblock, lgend, ldone) \
+lgroup: \
+	MOVQ bpg+64(FP), CX; \
+	STEPS; \
+	BLKFIRST(Z0, Z19, 0); \
+	BLKFIRST(Z1, Z20, 4); \
+	BLKFIRST(Z2, Z21, 8); \
+	BLKFIRST(Z3, Z22, 12); \
+	BLKFIRST(Z4, Z23, 16); \
+	BLKFIRST(Z5, Z24, 20); \
+	BLKFIRST(Z6, Z25, 24); \
+	BLKFIRST(Z7, Z26, 28); \
+	BLKADV(WADV); \
+	DECQ CX; \
+	JZ   lgend; \
+lblock: \
+	STEPS; \
+	BLKNEXT(Z0, Z19, 0); \
+	BLKNEXT(Z1, Z20, 4); \
+	BLKNEXT(Z2, Z21, 8); \
+	BLKNEXT(Z3, Z22, 12); \
+	BLKNEXT(Z4, Z23, 16); \
+	BLKNEXT(Z5, Z24, 20); \
+	BLKNEXT(Z6, Z25, 24); \
+	BLKNEXT(Z7, Z26, 28); \
+	BLKADV(WADV); \
+	DECQ CX; \
+	JNZ  lblock; \
+lgend: \
+	VMOVUPS (R11), Z17; \
+	VMOVUPS (R12), Z18; \
+	VFMADD231PS Z17, Z19, Z8; \
+	VFMADD231PS Z17, Z20, Z9; \
+	VFMADD231PS Z17, Z21, Z10; \
+	VFMADD231PS Z17, Z22, Z11; \
+	VFMADD231PS Z17, Z23, Z12; \
+	VFMADD231PS Z17, Z24, Z13; \
+	VFMADD231PS Z17, Z25, Z14; \
+	VFMADD231PS Z17, Z26, Z15; \
+	VFMADD231PS.BCST 0(R10), Z18, Z8; \
+	VFMADD231PS.BCST 4(R10), Z18, Z9; \
+	VFMADD231PS.BCST 8(R10), Z18, Z10; \
+	VFMADD231PS.BCST 12(R10), Z18, Z11; \
+	VFMADD231PS.BCST 16(R10), Z18, Z12; \
+	VFMADD231PS.BCST 20(R10), Z18, Z13; \
+	VFMADD231PS.BCST 24(R10), Z18, Z14; \
+	VFMADD231PS.BCST 28(R10), Z18, Z15; \
+	ADDQ $64, R11; \
+	ADDQ $64, R12; \
+	ADDQ $32, R10; \
+	DECQ R13; \
+	JNZ  lgroup; \
+	MOVQ y+72(FP), DI; \
+	MOVQ ystride+80(FP), R8; \
+	MOVQ rowmask+96(FP), AX; \
+	KMOVW AX, K1; \
+	MOVQ ntok+88(FP), CX; \
+	VMOVUPS Z8, K1, (DI); \
+	DECQ CX; \
+	JLE  ldone; \
+	ADDQ R8, DI; \
+	VMOVUPS Z9, K1, (DI); \
+	DECQ CX; \
+	JLE  ldone; \
+	ADDQ R8, DI; \
+	VMOVUPS Z10, K1, (DI); \
+	DECQ CX; \
+	JLE  ldone; \
+	ADDQ R8, DI; \
+	VMOVUPS Z11, K1, (DI); \
+	DECQ CX; \
+	JLE  ldone; \
+	ADDQ R8, DI; \
+	VMOVUPS Z12, K1, (DI); \
+	DECQ CX; \
+	JLE  ldone; \
+	ADDQ R8, DI; \
+	VMOVUPS Z13, K1, (DI); \
+	DECQ CX; \
+	JLE  ldone; \
+	ADDQ R8, DI; \
+	VMOVUPS Z14, K1, (DI); \
+	DECQ CX; \
+	JLE  ldone; \
+	ADDQ R8, DI; \
+	VMOVUPS Z15, K1, (DI); \
+ldone: \
+	VZEROUPPER; \
+	RET
+
+// func qgemmPanelVNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
+// For 8 tokens (int8 rows xstride bytes apart at x) and a panel of 16
+// weight rows (w, VNNI layout of u8; s and b: [ng][16] scales and
+// biases):
+// y[t·ystride + r] = Σ_g scale[g,r]·(Σ_{b∈g} dx[b,t]·Σ_{k∈b} q[r,k]·xi[t,k])
+// + bias[g,r]·sum[g,t], for the first ntok tokens and the rows in rowmask.
+// dx is [K/32][8], sum [ng][8]; groups have bpg blocks of 32.
+// Registers: Z0-Z7 the tokens' integer sums of a block, Z19-Z26 their
+// dx-scaled sums over the group, Z8-Z15 the outputs.
+TEXT ·qgemmPanelVNNI(SB), NOSPLIT, $0-104
+	PANELSTART
+	PANELGROUPS(BLOCKSTEPS, 512, pgroup, pblock, pgend, pdone)
+
 // 16x16 dword transpose: rows in Z0-Z15, dword d of all 16 rows ends in Zd.
 // Z16-Z31 are clobbered.
 #define TR_S1(A, B, L, H) VPUNPCKLDQ B, A, L; VPUNPCKHDQ B, A, H
@@ -48,34 +229,14 @@
 	TR_S4(Z29, Z31, Z11, Z15)
 
 // Row r's column (at SI + offs[r], offs at BX) into Z register R: 16
-// dwords; 16 dwords under mask K1; 32 packed 4-bit bytes widened to 64
-// u8 (word = byte b: (b | b<<4) & 0x0f0f puts b&15 in the low byte and
-// b>>4 in the high one; Z17 holds 0x0f0f words, Z16 is a temporary); 16
-// packed bytes widened to 32 u8 (Y register R).
+// dwords, or the dwords in mask K1.
 #define LDROW(r, R) MOVQ (8*r)(BX), R8; VMOVDQU64 (SI)(R8*1), R
 #define LDROWM(r, R) MOVQ (8*r)(BX), R8; VMOVDQU32.Z (SI)(R8*1), K1, R
-#define LDROW4(r, R) \
-	MOVQ (8*r)(BX), R8; \
-	VPMOVZXBW (SI)(R8*1), R; \
-	VPSLLW $4, R, Z16; \
-	VPTERNLOGD $0xA8, Z17, Z16, R
-#define LDROW4H(r, R) \
-	MOVQ (8*r)(BX), R8; \
-	VPMOVZXBW (SI)(R8*1), R; \
-	VPSLLW $4, R, Y16; \
-	VPTERNLOGD $0xA8, Y17, Y16, R
-
 #define LDROWS(LD) \
 	LD(0, Z0); LD(1, Z1); LD(2, Z2); LD(3, Z3); \
 	LD(4, Z4); LD(5, Z5); LD(6, Z6); LD(7, Z7); \
 	LD(8, Z8); LD(9, Z9); LD(10, Z10); LD(11, Z11); \
 	LD(12, Z12); LD(13, Z13); LD(14, Z14); LD(15, Z15)
-
-#define LDROWSY(LD) \
-	LD(0, Y0); LD(1, Y1); LD(2, Y2); LD(3, Y3); \
-	LD(4, Y4); LD(5, Y5); LD(6, Y6); LD(7, Y7); \
-	LD(8, Y8); LD(9, Y9); LD(10, Y10); LD(11, Y11); \
-	LD(12, Y12); LD(13, Y13); LD(14, Y14); LD(15, Y15)
 
 // The 16 transposed dwords (Z0-Z15) to DI, 64 bytes each.
 #define STORE16 \
@@ -131,10 +292,41 @@ pvdone:
 	VZEROUPPER
 	RET
 
-// func panel4VNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, half int)
-// panelVNNI for 16 rows of packed 4-bit values (row r at src+offs[r], low
-// nibble first), widened to u8: ncol columns of 32 packed bytes, then,
-// when half != 0, one of 16 (the upper half of its output zero).
+// Transposed dword d (Z register R) of a 4-bit panel, widened to its
+// even elements (low nibbles) at (2d)·64 and odd ones (high nibbles) at
+// (2d+1)·64 from DI; Z17 holds 0x0f bytes, Z16 is a temporary.
+#define XSTORE(R, OFF) \
+	VPSRLW $4, R, Z16; \
+	VPANDD Z17, R, R; \
+	VPANDD Z17, Z16, Z16; \
+	VMOVDQU64 R, OFF(DI); \
+	VMOVDQU64 Z16, OFF+64(DI)
+
+#define XSTORE16 \
+	VPBROADCASTD DX, Z17; \
+	XSTORE(Z0, 0); \
+	XSTORE(Z1, 128); \
+	XSTORE(Z2, 256); \
+	XSTORE(Z3, 384); \
+	XSTORE(Z4, 512); \
+	XSTORE(Z5, 640); \
+	XSTORE(Z6, 768); \
+	XSTORE(Z7, 896); \
+	XSTORE(Z8, 1024); \
+	XSTORE(Z9, 1152); \
+	XSTORE(Z10, 1280); \
+	XSTORE(Z11, 1408); \
+	XSTORE(Z12, 1536); \
+	XSTORE(Z13, 1664); \
+	XSTORE(Z14, 1792); \
+	XSTORE(Z15, 1920)
+
+// func panel4VNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, tailmask int)
+// panelVNNI for 16 rows of packed 4-bit values (row r at src+offs[r], 8
+// a dword, low nibble first): each transposed dword is widened to two
+// steps of u8, its 4 low nibbles (the even elements of its 8) then its 4
+// high nibbles (the odd ones); the activations are ordered to match (see
+// quantPanelAVX512).
 TEXT ·panel4VNNI(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
@@ -145,206 +337,34 @@ TEXT ·panel4VNNI(SB), NOSPLIT, $0-40
 	JZ   p4tail
 
 p4loop:
-	VPBROADCASTD DX, Z17
-	LDROWS(LDROW4)
+	LDROWS(LDROW)
 	TRANSPOSE16
-	STORE16
-	ADDQ $32, SI
-	ADDQ $1024, DI
+	XSTORE16
+	ADDQ $64, SI
+	ADDQ $2048, DI
 	DECQ CX
 	JNZ  p4loop
 
 p4tail:
-	CMPQ half+32(FP), $0
-	JEQ  p4done
-	VPBROADCASTD DX, Z17
-	LDROWSY(LDROW4H)
+	MOVQ tailmask+32(FP), AX
+	TESTQ AX, AX
+	JZ   p4done
+	KMOVW AX, K1
+	LDROWS(LDROWM)
 	TRANSPOSE16
-	STORE16
+	XSTORE16
 
 p4done:
 	VZEROUPPER
 	RET
 
-// One 4-element step for 8 tokens: the panel's 16 rows of the step (WO
-// bytes into the block) against each token's 4 int8s (XO bytes into its
-// block). Tokens 0-2 at AX, 3-5 at BX, 6-7 at DX, R8 apart.
-#define STEP(WO, XO) \
-	VMOVDQU32 WO(SI), Z16; \
-	VPDPBUSD.BCST XO(AX), Z16, Z0; \
-	VPDPBUSD.BCST XO(AX)(R8*1), Z16, Z1; \
-	VPDPBUSD.BCST XO(AX)(R8*2), Z16, Z2; \
-	VPDPBUSD.BCST XO(BX), Z16, Z3; \
-	VPDPBUSD.BCST XO(BX)(R8*1), Z16, Z4; \
-	VPDPBUSD.BCST XO(BX)(R8*2), Z16, Z5; \
-	VPDPBUSD.BCST XO(DX), Z16, Z6; \
-	VPDPBUSD.BCST XO(DX)(R8*1), Z16, Z7
-
-#define BLOCKSTEPS \
-	STEP(0, 0); \
-	STEP(64, 4); \
-	STEP(128, 8); \
-	STEP(192, 12); \
-	STEP(256, 16); \
-	STEP(320, 20); \
-	STEP(384, 24); \
-	STEP(448, 28)
-
-#define BLKFIRST(I, G, DO) \
-	VCVTDQ2PS I, I; \
-	VMULPS.BCST DO(R9), I, G; \
-	VPXORD I, I, I
-
-#define BLKNEXT(I, G, DO) \
-	VCVTDQ2PS I, I; \
-	VFMADD231PS.BCST DO(R9), I, G; \
-	VPXORD I, I, I
-
-#define BLKADV \
-	ADDQ $512, SI; \
-	ADDQ $32, AX; \
-	ADDQ $32, BX; \
-	ADDQ $32, DX; \
-	ADDQ $32, R9
-
-// func qgemmPanelVNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
-// For 8 tokens (int8 rows xstride bytes apart at x) and a panel of 16
-// weight rows (w, VNNI layout; s and b: [ng][16] scales and biases):
-// y[t·ystride + r] = Σ_g scale[g,r]·(Σ_{b∈g} dx[b,t]·Σ_{k∈b} q[r,k]·xi[t,k])
-// + bias[g,r]·sum[g,t], for the first ntok tokens and the rows in rowmask.
-// dx is [K/32][8], sum [ng][8]; groups have bpg blocks of 32.
-// Registers: Z0-Z7 the tokens' integer sums of a block, Z19-Z26 their
-// dx-scaled sums over the group, Z8-Z15 the outputs.
-TEXT ·qgemmPanelVNNI(SB), NOSPLIT, $0-104
-	MOVQ w+0(FP), SI
-	MOVQ s+8(FP), R11
-	MOVQ b+16(FP), R12
-	MOVQ x+24(FP), AX
-	MOVQ xstride+32(FP), R8
-	LEAQ (AX)(R8*2), BX
-	ADDQ R8, BX
-	LEAQ (BX)(R8*2), DX
-	ADDQ R8, DX
-	MOVQ dx+40(FP), R9
-	MOVQ sum+48(FP), R10
-	MOVQ ng+56(FP), R13
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-
-pgroup:
-	MOVQ bpg+64(FP), CX
-	BLOCKSTEPS
-	BLKFIRST(Z0, Z19, 0)
-	BLKFIRST(Z1, Z20, 4)
-	BLKFIRST(Z2, Z21, 8)
-	BLKFIRST(Z3, Z22, 12)
-	BLKFIRST(Z4, Z23, 16)
-	BLKFIRST(Z5, Z24, 20)
-	BLKFIRST(Z6, Z25, 24)
-	BLKFIRST(Z7, Z26, 28)
-	BLKADV
-	DECQ CX
-	JZ   pgend
-
-pblock:
-	BLOCKSTEPS
-	BLKNEXT(Z0, Z19, 0)
-	BLKNEXT(Z1, Z20, 4)
-	BLKNEXT(Z2, Z21, 8)
-	BLKNEXT(Z3, Z22, 12)
-	BLKNEXT(Z4, Z23, 16)
-	BLKNEXT(Z5, Z24, 20)
-	BLKNEXT(Z6, Z25, 24)
-	BLKNEXT(Z7, Z26, 28)
-	BLKADV
-	DECQ CX
-	JNZ  pblock
-
-pgend:
-	// The group's row scales times each token's scaled sums, and the
-	// biases times each token's Σx.
-	VMOVUPS (R11), Z17
-	VMOVUPS (R12), Z18
-	VFMADD231PS Z17, Z19, Z8
-	VFMADD231PS Z17, Z20, Z9
-	VFMADD231PS Z17, Z21, Z10
-	VFMADD231PS Z17, Z22, Z11
-	VFMADD231PS Z17, Z23, Z12
-	VFMADD231PS Z17, Z24, Z13
-	VFMADD231PS Z17, Z25, Z14
-	VFMADD231PS Z17, Z26, Z15
-	VFMADD231PS.BCST 0(R10), Z18, Z8
-	VFMADD231PS.BCST 4(R10), Z18, Z9
-	VFMADD231PS.BCST 8(R10), Z18, Z10
-	VFMADD231PS.BCST 12(R10), Z18, Z11
-	VFMADD231PS.BCST 16(R10), Z18, Z12
-	VFMADD231PS.BCST 20(R10), Z18, Z13
-	VFMADD231PS.BCST 24(R10), Z18, Z14
-	VFMADD231PS.BCST 28(R10), Z18, Z15
-	ADDQ $64, R11
-	ADDQ $64, R12
-	ADDQ $32, R10
-	DECQ R13
-	JNZ  pgroup
-
-	MOVQ y+72(FP), DI
-	MOVQ ystride+80(FP), R8
-	MOVQ rowmask+96(FP), AX
-	KMOVW AX, K1
-	MOVQ ntok+88(FP), CX
-	VMOVUPS Z8, K1, (DI)
-	DECQ CX
-	JLE  pdone
-	ADDQ R8, DI
-	VMOVUPS Z9, K1, (DI)
-	DECQ CX
-	JLE  pdone
-	ADDQ R8, DI
-	VMOVUPS Z10, K1, (DI)
-	DECQ CX
-	JLE  pdone
-	ADDQ R8, DI
-	VMOVUPS Z11, K1, (DI)
-	DECQ CX
-	JLE  pdone
-	ADDQ R8, DI
-	VMOVUPS Z12, K1, (DI)
-	DECQ CX
-	JLE  pdone
-	ADDQ R8, DI
-	VMOVUPS Z13, K1, (DI)
-	DECQ CX
-	JLE  pdone
-	ADDQ R8, DI
-	VMOVUPS Z14, K1, (DI)
-	DECQ CX
-	JLE  pdone
-	ADDQ R8, DI
-	VMOVUPS Z15, K1, (DI)
-
-pdone:
-	VZEROUPPER
-	RET
-
-// func quantPanelAVX512(x *float32, nblk int, xq *int8, dx, bsum *float32)
-// quantActAVX512 (bits 8) and roundedSums in one pass: per block of 32,
-// dx = max|x|/127, xi = round-to-even(x·(127/max)) (0 where max = 0) in
-// natural order, and bsum = dx·Σxi.
-TEXT ·quantPanelAVX512(SB), NOSPLIT, $0-40
+// func quantPanelAVX512(x *float32, nblk int, xq *int8, dx, bsum *float32, perm int)
+// quantActAVX512 and roundedSums in one pass: per block of 32, dx =
+// max|x|/127, xi = round-to-even(x·(127/max)) (0 where max = 0), and
+// bsum = dx·Σxi. The int8s go in natural order, or, when perm != 0, in
+// the order of the 4-bit panels: per 8, the 4 even ones then the 4 odd
+// ones.
+TEXT ·quantPanelAVX512(SB), NOSPLIT, $0-48
 	MOVQ x+0(FP), SI
 	MOVQ nblk+8(FP), CX
 	MOVQ xq+16(FP), DI
@@ -357,6 +377,11 @@ TEXT ·quantPanelAVX512(SB), NOSPLIT, $0-40
 	MOVL $0x42fe0000, AX // 127.0
 	VMOVD AX, X7
 	VXORPS X0, X0, X0
+	MOVQ $0x0705030106040200, AX
+	VMOVQ AX, X10
+	MOVQ $0x0f0d0b090e0c0a08, AX
+	VPINSRQ $1, AX, X10, X10
+	MOVQ perm+40(FP), R11
 
 qploop:
 	VMOVUPS (SI), Z1
@@ -384,6 +409,12 @@ qploop:
 	VPADDD Z2, Z1, Z8
 	VPMOVSDB Z1, X1
 	VPMOVSDB Z2, X2
+	TESTQ R11, R11
+	JZ   qpstore
+	VPSHUFB X10, X1, X1
+	VPSHUFB X10, X2, X2
+
+qpstore:
 	VMOVDQU X1, (DI)
 	VMOVDQU X2, 16(DI)
 	VEXTRACTI64X4 $1, Z8, Y9

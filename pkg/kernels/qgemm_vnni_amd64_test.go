@@ -147,7 +147,8 @@ func TestQMatmulMultiPanels(t *testing.T) {
 
 // TestQuantPanel checks the panel path's activation quantizer against
 // quantActGo (8-bit layout) and roundedSums bit for bit, with all-zero
-// blocks and blocks of one value.
+// blocks and blocks of one value, in natural order and in the order of
+// the 4-bit panels.
 func TestQuantPanel(t *testing.T) {
 	if !hasAVX512 {
 		t.Skip("no AVX-512")
@@ -160,18 +161,27 @@ func TestQuantPanel(t *testing.T) {
 		x[i] = -3.5
 	}
 	nb := K / 32
-	xq1, xq2 := make([]int8, K), make([]int8, K)
-	dx1, dx2 := make([]float32, nb), make([]float32, nb)
-	s1, s2 := make([]float32, nb), make([]float32, nb)
+	xq1 := make([]int8, K)
+	dx1, s1 := make([]float32, nb), make([]float32, nb)
 	quantActGo(x, 8, xq1, dx1, s1)
 	roundedSums(xq1, 8, dx1, s1)
-	quantPanelAVX512(&x[0], nb, &xq2[0], &dx2[0], &s2[0])
-	if !slices.Equal(xq1, xq2) {
-		t.Fatal("int8s differ from quantActGo")
-	}
-	for b := range dx1 {
-		if math.Float32bits(dx1[b]) != math.Float32bits(dx2[b]) || math.Float32bits(s1[b]) != math.Float32bits(s2[b]) {
-			t.Fatalf("block %d: dx %v, Σ %v; want %v, %v", b, dx2[b], s2[b], dx1[b], s1[b])
+	for perm := 0; perm < 2; perm++ {
+		xq2 := make([]int8, K)
+		dx2, s2 := make([]float32, nb), make([]float32, nb)
+		quantPanelAVX512(&x[0], nb, &xq2[0], &dx2[0], &s2[0], perm)
+		for k := range xq1 {
+			i := k
+			if perm == 1 {
+				i = k&^7 + []int{0, 2, 4, 6, 1, 3, 5, 7}[k&7]
+			}
+			if xq2[k] != xq1[i] {
+				t.Fatalf("perm %d: xq[%d] = %d, want %d", perm, k, xq2[k], xq1[i])
+			}
+		}
+		for b := range dx1 {
+			if math.Float32bits(dx1[b]) != math.Float32bits(dx2[b]) || math.Float32bits(s1[b]) != math.Float32bits(s2[b]) {
+				t.Fatalf("perm %d: block %d: dx %v, Σ %v; want %v, %v", perm, b, dx2[b], s2[b], dx1[b], s1[b])
+			}
 		}
 	}
 }
