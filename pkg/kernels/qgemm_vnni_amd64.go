@@ -39,6 +39,9 @@ func panel4VNNI(dst, src unsafe.Pointer, offs *[16]int, ncol, tailmask int)
 //go:noescape
 func qgemmPanelVNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
 
+//go:noescape
+func qgemmPanelT4VNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
+
 const (
 	// panelRows weight rows per panel, panelTok activation rows per
 	// micro-kernel call.
@@ -197,7 +200,11 @@ func (pw *panelWork) run(q *QWeight, Y []float32, n0, M int, pa *panelActs) {
 	_ = Y[(M-1)*N+n0+rows-1]
 	for tg := 0; tg < pa.ntg; tg++ {
 		m0 := tg * panelTok
-		qgemmPanelVNNI(unsafe.Pointer(&pw.w[0]), &pw.st[0], &pw.bt[0], unsafe.Pointer(&pa.xq[m0*pa.kp]), pa.kp,
+		kern := qgemmPanelVNNI
+		if M-m0 <= panelTok/2 {
+			kern = qgemmPanelT4VNNI // the last rows: skip 4 padding ones
+		}
+		kern(unsafe.Pointer(&pw.w[0]), &pw.st[0], &pw.bt[0], unsafe.Pointer(&pa.xq[m0*pa.kp]), pa.kp,
 			&pa.dxI[tg*nb*panelTok], &pa.sumI[tg*ng*panelTok], ng, G/32,
 			&Y[m0*N+n0], N*4, min(panelTok, M-m0), rowmask)
 	}

@@ -187,6 +187,95 @@ TEXT ·qgemmPanelVNNI(SB), NOSPLIT, $0-104
 	PANELSTART
 	PANELGROUPS(BLOCKSTEPS, 512, pgroup, pblock, pgend, pdone)
 
+// The same for 4 tokens (the last ones of a call: fewer MACs wasted on
+// padding rows); Z0-Z3, Z19-Z22 and Z8-Z11 as above.
+#define TOKENS4(W, XO) \
+	VPDPBUSD.BCST XO(AX), W, Z0; \
+	VPDPBUSD.BCST XO(AX)(R8*1), W, Z1; \
+	VPDPBUSD.BCST XO(AX)(R8*2), W, Z2; \
+	VPDPBUSD.BCST XO(BX), W, Z3
+
+#define STEPT4(WO, XO) \
+	VMOVDQU32 WO(SI), Z16; \
+	TOKENS4(Z16, XO)
+
+#define BLOCKSTEPST4 \
+	STEPT4(0, 0); \
+	STEPT4(64, 4); \
+	STEPT4(128, 8); \
+	STEPT4(192, 12); \
+	STEPT4(256, 16); \
+	STEPT4(320, 20); \
+	STEPT4(384, 24); \
+	STEPT4(448, 28)
+
+// func qgemmPanelT4VNNI(w unsafe.Pointer, s, b *float32, x unsafe.Pointer, xstride int, dx, sum *float32, ng, bpg int, y *float32, ystride, ntok, rowmask int)
+// qgemmPanelVNNI for at most 4 tokens (dx and sum keep their 8-token
+// layout).
+TEXT ·qgemmPanelT4VNNI(SB), NOSPLIT, $0-104
+	PANELSTART
+
+t4group:
+	MOVQ bpg+64(FP), CX
+	BLOCKSTEPST4
+	BLKFIRST(Z0, Z19, 0)
+	BLKFIRST(Z1, Z20, 4)
+	BLKFIRST(Z2, Z21, 8)
+	BLKFIRST(Z3, Z22, 12)
+	BLKADV(512)
+	DECQ CX
+	JZ   t4gend
+
+t4block:
+	BLOCKSTEPST4
+	BLKNEXT(Z0, Z19, 0)
+	BLKNEXT(Z1, Z20, 4)
+	BLKNEXT(Z2, Z21, 8)
+	BLKNEXT(Z3, Z22, 12)
+	BLKADV(512)
+	DECQ CX
+	JNZ  t4block
+
+t4gend:
+	VMOVUPS (R11), Z17
+	VMOVUPS (R12), Z18
+	VFMADD231PS Z17, Z19, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z17, Z21, Z10
+	VFMADD231PS Z17, Z22, Z11
+	VFMADD231PS.BCST 0(R10), Z18, Z8
+	VFMADD231PS.BCST 4(R10), Z18, Z9
+	VFMADD231PS.BCST 8(R10), Z18, Z10
+	VFMADD231PS.BCST 12(R10), Z18, Z11
+	ADDQ $64, R11
+	ADDQ $64, R12
+	ADDQ $32, R10
+	DECQ R13
+	JNZ  t4group
+
+	MOVQ y+72(FP), DI
+	MOVQ ystride+80(FP), R8
+	MOVQ rowmask+96(FP), AX
+	KMOVW AX, K1
+	MOVQ ntok+88(FP), CX
+	VMOVUPS Z8, K1, (DI)
+	DECQ CX
+	JLE  t4done
+	ADDQ R8, DI
+	VMOVUPS Z9, K1, (DI)
+	DECQ CX
+	JLE  t4done
+	ADDQ R8, DI
+	VMOVUPS Z10, K1, (DI)
+	DECQ CX
+	JLE  t4done
+	ADDQ R8, DI
+	VMOVUPS Z11, K1, (DI)
+
+t4done:
+	VZEROUPPER
+	RET
+
 // 16x16 dword transpose: rows in Z0-Z15, dword d of all 16 rows ends in Zd.
 // Z16-Z31 are clobbered.
 #define TR_S1(A, B, L, H) VPUNPCKLDQ B, A, L; VPUNPCKHDQ B, A, H

@@ -70,6 +70,9 @@ func TestQMatmulPanels(t *testing.T) {
 	}
 	defer func() { usePanels = true }()
 	r := rand.New(rand.NewPCG(41, 42))
+	// M: 8-row tiles, with 1, 4 (the 4-row kernel), 7 rows left over.
+	Ms := []int{panelMinM, 17, 20, 23, 40}
+	nc := 0
 	for _, bits := range []int{4, 8} {
 		for _, kind := range []string{"bf16", "f16", "f32"} {
 			for _, G := range []int{32, 64, 128} {
@@ -78,7 +81,8 @@ func TestQMatmulPanels(t *testing.T) {
 						continue
 					}
 					N := []int{37, 16, 5, 50}[r.IntN(4)]
-					M := []int{panelMinM, 17, 23, 40}[r.IntN(4)]
+					M := Ms[nc%len(Ms)]
+					nc++
 					name := fmt.Sprintf("bits=%d/%s/G=%d/K=%d/N=%d/M=%d", bits, kind, G, K, N, M)
 					q := randQWeight(r, N, K, bits, G, kind)
 					X := randAct(r, M, K)
@@ -119,7 +123,7 @@ func TestQMatmulMultiPanels(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(43, 44))
 	for _, bits := range []int{4, 8} {
-		for _, M := range []int{panelMinM, 29} {
+		for _, M := range []int{panelMinM, 12, 29} {
 			const K = 960
 			shapes := []int{72, 24, 24}
 			kinds := []string{"bf16", "f32", "f16"}
