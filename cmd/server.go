@@ -201,6 +201,13 @@ func runServer(ctx context.Context, f *Factory, o *ServerOptions) error {
 		}
 		so.Draft, so.DraftID = draft.m, o.DraftModel
 	}
+	tmpl := o.ChatTemplate
+	if tmpl == "" {
+		tmpl = chatTemplateSource(lm.dir)
+	}
+	if so.ToolParser = server.InferToolParser(tmpl); so.ToolParser != "" && !server.ToolParserSupported(so.ToolParser) {
+		log.Warn(fmt.Sprintf("the chat template's tool calls are in mlx_lm's %s format, which mlxgo does not parse: tool calls stay in the reply text", so.ToolParser))
+	}
 	h, err := server.New(so)
 	if err != nil {
 		return err
@@ -235,6 +242,25 @@ func runServer(ctx context.Context, f *Factory, o *ServerOptions) error {
 		return fmt.Errorf("shutting down the server: %w", err)
 	}
 	return nil
+}
+
+// chatTemplateSource is the model's default chat template as mlx_lm's
+// tool-parser inference sees it: tokenizer_config.json's chat_template when
+// it is a string, else chat_template.jinja; "" when there is neither.
+func chatTemplateSource(dir string) string {
+	var tc struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil && json.Unmarshal(b, &tc) == nil {
+		var s string
+		if json.Unmarshal(tc.ChatTemplate, &s) == nil && s != "" {
+			return s
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
+		return string(b)
+	}
+	return ""
 }
 
 // modelID is the id /v1/models gives the served model: the absolute path of

@@ -43,16 +43,18 @@ type choice struct {
 
 // message is a non-streamed chat reply: content is null when empty.
 type message struct {
-	Role      string  `json:"role"`
-	Content   *string `json:"content"`
-	Reasoning string  `json:"reasoning,omitempty"`
+	Role      string            `json:"role"`
+	Content   *string           `json:"content"`
+	Reasoning string            `json:"reasoning,omitempty"`
+	ToolCalls []json.RawMessage `json:"tool_calls,omitempty"`
 }
 
 // delta is a streamed chat chunk: content is left out when empty.
 type delta struct {
-	Role      string `json:"role"`
-	Content   string `json:"content,omitempty"`
-	Reasoning string `json:"reasoning,omitempty"`
+	Role      string            `json:"role"`
+	Content   string            `json:"content,omitempty"`
+	Reasoning string            `json:"reasoning,omitempty"`
+	ToolCalls []json.RawMessage `json:"tool_calls,omitempty"`
 }
 
 type usage struct {
@@ -164,6 +166,9 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request, chat b
 		if reasoning {
 			c.split.state = stateReasoning
 		}
+	}
+	if chat && ToolParserSupported(s.o.ToolParser) {
+		c.split.addTools(toolMarkers(s.o.ToolParser))
 	}
 	if rq.stream {
 		h := w.Header()
@@ -319,6 +324,10 @@ type completion struct {
 	logprobs  []tokenLogprob
 	content   strings.Builder
 	reasoning strings.Builder
+	toolText  strings.Builder // the tool call being generated
+	toolCalls []json.RawMessage
+	madeCall  bool
+	toolIndex int
 	finishBy  string
 	writeErr  error
 }
@@ -364,11 +373,8 @@ func (c *completion) run(ctx context.Context, sampler *sample.Sampler, procs []s
 				c.logprobs = append(c.logprobs, c.tokenLogprob(r.Token, r.Logprobs))
 			}
 		}
-		pieces, stopped := c.split.step(r.Text)
-		if r.FinishReason != "" && !stopped {
-			pieces = append(pieces, c.split.flush()...)
-		}
-		if err := c.emit(pieces); err != nil {
+		stopped, err := c.feed(r.Text, r.FinishReason != "")
+		if err != nil {
 			return err
 		}
 		if stopped {
@@ -397,25 +403,54 @@ func (c *completion) run(ctx context.Context, sampler *sample.Sampler, procs []s
 	return nil
 }
 
-// emit sends text pieces as stream chunks, or collects them.
-func (c *completion) emit(pieces []piece) error {
+// feed takes the next text segment (final: the reply ends with it) and
+// reports whether a stop sequence ended the reply.
+func (c *completion) feed(text string, final bool) (bool, error) {
+	pieces, stopped := c.split.step(text)
+	if final && !stopped {
+		pieces = append(pieces, c.split.flush()...)
+	}
+	return stopped, c.emit(pieces, stopped || final)
+}
+
+// emit sends text pieces as stream chunks, or collects them; last says
+// the reply ends with them.
+func (c *completion) emit(pieces []piece, last bool) error {
 	var content, reasoning strings.Builder
+	var calls []string
 	for _, p := range pieces {
-		if p.state == stateReasoning {
+		switch p.state {
+		case stateReasoning:
 			reasoning.WriteString(p.text)
-		} else {
+		case stateTool:
+			c.toolText.WriteString(p.text)
+		case toolEnd:
+			calls = append(calls, c.toolText.String())
+			c.toolText.Reset()
+		default:
 			content.WriteString(p.text)
 		}
 	}
+	if last && c.toolText.Len() > 0 {
+		calls = append(calls, c.toolText.String())
+		c.toolText.Reset()
+	}
+	formatted := c.formatToolCalls(calls)
+	c.madeCall = c.madeCall || len(formatted) > 0
 	if !c.rq.stream {
 		c.content.WriteString(content.String())
 		c.reasoning.WriteString(reasoning.String())
+		c.toolCalls = append(c.toolCalls, formatted...)
 		return nil
 	}
-	if content.Len() == 0 && reasoning.Len() == 0 {
+	if content.Len() == 0 && reasoning.Len() == 0 && len(formatted) == 0 {
 		return nil
 	}
-	return c.send(c.response(nil, content.String(), reasoning.String()))
+	r := c.response(nil, content.String(), reasoning.String())
+	if len(formatted) > 0 {
+		r.Choices[0].Delta.ToolCalls = formatted
+	}
+	return c.send(r)
 }
 
 // send writes one server-sent event.
@@ -471,6 +506,9 @@ func (c *completion) finish() {
 	if reason == "" {
 		reason = generate.FinishStop
 	}
+	if reason == generate.FinishStop && c.madeCall {
+		reason = "tool_calls"
+	}
 	if c.rq.stream {
 		if c.send(c.response(&reason, "", "")) != nil {
 			return
@@ -489,6 +527,9 @@ func (c *completion) finish() {
 		return
 	}
 	r := c.response(&reason, c.content.String(), c.reasoning.String())
+	if len(c.toolCalls) > 0 {
+		r.Choices[0].Message.ToolCalls = c.toolCalls
+	}
 	if c.logprobs != nil {
 		r.Choices[0].Logprobs = &logprobList{Content: c.logprobs}
 	}

@@ -58,6 +58,10 @@ type Options struct {
 	// chat_template_kwargs override.
 	ChatTemplate     string
 	ChatTemplateArgs map[string]json.RawMessage
+	// ToolParser is the tool-call format of the chat template
+	// (InferToolParser); replies in a supported one have their tool calls
+	// parsed into "tool_calls".
+	ToolParser string
 
 	// AllowedOrigins are the CORS origins ("*": any).
 	AllowedOrigins []string

@@ -743,3 +743,97 @@ func TestConcurrentRequestsAreServed(t *testing.T) {
 		t.Errorf("concurrent request: %s, want %q", e, want)
 	}
 }
+
+func TestInferToolParser(t *testing.T) {
+	for tmpl, want := range map[string]string{
+		`{% for tool_call in message.tool_calls %}<tool_call>{"name": "{{ tool_call.name }}"}</tool_call>{% endfor %}`: "json_tools",
+		`<tool_call>\n<function={{ name }}>`: "qwen3_coder",
+		`[TOOL_CALLS]`:                       "mistral",
+		`{{ messages }}`:                     "",
+	} {
+		if got := InferToolParser(tmpl); got != want {
+			t.Errorf("InferToolParser(%q) = %q, want %q", tmpl, got, want)
+		}
+	}
+	if !ToolParserSupported("json_tools") || ToolParserSupported("mistral") {
+		t.Error("only json_tools is parsed")
+	}
+}
+
+// replyFor feeds text segments through a chat completion's text handling
+// (a thinking model with json_tools tool calls) and returns the response
+// body.
+func replyFor(t *testing.T, stream bool, finish string, segments ...string) string {
+	t.Helper()
+	s := newTestServer(t, func(o *Options) { o.ToolParser = "json_tools" })
+	rec := httptest.NewRecorder()
+	c := &completion{s: s, rq: &request{chat: true, stream: stream}, w: rec, meta: completionResponse{ID: "chatcmpl-x", Object: "chat.completion"}}
+	if stream {
+		c.meta.Object = "chat.completion.chunk"
+	}
+	c.split = newSplitter(nil)
+	c.split.addThinking()
+	c.split.addTools(toolMarkers("json_tools"))
+	for i, seg := range segments {
+		if _, err := c.feed(seg, i == len(segments)-1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.finishBy = finish
+	c.finish()
+	return rec.Body.String()
+}
+
+func TestToolCallsAndReasoning(t *testing.T) {
+	got := replyFor(t, false, "stop", "<think>plan", "</think>Sure.", "<tool_", `call>{"name": "get", "arguments": {"city": "Paris", "n": 1.0}, "id": "abc"}</tool_call>`)
+	want := `{"id":"chatcmpl-x","system_fingerprint":"","object":"chat.completion","model":"","created":0,"choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":"Sure.","reasoning":"plan","tool_calls":[{"function":{"name":"get","arguments":"{\"city\": \"Paris\", \"n\": 1.0}"},"type":"function","id":"abc"}]}}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0}}}`
+	if got != want {
+		t.Errorf("non-streamed\n got %s\nwant %s", got, want)
+	}
+	// A call cut off by max_tokens is still parsed when complete JSON;
+	// finish_reason stays "length".
+	got = replyFor(t, false, "length", `<tool_call>{"name": "f", "arguments": {}}`)
+	if !strings.Contains(got, `"finish_reason":"length"`) || !strings.Contains(got, `"arguments":"{}"`) || !strings.Contains(got, `"content":null`) {
+		t.Errorf("truncated call: %s", got)
+	}
+	// A call that does not parse is dropped, as mlx_lm does.
+	got = replyFor(t, false, "stop", `Hi<tool_call>{"name": `)
+	if !strings.Contains(got, `"content":"Hi"`) || strings.Contains(got, "tool_calls") {
+		t.Errorf("broken call: %s", got)
+	}
+
+	// Streamed: reasoning and content in deltas, the call in its own chunk
+	// with an index, nothing of the call's text as content.
+	raw := replyFor(t, true, "stop", "<think>a", "b</think>x", `<tool_call>{"name": "g", "arguments": {"k": "v"}}</tool_call>`)
+	var deltas []string
+	for _, line := range strings.Split(raw, "\n\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var r struct {
+			Choices []struct {
+				FinishReason *string        `json:"finish_reason"`
+				Delta        map[string]any `json:"delta"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			t.Fatal(err)
+		}
+		d := r.Choices[0].Delta
+		delete(d, "role")
+		b, _ := json.Marshal(d)
+		if f := r.Choices[0].FinishReason; f != nil {
+			b = append(b, " finish="+*f...)
+		}
+		if calls, ok := d["tool_calls"].([]any); ok && len(calls) == 1 {
+			b = bytes.Replace(b, []byte(fmt.Sprint(calls[0].(map[string]any)["id"])), []byte("ID"), 1)
+		}
+		deltas = append(deltas, string(b))
+	}
+	wantDeltas := []string{`{"reasoning":"a"}`, `{"content":"x","reasoning":"b"}`,
+		`{"tool_calls":[{"function":{"arguments":"{\"k\": \"v\"}","name":"g"},"id":"ID","index":0,"type":"function"}]}`, `{} finish=tool_calls`}
+	if strings.Join(deltas, "\n") != strings.Join(wantDeltas, "\n") {
+		t.Errorf("stream deltas\n%s\nwant\n%s", strings.Join(deltas, "\n"), strings.Join(wantDeltas, "\n"))
+	}
+}

@@ -6,6 +6,9 @@ import "strings"
 const (
 	stateNormal    = "normal"
 	stateReasoning = "reasoning"
+	stateTool      = "tool"
+	// toolEnd is the piece that marks the end of a tool call's text.
+	toolEnd = "tool_end"
 )
 
 // piece is text generated in one state.
@@ -48,6 +51,29 @@ func (sp *splitter) addThinking() {
 	sp.edges[stateReasoning] = append([]edge{{"</think>", stateNormal}}, stops...)
 }
 
+// addTools adds the tool-call markers: from normal (and reasoning) text
+// start begins a tool call, which end finishes (end == "": the call runs to
+// the end of the reply).
+func (sp *splitter) addTools(start, end string) {
+	for _, st := range []string{stateNormal, stateReasoning} {
+		if st == stateReasoning && sp.edges[stateReasoning] == nil {
+			continue
+		}
+		sp.edges[st] = append([]edge{{start, stateTool}}, sp.edges[st]...)
+	}
+	var stops []edge
+	for _, e := range sp.edges[stateNormal] {
+		if e.to == "" {
+			stops = append(stops, e)
+		}
+	}
+	if end != "" {
+		sp.edges[stateTool] = append([]edge{{end, stateNormal}}, stops...)
+	} else {
+		sp.edges[stateTool] = stops
+	}
+}
+
 // step takes the next text segment and returns the text that is known not
 // to be part of a marker, and whether a stop sequence was found.
 func (sp *splitter) step(text string) ([]piece, bool) {
@@ -78,6 +104,9 @@ func (sp *splitter) step(text string) ([]piece, bool) {
 		if which.to == "" {
 			sp.buf = ""
 			return out, true
+		}
+		if sp.state == stateTool {
+			out = append(out, piece{toolEnd, ""})
 		}
 		sp.state = which.to
 	}
