@@ -446,3 +446,29 @@ func TestSwiGLUFused(t *testing.T) {
 		zip(g, tensor{[]int{2, 4}, append(append([]float64{}, u.data...), u.data...)}, func(a, b float64) float64 { return a / (1 + math.Exp(-a)) * b }), 1e-6, 2e-6)
 	gradCheck(t, "SwiGLU", func(xs []*Array) *Array { return Multiply(SiLU(xs[0]), xs[1]) }, randT(2, 3), randT(2, 3))
 }
+
+// TestRoPEAngleCache runs RoPE calls that share some parameters and differ
+// in one (offset, length, base, scale, dims) back to back, then repeats
+// the first: the backend keeps the last angle table, and each call must
+// still match the reference for its own options.
+func TestRoPEAngleCache(t *testing.T) {
+	x := randT(1, 2, 3, 8)
+	x1 := randT(1, 2, 1, 8)
+	base := RoPEOptions{Dims: 8, Base: 10000, Scale: 1, Offset: 5}
+	steps := []struct {
+		x tensor
+		o RoPEOptions
+	}{
+		{x, base},
+		{x, base}, // same table
+		{x1, base},
+		{x, RoPEOptions{Dims: 8, Base: 10000, Scale: 1, Offset: 6}},
+		{x, RoPEOptions{Dims: 8, Base: 500, Scale: 1, Offset: 5}},
+		{x, RoPEOptions{Dims: 8, Base: 10000, Scale: 0.5, Offset: 5}},
+		{x, RoPEOptions{Dims: 6, Base: 10000, Scale: 1, Offset: 5}},
+		{x, base},
+	}
+	for i, s := range steps {
+		near(t, fmt.Sprintf("RoPE call %d", i), RoPE(s.x.arr(), s.o), ropeRef(s.x, s.o, nil), 1e-5, 1e-5)
+	}
+}

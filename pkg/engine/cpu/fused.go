@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
 	"github.com/mlxgo/mlxgo/pkg/kernels"
@@ -163,23 +164,24 @@ func (c *Backend) RoPE(o backend.RoPE, x backend.View, freqs, offsets *backend.V
 	nd := len(x.Shape)
 	D := x.Shape[nd-1]
 	half := o.Dims / 2
-	inv := make([]float64, half)
+	var inv []float64 // nil: from o.Base and o.Dims
 	if freqs != nil {
+		inv = make([]float64, half)
 		f := vec(freqs, half)
 		for i := range inv {
 			inv[i] = 1 / f[i]
 		}
-	} else {
-		for i := range inv {
-			inv[i] = math.Pow(float64(o.Base), -float64(2*i)/float64(o.Dims))
-		}
+	}
+	if offsets == nil {
+		cs, sn := ropeAngles(o, inv, x.Shape[nd-2])
+		ropeTable(cs, sn, half, o, x, out)
+		return nil
+	}
+	if inv == nil {
+		inv = ropeInv(o)
 	}
 	lax := nd - 2
 	xs, os := x.Strides[nd-1], out.Strides[nd-1]
-	if offsets == nil {
-		ropeTable(o, inv, x, out)
-		return nil
-	}
 	// iterate over rows; the row index along axis -2 is the position.
 	shape := append([]int(nil), x.Shape...)
 	shape[nd-1] = 1
@@ -221,15 +223,25 @@ func (c *Backend) RoPE(o backend.RoPE, x backend.View, freqs, offsets *backend.V
 	return nil
 }
 
-// ropeTable is RoPE with one start position for the whole batch: the
-// angles of the L positions are computed once (not once per head and batch
-// entry), rows are rotated with the same float64 arithmetic as the general
-// path, serially when small.
-func ropeTable(o backend.RoPE, inv []float64, x, out backend.View) {
-	nd := len(x.Shape)
-	L, D := x.Shape[nd-2], x.Shape[nd-1]
+// ropeAngles returns the cosines and sines [L, dims/2] of positions
+// o.Offset.. under the inverse frequencies inv (nil: ropeInv(o)). Without
+// explicit frequencies (then the table follows from o) the last one is kept: a
+// decode step rotates q and k of every layer at the same position, so the
+// 48 calls of a 24-layer step compute it once.
+func ropeAngles(o backend.RoPE, inv []float64, L int) (cs, sn []float64) {
+	cacheable := inv == nil
+	if cacheable {
+		ropeCache.Lock()
+		defer ropeCache.Unlock()
+		if e := &ropeCache.e; e.cs != nil && e.o == o && e.L == L {
+			return e.cs, e.sn
+		}
+	}
+	if inv == nil {
+		inv = ropeInv(o)
+	}
 	half := len(inv)
-	cs, sn := make([]float64, L*half), make([]float64, L*half)
+	cs, sn = make([]float64, L*half), make([]float64, L*half)
 	for l := 0; l < L; l++ {
 		pos := float64(o.Offset+l) * float64(o.Scale)
 		for i := range inv {
@@ -237,6 +249,40 @@ func ropeTable(o backend.RoPE, inv []float64, x, out backend.View) {
 			cs[l*half+i], sn[l*half+i] = math.Cos(th), math.Sin(th)
 		}
 	}
+	if cacheable {
+		ropeCache.e = ropeEntry{o: o, L: L, cs: cs, sn: sn}
+	}
+	return cs, sn
+}
+
+// ropeInv is the inverse frequencies base^(−2i/dims), i < dims/2.
+func ropeInv(o backend.RoPE) []float64 {
+	inv := make([]float64, o.Dims/2)
+	for i := range inv {
+		inv[i] = math.Pow(float64(o.Base), -float64(2*i)/float64(o.Dims))
+	}
+	return inv
+}
+
+// ropeCache is ropeAngles' last table (read-only once stored).
+var ropeCache struct {
+	sync.Mutex
+	e ropeEntry
+}
+
+type ropeEntry struct {
+	o      backend.RoPE
+	L      int
+	cs, sn []float64
+}
+
+// ropeTable is RoPE with one start position for the whole batch: the
+// angles of the L positions are computed once (not once per head and batch
+// entry), rows are rotated with the same float64 arithmetic as the general
+// path, serially when small.
+func ropeTable(cs, sn []float64, half int, o backend.RoPE, x, out backend.View) {
+	nd := len(x.Shape)
+	D := x.Shape[nd-1]
 	rows := x.Size() / max(D, 1)
 	float := allFloat(x, out)
 	work := func(lo, hi int) {
