@@ -48,9 +48,9 @@ const (
 	panelRows = 16
 	panelTok  = 8
 	// panelMinM is the M from which qgemvVNNIRun takes the panel path
-	// (measured: from 6-8 rows on it beats the 4-row tiles, by 1.5-2x at
-	// 16 rows and up; at 4 rows the per-call unpacking of the weights
-	// outweighs it).
+	// (measured on Zen 4: from 6-8 rows on it beats the 4-row tiles, by
+	// 1.5-2.5x from 16 rows on; at 4-5 rows the per-call unpacking of the
+	// weights makes it no faster).
 	panelMinM = 8
 )
 
@@ -59,9 +59,11 @@ const (
 var usePanels = true
 
 // panelActs are the activations prepared for the panel path: xq [Mp][Kp]
-// int8 (in the order of the panel layout, see above; Mp = M rounded up to panelTok, Kp = K rounded up
-// to 128, zero padded), and per group of panelTok rows the block scales
-// dxI [K/32][panelTok] and group sums sumI [K/G][panelTok].
+// int8 in the order of the panel layout (see above; Mp = M rounded up to
+// panelTok, Kp = K rounded up to 128, zero padded), their block scales
+// dx and rounded block sums bsum [Mp][K/32], and the same interleaved per
+// tile of panelTok rows as the micro-kernel reads them: block scales dxI
+// [K/32][panelTok] and group sums sumI [K/G][panelTok].
 type panelActs struct {
 	xq              []int8
 	dx, bsum        []float32

@@ -129,6 +129,7 @@ func newVNNIPlan(q *QWeight) vnniPlan {
 // the rows of all the weights are split over the cores as one range.
 func qgemvVNNIRun(Ys [][]float32, X []float32, M int, qs []*QWeight) {
 	if usePanels && M >= panelMinM {
+		// Many activation rows: the panel path (qgemm_vnni_amd64.go).
 		qgemmPanelRun(Ys, X, M, qs)
 		return
 	}
