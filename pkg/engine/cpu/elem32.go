@@ -301,6 +301,9 @@ func roundF32(dt backend.DType, x []float32) {
 		return
 	}
 	kind := halfKind(dt)
+	if roundHalfFast(x, int(kind)) {
+		return
+	}
 	// pooled scratch: a local array would escape into the assembly
 	f := getF32(256)
 	defer putF32(f)

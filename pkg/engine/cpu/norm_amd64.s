@@ -172,3 +172,64 @@ bdiv:
 bdone:
 	VZEROUPPER
 	RET
+
+// func roundHalfAVX512(x *float32, n, kind int)
+// x[i] = float32(half(x[i])) in place: kind 0 bf16 (round to nearest
+// even, NaNs made quiet, as kernels.F32ToBF16), 1 f16 (VCVTPS2PH).
+TEXT ·roundHalfAVX512(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ kind+16(FP), DX
+	MOVL $0x400000, AX
+	VPBROADCASTD AX, Z27
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z28
+	MOVL $1, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z31
+	MOVL $0xffff0000, AX
+	VPBROADCASTD AX, Z26
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+
+rhloop:
+	TESTQ CX, CX
+	JZ    rhdone
+	CMPQ  CX, $16
+	JGE   rhfull
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	MOVQ  $16, CX
+
+rhfull:
+	VMOVUPS.Z (SI), K1, Z0
+	TESTQ DX, DX
+	JNZ   rhf16
+	VPSRLD $16, Z0, Z1
+	VPANDD Z29, Z1, Z1
+	VPADDD Z28, Z1, Z1
+	VPADDD Z0, Z1, Z1
+	VPANDD Z30, Z0, Z2
+	VPCMPUD $6, Z31, Z2, K3
+	VPORD Z27, Z0, K3, Z1
+	VPANDD Z26, Z1, Z0
+	JMP   rhst
+
+rhf16:
+	VCVTPS2PH $0, Z0, Y1
+	VCVTPH2PS Y1, Z0
+
+rhst:
+	VMOVUPS Z0, K1, (SI)
+	ADDQ  $64, SI
+	SUBQ  $16, CX
+	JMP   rhloop
+
+rhdone:
+	VZEROUPPER
+	RET

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 )
 
 // TestNormKernels checks the AVX-512 row kernels of RMSNorm against their
@@ -75,6 +77,43 @@ func TestBinFast(t *testing.T) {
 				}
 				if math.Float32bits(a[i]) != math.Float32bits(want) && !(want != want && a[i] != a[i]) {
 					t.Fatalf("n=%d op %d: element %d = %v, want %v", n, op, i, a[i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestRoundHalfFast checks the in-place AVX-512 rounding to bf16 and f16
+// against the scalar conversions bit for bit, incl. ties, NaN, infinities,
+// subnormals and values past f16's range, on every tail length.
+func TestRoundHalfFast(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), math.Float32frombits(0x7f800001), 1e-40, -3e-39, 65504, 65520, 1e6,
+		math.Float32frombits(0x3f808000), math.Float32frombits(0x3f818000), 5.96e-8, 3e-8}
+	for _, n := range []int{1, 5, 15, 16, 17, 33, 100} {
+		x := make([]float32, n)
+		for i := range x {
+			if i < len(special) && n >= len(special) {
+				x[i] = special[i]
+				continue
+			}
+			x[i] = float32(r.NormFloat64() * math.Exp(3*r.NormFloat64()))
+		}
+		for kind := range 2 {
+			a := slices.Clone(x)
+			if !roundHalfFast(a, kind) {
+				t.Skip("no AVX-512 here")
+			}
+			for i, v := range x {
+				var want float32
+				if kind == 0 {
+					want = math.Float32frombits(uint32(kernels.F32ToBF16(v)) << 16)
+				} else {
+					want = kernels.F16ToF32(kernels.F32ToF16(v))
+				}
+				if math.Float32bits(a[i]) != math.Float32bits(want) {
+					t.Fatalf("n=%d kind %d: %v (%#x) rounds to %#x, want %#x", n, kind, v, math.Float32bits(v), math.Float32bits(a[i]), math.Float32bits(want))
 				}
 			}
 		}

@@ -28,3 +28,5 @@ func scaleF64(x []float32, r float64) { scaleF64Go(x, r) }
 func mulF32(x, w []float32) { mulF32Go(x, w) }
 
 func binFast(x, y []float32, op int) bool { return false }
+
+func roundHalfFast(x []float32, kind int) bool { return false }
