@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
+	"github.com/mlxgo/mlxgo/pkg/hub"
 	"github.com/mlxgo/mlxgo/pkg/server"
 )
 
@@ -60,21 +62,22 @@ func newServerCmdWith(f *Factory, runF func(context.Context, *Factory, *ServerOp
 		Long: `Serve a model over an OpenAI-compatible HTTP API, as mlx_lm.server does:
 POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health.
 
-The model given by --model is loaded once; requests are generated one at a
-time, and a request's "model", "adapters" and "draft_model" must name the
-loaded ones (mlx_lm can switch models per request; mlxgo cannot). The KV cache
-of the last request is reused by the next one that starts with the same tokens.
-Not supported (accepted for compatibility): continuous batching
+The model given by --model is loaded at start; a request whose "model",
+"adapters" or "draft_model" names another one loads it in its place, as
+mlx_lm does (without --model, the first request must name one). Requests are
+generated one at a time. The KV cache of the last request is reused by the
+next one that starts with the same tokens.
+Not supported (flags accepted for compatibility): continuous batching
 (--decode-concurrency, --prompt-concurrency), distributed inference
-(--pipeline), tool-call parsing of replies (tool calls stay in the text).`,
+(--pipeline), more than one cached prompt (--prompt-cache-size > 1,
+--prompt-cache-bytes). Tool calls in replies are parsed for chat templates in
+mlx_lm's json_tools format (<tool_call>{...}</tool_call>); other formats stay
+in the reply text.`,
 		Example: `  mlxgo server --model mlx-community/Qwen2.5-0.5B-Instruct-4bit --port 8080
   curl localhost:8080/v1/chat/completions -H 'Content-Type: application/json' \
     -d '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 50}'`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			if o.Model == "" {
-				return flagError("--model is required: mlxgo serves one model, loaded at start")
-			}
 			if o.Port < 0 || o.Port > 65535 {
 				return flagError("--port must be in [0, 65535], got %d", o.Port)
 			}
@@ -128,7 +131,7 @@ Not supported (accepted for compatibility): continuous batching
 		},
 	}
 	fs := c.Flags()
-	fs.StringVar(&o.Model, "model", "", "The path to the MLX model weights, tokenizer, and config (local folder or Hugging Face repo; required)")
+	fs.StringVar(&o.Model, "model", "", "The path to the MLX model weights, tokenizer, and config (local folder or Hugging Face repo)")
 	fs.StringVar(&o.AdapterPath, "adapter-path", "", "Optional path for the trained adapter weights and config")
 	fs.StringVar(&o.Host, "host", "127.0.0.1", "Host for the HTTP server")
 	fs.IntVar(&o.Port, "port", 8080, "Port for the HTTP server (0 picks a free port)")
@@ -164,49 +167,68 @@ func runServer(ctx context.Context, f *Factory, o *ServerOptions) error {
 	if o.Pipeline {
 		log.Warn("--pipeline: distributed inference is not supported; serving on this machine only")
 	}
-	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
-	if err != nil {
-		return err
-	}
-	if o.AdapterPath != "" {
-		if err := applyAdapter(lm.m, o.AdapterPath); err != nil {
-			return err
-		}
-	}
-	if o.UseDefaultChatTemplate && !lm.tok.HasChatTemplate() && o.ChatTemplate == "" {
-		log.Warn("--use-default-chat-template: the tokenizer has no chat template and there is no default one; chat messages are joined as plain text")
-	}
 	args, err := templateKwargs(o.ChatTemplateArgs)
 	if err != nil {
 		return err
 	}
+	// load is mlx_lm's ModelProvider._load: the model a request names, with
+	// its adapter and draft model.
+	// Errors name the flags for the model given at start, the request's
+	// fields for the others.
+	loadNaming := func(modelName, draftName string) func(context.Context, server.ModelKey) (*server.Loaded, error) {
+		return func(ctx context.Context, k server.ModelKey) (*server.Loaded, error) {
+			lm, err := loadForGeneration(ctx, f, modelName, k.Model)
+			if err != nil {
+				return nil, err
+			}
+			if k.Adapter != "" {
+				if err := applyAdapter(lm.m, k.Adapter); err != nil {
+					return nil, err
+				}
+			}
+			if o.UseDefaultChatTemplate && !lm.tok.HasChatTemplate() && o.ChatTemplate == "" {
+				log.Warn("--use-default-chat-template: the tokenizer has no chat template and there is no default one; chat messages are joined as plain text")
+			}
+			l := &server.Loaded{Model: lm.m, Tokenizer: lm.tok, MaxContext: lm.maxContext}
+			tmpl := o.ChatTemplate
+			if tmpl == "" {
+				tmpl = chatTemplateSource(lm.dir)
+			}
+			if l.ToolParser = server.InferToolParser(tmpl); l.ToolParser != "" && !server.ToolParserSupported(l.ToolParser) {
+				log.Warn(fmt.Sprintf("the chat template's tool calls are in mlx_lm's %s format, which mlxgo does not parse: tool calls stay in the reply text", l.ToolParser))
+			}
+			if k.Draft != "" {
+				draft, err := loadForGeneration(ctx, f, draftName, k.Draft)
+				if err != nil {
+					return nil, err
+				}
+				if draft.tok.VocabSize() != lm.tok.VocabSize() {
+					log.Warn("Draft model tokenizer does not match model tokenizer. Speculative decoding may not work as expected.")
+				}
+				l.Draft = draft.m
+			}
+			return l, nil
+		}
+	}
 	so := server.Options{
-		Model: lm.m, Tokenizer: lm.tok, ModelID: modelID(o.Model), ModelAliases: []string{o.Model, lm.dir},
-		AdapterPath: o.AdapterPath, MaxContext: lm.maxContext,
+		ModelID: modelID(o.Model), AdapterPath: o.AdapterPath, DraftID: o.DraftModel, NumDraftTokens: o.NumDraftTokens,
+		Load: loadNaming("model", "draft_model"), ListModels: cachedMLXModels,
 		Temp: o.Temp, TopP: o.TopP, TopK: o.TopK, MinP: o.MinP, MaxTokens: o.MaxTokens,
 		ChatTemplate: o.ChatTemplate, ChatTemplateArgs: args,
 		AllowedOrigins: o.AllowedOrigins, PrefillStepSize: o.PrefillStepSize,
 		PromptCache:       o.PromptCacheSize > 0,
-		NumDraftTokens:    o.NumDraftTokens,
 		SystemFingerprint: fmt.Sprintf("mlxgo-%s-%s-%s-%s", Version, runtime.GOOS, runtime.GOARCH, engine.DefaultBackend().Name()),
 		Logger:            log,
 	}
-	if o.DraftModel != "" {
-		draft, err := loadForGeneration(ctx, f, "--draft-model", o.DraftModel)
+	if o.Model != "" {
+		// The model given is loaded before the server listens (mlx_lm loads
+		// it in its generation thread), so a bad --model fails at once.
+		so.ModelAliases = []string{o.Model}
+		lm, err := loadNaming("--model", "--draft-model")(ctx, server.ModelKey{Model: o.Model, Adapter: o.AdapterPath, Draft: o.DraftModel})
 		if err != nil {
 			return err
 		}
-		if draft.tok.VocabSize() != lm.tok.VocabSize() {
-			log.Warn("Draft model tokenizer does not match model tokenizer. Speculative decoding may not work as expected.")
-		}
-		so.Draft, so.DraftID = draft.m, o.DraftModel
-	}
-	tmpl := o.ChatTemplate
-	if tmpl == "" {
-		tmpl = chatTemplateSource(lm.dir)
-	}
-	if so.ToolParser = server.InferToolParser(tmpl); so.ToolParser != "" && !server.ToolParserSupported(so.ToolParser) {
-		log.Warn(fmt.Sprintf("the chat template's tool calls are in mlx_lm's %s format, which mlxgo does not parse: tool calls stay in the reply text", so.ToolParser))
+		so.Model, so.Tokenizer, so.MaxContext, so.Draft, so.ToolParser = lm.Model, lm.Tokenizer, lm.MaxContext, lm.Draft, lm.ToolParser
 	}
 	h, err := server.New(so)
 	if err != nil {
@@ -263,9 +285,43 @@ func chatTemplateSource(dir string) string {
 	return ""
 }
 
+// cachedMLXModels lists the Hugging Face cache's repos that look like MLX
+// models, as mlx_lm's probably_mlx_lm: a model repo whose main revision has
+// config.json, model.safetensors.index.json and tokenizer_config.json.
+func cachedMLXModels() []string {
+	info, err := hub.ScanCache("")
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, r := range info.Repos {
+		if r.RepoType != "model" {
+			continue
+		}
+		for _, rev := range r.Revisions {
+			if !slices.Contains(rev.Refs, "main") {
+				continue
+			}
+			ok := true
+			for _, name := range []string{"config.json", "model.safetensors.index.json", "tokenizer_config.json"} {
+				if _, err := os.Stat(filepath.Join(rev.Path, name)); err != nil {
+					ok = false
+				}
+			}
+			if ok {
+				ids = append(ids, r.RepoID)
+			}
+		}
+	}
+	return ids
+}
+
 // modelID is the id /v1/models gives the served model: the absolute path of
 // a local folder, or the repo id, as mlx_lm lists them.
 func modelID(name string) string {
+	if name == "" {
+		return ""
+	}
 	if _, err := os.Stat(name); err == nil {
 		if abs, err := filepath.Abs(name); err == nil {
 			if r, err := filepath.EvalSymlinks(abs); err == nil {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -53,17 +55,12 @@ func TestServerFlags(t *testing.T) {
 
 func TestBadServerFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"--model"}, {"--port", "70000"}, {"--log-level", "LOUD"}, {"--num-draft-tokens", "0"}, {"--temp", "-1"},
+		{"--port", "70000"}, {"--log-level", "LOUD"}, {"--num-draft-tokens", "0"}, {"--temp", "-1"},
 		{"--top-p", "2"}, {"--min-p", "-0.1"}, {"--top-k", "-1"}, {"--max-tokens", "-1"}, {"--chat-template-args", "[1]"},
 		{"--decode-concurrency", "0"}, {"--prompt-concurrency", "0"}, {"--prefill-step-size", "0"},
 		{"--prompt-cache-size", "-1"}, {"--prompt-cache-bytes", "lots"},
 	} {
-		full := append([]string{"server"}, args...)
-		if args[0] != "--model" {
-			full = append(full, "--model", "m")
-		} else {
-			full = []string{"server"} // no --model at all
-		}
+		full := append([]string{"server", "--model", "m"}, args...)
 		code, _, errOut := runArgs(t, full...)
 		if code != 2 || !strings.Contains(errOut, args[0]) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 naming the flag", args, code, errOut)
@@ -71,9 +68,11 @@ func TestBadServerFlags(t *testing.T) {
 	}
 }
 
-// TestServerEndToEnd starts `mlxgo server` on a free port with the llama
-// fixture, asks for one chat completion and stops it as Ctrl-C does.
-func TestServerEndToEnd(t *testing.T) {
+// startServer runs `mlxgo server args...` on a free port and returns its
+// address and a function that stops it as Ctrl-C does and returns the exit
+// code and stderr.
+func startServer(t *testing.T, args ...string) (string, func() (int, string)) {
+	t.Helper()
 	addr := make(chan string, 1)
 	old := listen
 	listen = func(host string, port int) (net.Listener, error) {
@@ -84,15 +83,13 @@ func TestServerEndToEnd(t *testing.T) {
 		return ln, err
 	}
 	t.Cleanup(func() { listen = old })
-
-	const fixture = "../testdata/models/llama-f32"
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
 		f := &Factory{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
-		done <- run(ctx, f, []string{"server", "--model", fixture, "--port", "0", "--max-tokens", "7"})
+		done <- run(ctx, f, append([]string{"server", "--port", "0"}, args...))
 	}()
 	var base string
 	select {
@@ -103,7 +100,25 @@ func TestServerEndToEnd(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("server did not start listening")
 	}
+	return base, func() (int, string) {
+		cancel()
+		select {
+		case code := <-done:
+			return code, errOut.String()
+		case <-time.After(time.Minute):
+			t.Fatal("server did not shut down")
+		}
+		return 0, ""
+	}
+}
 
+const serverFixture = "../testdata/models/llama-f32"
+
+// TestServerEndToEnd starts `mlxgo server` on a free port with the llama
+// fixture, asks for one chat completion and stops it as Ctrl-C does.
+func TestServerEndToEnd(t *testing.T) {
+	const fixture = serverFixture
+	base, stop := startServer(t, "--model", fixture, "--max-tokens", "7")
 	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
 		strings.NewReader(`{"messages": [{"role": "user", "content": "Hello"}]}`))
 	if err != nil {
@@ -149,17 +164,34 @@ func TestServerEndToEnd(t *testing.T) {
 		t.Errorf("reply %+v, want %q after 7 tokens (--max-tokens)", r, want.String())
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d after shutdown: %s", code, errOut.String())
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("server did not shut down")
+	code, errOut := stop()
+	if code != 0 {
+		t.Errorf("exit %d after shutdown: %s", code, errOut)
 	}
-	if !strings.Contains(errOut.String(), "Starting httpd at 127.0.0.1 on port ") {
-		t.Errorf("no start line in the log:\n%s", errOut.String())
+	if !strings.Contains(errOut, "Starting httpd at 127.0.0.1 on port ") {
+		t.Errorf("no start line in the log:\n%s", errOut)
+	}
+}
+
+// TestServerWithoutModel starts the server without --model, as mlx_lm
+// allows: requests name the model to load.
+func TestServerWithoutModel(t *testing.T) {
+	base, stop := startServer(t)
+	defer stop()
+	post := func(body string) (int, string) {
+		resp, err := http.Post(base+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post(`{"prompt": "hi"}`); code != 404 || !strings.Contains(body, "no model given") {
+		t.Errorf("no model: %d %s", code, body)
+	}
+	if code, body := post(`{"prompt": "hi", "max_tokens": 3, "model": "` + serverFixture + `"}`); code != 200 || !strings.Contains(body, `"completion_tokens":3`) {
+		t.Errorf("model named in the request: %d %s", code, body)
 	}
 }
 
@@ -167,5 +199,29 @@ func TestServerBadModel(t *testing.T) {
 	code, _, errOut := runArgs(t, "server", "--model", t.TempDir()+"/missing", "--port", "0")
 	if code != 1 || !strings.Contains(errOut, "--model") {
 		t.Errorf("exit %d, stderr %q; want 1 naming --model", code, errOut)
+	}
+}
+
+func TestCachedMLXModels(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	commit := strings.Repeat("a", 40)
+	mk := func(repo string, files ...string) {
+		dir := filepath.Join(cache, "models--"+strings.ReplaceAll(repo, "/", "--"))
+		snap := filepath.Join(dir, "snapshots", commit)
+		if err := os.MkdirAll(snap, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(dir, "refs"), 0o755)
+		os.MkdirAll(filepath.Join(dir, "blobs"), 0o755)
+		os.WriteFile(filepath.Join(dir, "refs", "main"), []byte(commit), 0o644)
+		for _, f := range files {
+			os.WriteFile(filepath.Join(snap, f), []byte("{}"), 0o644)
+		}
+	}
+	mk("org/mlx-model", "config.json", "model.safetensors.index.json", "tokenizer_config.json")
+	mk("org/no-index", "config.json", "tokenizer_config.json")
+	if got := cachedMLXModels(); !reflect.DeepEqual(got, []string{"org/mlx-model"}) {
+		t.Errorf("cachedMLXModels() = %v, want [org/mlx-model] (mlx_lm's probably_mlx_lm)", got)
 	}
 }

@@ -103,37 +103,6 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request, chat b
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !s.servesModel(rq.model) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("model %q is not loaded: this server serves %s (mlxgo does not switch models per request)", rq.model, s.o.ModelID))
-		return
-	}
-	if rq.adapter != "" && rq.adapter != s.o.AdapterPath {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("adapters %q: this server was started with --adapter-path %q (mlxgo does not switch adapters per request)", rq.adapter, s.o.AdapterPath))
-		return
-	}
-	if rq.draftModel != "default_model" && rq.draftModel != s.o.DraftID {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("draft_model %q: this server was started with --draft-model %q (mlxgo does not switch draft models per request)", rq.draftModel, s.o.DraftID))
-		return
-	}
-	prompt, reasoning, err := s.encode(rq)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if len(prompt) == 0 {
-		writeError(w, http.StatusBadRequest, "the prompt is empty: it encodes to no tokens")
-		return
-	}
-	if s.o.MaxContext > 0 && len(prompt) > s.o.MaxContext {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the prompt has %d tokens, more than the model's context of %d (max_position_embeddings)", len(prompt), s.o.MaxContext))
-		return
-	}
-	sampler, procs, err := s.samplers(rq)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-
 	// One generation at a time; a client that leaves while waiting is
 	// dropped.
 	ctx := r.Context()
@@ -144,8 +113,34 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request, chat b
 	}
 	defer func() { <-s.busy }()
 
+	lm, err := s.use(ctx, s.keyFor(rq))
+	if err != nil {
+		// mlx_lm answers a model it cannot load with a 404.
+		s.log.Error("loading the model failed", "error", err)
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	prompt, reasoning, err := encode(lm, rq, &s.o)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(prompt) == 0 {
+		writeError(w, http.StatusBadRequest, "the prompt is empty: it encodes to no tokens")
+		return
+	}
+	if lm.MaxContext > 0 && len(prompt) > lm.MaxContext {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the prompt has %d tokens, more than the model's context of %d (max_position_embeddings)", len(prompt), lm.MaxContext))
+		return
+	}
+	sampler, procs, err := samplers(lm, rq)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+
 	c := &completion{
-		s: s, rq: rq, w: w, prompt: prompt,
+		s: s, lm: lm, rq: rq, w: w, prompt: prompt,
 		meta: completionResponse{
 			SystemFingerprint: s.o.SystemFingerprint,
 			Model:             rq.model,
@@ -161,14 +156,14 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request, chat b
 		c.meta.ID, c.meta.Object = "chatcmpl-"+uuid4(), "chat.completion"
 	}
 	c.split = newSplitter(rq.stop)
-	if chat && s.o.Tokenizer.HasThinking() {
+	if chat && lm.Tokenizer.HasThinking() {
 		c.split.addThinking()
 		if reasoning {
 			c.split.state = stateReasoning
 		}
 	}
-	if chat && ToolParserSupported(s.o.ToolParser) {
-		c.split.addTools(toolMarkers(s.o.ToolParser))
+	if chat && ToolParserSupported(lm.ToolParser) {
+		c.split.addTools(toolMarkers(lm.ToolParser))
 	}
 	if rq.stream {
 		h := w.Header()
@@ -193,8 +188,8 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request, chat b
 
 // encode turns the request into prompt tokens as mlx_lm's _tokenize does,
 // and reports whether the prompt ends inside an unfinished <think> block.
-func (s *Server) encode(rq *request) ([]int, bool, error) {
-	tok := s.o.Tokenizer
+func encode(lm *Loaded, rq *request, o *Options) ([]int, bool, error) {
+	tok := lm.Tokenizer
 	if !rq.chat {
 		if rq.promptIDs != nil {
 			for i, id := range rq.promptIDs {
@@ -206,7 +201,7 @@ func (s *Server) encode(rq *request) ([]int, bool, error) {
 		}
 		return generate.EncodeRaw(tok, rq.prompt), false, nil
 	}
-	if !tok.HasChatTemplate() && s.o.ChatTemplate == "" {
+	if !tok.HasChatTemplate() && o.ChatTemplate == "" {
 		text, err := convertChat(rq.messages, rq.roleMapping)
 		if err != nil {
 			return nil, false, err
@@ -214,7 +209,7 @@ func (s *Server) encode(rq *request) ([]int, bool, error) {
 		return generate.EncodeRaw(tok, text), false, nil
 	}
 	kw := map[string]json.RawMessage{}
-	for k, v := range s.o.ChatTemplateArgs {
+	for k, v := range o.ChatTemplateArgs {
 		kw[k] = v
 	}
 	for k, v := range rq.templateKwargs {
@@ -226,7 +221,7 @@ func (s *Server) encode(rq *request) ([]int, bool, error) {
 	text, err := tok.ApplyChatTemplate(rq.messages, tokenizer.ChatOptions{
 		Tools:               rq.tools,
 		AddGenerationPrompt: true,
-		Template:            s.o.ChatTemplate,
+		Template:            o.ChatTemplate,
 		Kwargs:              kw,
 	})
 	if err != nil {
@@ -287,8 +282,8 @@ func isPySpace(r rune) bool {
 
 // samplers builds the request's sampler and logits processors as mlx_lm's
 // _make_sampler and _make_logits_processors do.
-func (s *Server) samplers(rq *request) (*sample.Sampler, []sample.Processor, error) {
-	tok := s.o.Tokenizer
+func samplers(lm *Loaded, rq *request) (*sample.Sampler, []sample.Processor, error) {
+	tok := lm.Tokenizer
 	sampler, err := sample.New(sample.Options{
 		Temp: rq.temp, TopP: rq.topP, MinP: rq.minP, TopK: rq.topK, MinTokensToKeep: 1,
 		XTCProbability: rq.xtcProbability, XTCThreshold: rq.xtcThresh,
@@ -313,6 +308,7 @@ func (s *Server) samplers(rq *request) (*sample.Sampler, []sample.Processor, err
 // completion is one request being generated.
 type completion struct {
 	s      *Server
+	lm     *Loaded
 	rq     *request
 	w      http.ResponseWriter
 	meta   completionResponse
@@ -343,7 +339,7 @@ func (c *completion) run(ctx context.Context, sampler *sample.Sampler, procs []s
 	s, rq := c.s, c.rq
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	caches, rest := s.takeCache(c.prompt)
+	caches, rest := s.takeCache(c.lm, c.prompt)
 	c.cached = len(c.prompt) - len(rest)
 	opts := generate.Options{
 		MaxTokens: rq.maxTokens, Sampler: sampler, Processors: procs,
@@ -356,16 +352,16 @@ func (c *completion) run(ctx context.Context, sampler *sample.Sampler, procs []s
 			}
 		},
 	}
-	if s.o.Draft != nil {
-		opts.Draft, opts.NumDraftTokens = s.o.Draft, rq.numDraft
+	if c.lm.Draft != nil {
+		opts.Draft, opts.NumDraftTokens = c.lm.Draft, rq.numDraft
 	}
-	g, err := generate.New(s.o.Model, rest, opts)
+	g, err := generate.New(c.lm.Model, rest, opts)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	var last generate.Response
-	err = generate.Stream(ctx, g, s.o.Tokenizer, func(r generate.Response) error {
+	err = generate.Stream(ctx, g, c.lm.Tokenizer, func(r generate.Response) error {
 		last = r
 		if r.Token >= 0 && r.GenerationTokens > len(c.tokens) {
 			c.tokens = append(c.tokens, r.Token)
@@ -388,7 +384,7 @@ func (c *completion) run(ctx context.Context, sampler *sample.Sampler, procs []s
 	}
 	// Keep the caches for the next request unless generation failed.
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, errClientGone) {
-		s.keepCache(append(append([]int(nil), c.prompt...), c.tokens...), g.Caches())
+		s.keepCache(c.lm, append(append([]int(nil), c.prompt...), c.tokens...), g.Caches())
 	}
 	if err != nil {
 		return err
@@ -540,7 +536,7 @@ func (c *completion) finish() {
 // tokenLogprob is the sampled token's log-probability and, with
 // top_logprobs > 0, the most likely tokens', highest first.
 func (c *completion) tokenLogprob(id int, lp []float32) tokenLogprob {
-	tok := c.s.o.Tokenizer
+	tok := c.lm.Tokenizer
 	text := func(id int) string {
 		s, _ := tok.IDToToken(id)
 		return s
@@ -582,10 +578,10 @@ type promptCache struct {
 // cache can give (trimmed to it, leaving at least one prompt token to
 // process) and the rest of the prompt; nil caches and the whole prompt when
 // there is none.
-func (s *Server) takeCache(prompt []int) ([]model.Cache, []int) {
+func (s *Server) takeCache(lm *Loaded, prompt []int) ([]model.Cache, []int) {
 	c := s.cache
 	s.cache = nil
-	if c == nil || !s.o.PromptCache || s.o.Draft != nil || len(c.caches) == 0 {
+	if c == nil || !s.o.PromptCache || lm.Draft != nil || len(c.caches) == 0 {
 		return nil, prompt
 	}
 	off := c.caches[0].Offset()
@@ -616,8 +612,8 @@ func (s *Server) takeCache(prompt []int) ([]model.Cache, []int) {
 }
 
 // keepCache keeps caches for the next request.
-func (s *Server) keepCache(tokens []int, caches []model.Cache) {
-	if s.o.PromptCache && s.o.Draft == nil {
+func (s *Server) keepCache(lm *Loaded, tokens []int, caches []model.Cache) {
+	if s.o.PromptCache && lm.Draft == nil {
 		s.cache = &promptCache{tokens: tokens, caches: caches}
 	}
 }

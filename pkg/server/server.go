@@ -3,7 +3,8 @@
 // /chat/completions), GET /v1/models and GET /health, with mlx_lm's request
 // fields, defaults and response shapes.
 //
-// One model is loaded once and requests are generated one at a time: a
+// One model is resident; a request naming another model loads it in its
+// place (mlx_lm's ModelProvider). Requests are generated one at a time: a
 // request waits for the one before it to finish (or for its client to go
 // away). A client that disconnects stops its generation. The KV cache of the
 // last request is kept, and a request whose prompt starts with the same
@@ -11,6 +12,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -29,24 +31,33 @@ import (
 // requests that do not set them (mlx_lm's --temp, --top-p, --top-k, --min-p,
 // --max-tokens).
 type Options struct {
-	Model     model.Model
-	Tokenizer *tokenizer.Tokenizer
-	// ModelID is the id /v1/models lists; a request's "model" may name it,
-	// one of ModelAliases, or "default_model", or leave it out.
+	// Model, Tokenizer, MaxContext, Draft and ToolParser are the model
+	// loaded at start (Model nil: none yet), the one ModelID, AdapterPath
+	// and DraftID name.
+	Model      model.Model
+	Tokenizer  *tokenizer.Tokenizer
+	MaxContext int
+	Draft      model.Model
+	ToolParser string
+
+	// ModelID is the --model value /v1/models lists; a request's "model"
+	// may name it, one of ModelAliases or "default_model", or leave it out,
+	// for the model given at start.
 	ModelID      string
 	ModelAliases []string
-	// AdapterPath is the adapter applied to Model ("" for none); a request's
-	// "adapters" must be absent or name it.
-	AdapterPath string
-	// MaxContext is the model's max_position_embeddings (0: unknown); longer
-	// prompts get a 400.
-	MaxContext int
-
-	// Draft turns on speculative decoding; DraftID is the name a request's
-	// "draft_model" may give it.
-	Draft          model.Model
+	// AdapterPath and DraftID are the --adapter-path and --draft-model of
+	// the model given at start.
+	AdapterPath    string
 	DraftID        string
 	NumDraftTokens int
+
+	// Load, when set, loads the model (with adapter and draft model) a
+	// request names, which then replaces the loaded one, as mlx_lm's
+	// ModelProvider does; nil: requests for other models get a 404.
+	Load func(ctx context.Context, key ModelKey) (*Loaded, error)
+	// ListModels lists the model ids /v1/models offers besides ModelID (the
+	// MLX models in the Hugging Face cache).
+	ListModels func() []string
 
 	Temp, TopP, MinP float64
 	TopK             int
@@ -58,10 +69,6 @@ type Options struct {
 	// chat_template_kwargs override.
 	ChatTemplate     string
 	ChatTemplateArgs map[string]json.RawMessage
-	// ToolParser is the tool-call format of the chat template
-	// (InferToolParser); replies in a supported one have their tool calls
-	// parsed into "tool_calls".
-	ToolParser string
 
 	// AllowedOrigins are the CORS origins ("*": any).
 	AllowedOrigins []string
@@ -79,11 +86,31 @@ type Options struct {
 	Now func() time.Time
 }
 
+// ModelKey names a model to serve: model path or repo id, adapter path and
+// draft model ("" for none), mlx_lm's model_key.
+type ModelKey struct {
+	Model, Adapter, Draft string
+}
+
+// Loaded is a model ready to serve.
+type Loaded struct {
+	Model      model.Model
+	Tokenizer  *tokenizer.Tokenizer
+	MaxContext int // max_position_embeddings; 0: unknown
+	Draft      model.Model
+	// ToolParser is the chat template's tool-call format (InferToolParser).
+	ToolParser string
+}
+
 // Server serves one model over HTTP. It is an http.Handler.
 type Server struct {
 	o    Options
 	log  *slog.Logger
 	busy chan struct{} // holds one value while a generation runs
+
+	// The loaded model and its key (guarded by busy).
+	cur    *Loaded
+	curKey ModelKey
 
 	mu    sync.Mutex // guards cache (held with busy)
 	cache *promptCache
@@ -91,8 +118,8 @@ type Server struct {
 
 // New checks o and returns a Server.
 func New(o Options) (*Server, error) {
-	if o.Model == nil || o.Tokenizer == nil {
-		return nil, fmt.Errorf("server: a model and its tokenizer are required")
+	if (o.Model == nil || o.Tokenizer == nil) && o.Load == nil {
+		return nil, fmt.Errorf("server: a model and its tokenizer, or a way to load them, are required")
 	}
 	if o.MaxTokens < 0 {
 		return nil, fmt.Errorf("server: default max tokens must be >= 0, got %d", o.MaxTokens)
@@ -110,7 +137,58 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{o: o, log: log, busy: make(chan struct{}, 1)}, nil
+	s := &Server{o: o, log: log, busy: make(chan struct{}, 1)}
+	if o.Model != nil && o.Tokenizer != nil {
+		s.cur = &Loaded{Model: o.Model, Tokenizer: o.Tokenizer, MaxContext: o.MaxContext, Draft: o.Draft, ToolParser: o.ToolParser}
+		s.curKey = ModelKey{o.ModelID, o.AdapterPath, o.DraftID}
+	}
+	return s, nil
+}
+
+// keyFor is the model a request asks for, as mlx_lm's ModelProvider maps
+// it: "default_model" (or no "model", or a name of the model given at
+// start) is that model with its adapter, unless the request names another
+// adapter; draft_model "default_model" is the draft model given at start.
+func (s *Server) keyFor(rq *request) ModelKey {
+	k := ModelKey{Model: rq.model, Adapter: rq.adapter, Draft: rq.draftModel}
+	if s.isDefault(rq.model) {
+		k.Model = s.o.ModelID
+		if k.Adapter == "" {
+			k.Adapter = s.o.AdapterPath
+		}
+	}
+	if k.Draft == "default_model" {
+		k.Draft = s.o.DraftID
+	}
+	return k
+}
+
+// use returns the model for key, loading it in place of the current one
+// when it differs. The caller holds busy.
+func (s *Server) use(ctx context.Context, key ModelKey) (*Loaded, error) {
+	if s.cur != nil && key == s.curKey {
+		return s.cur, nil
+	}
+	if s.o.Load == nil {
+		if s.cur == nil {
+			return nil, fmt.Errorf("no model is loaded")
+		}
+		return nil, fmt.Errorf("model %q (adapters %q, draft_model %q) is not loaded: this server serves %q (adapters %q, draft_model %q) and cannot load others", key.Model, key.Adapter, key.Draft, s.curKey.Model, s.curKey.Adapter, s.curKey.Draft)
+	}
+	s.log.Info("loading model", "model", key.Model, "adapters", key.Adapter, "draft_model", key.Draft)
+	// Unlike mlx_lm, which drops the loaded model first, the loaded model
+	// stays until the new one has loaded: a request naming a model that
+	// does not load leaves the server as it was. (Weights are memory-mapped,
+	// so the overlap costs little.)
+	lm, err := s.o.Load(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cache = nil
+	s.mu.Unlock()
+	s.cur, s.curKey = lm, key
+	return lm, nil
 }
 
 // ServeHTTP routes a request as mlx_lm's do_GET and do_POST do; unknown
@@ -156,29 +234,40 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, `{"status": "ok"}`)
 }
 
-// handleModels lists the served model (mlx_lm also lists the MLX models in
-// the Hugging Face cache, which it can switch to; mlxgo serves one model).
-// /v1/models/<id> filters the list to that id.
+// handleModels lists the models a request may name, as mlx_lm does: the
+// MLX models in the Hugging Face cache (ListModels) and the model given at
+// start. /v1/models/<id> filters the list to that id.
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	type entry struct {
 		ID      string `json:"id"`
 		Object  string `json:"object"`
 		Created int64  `json:"created"`
 	}
-	data := []entry{}
 	// mlx_lm: everything after /v1/models/ is a repo id to filter on.
 	filter := ""
 	if parts := strings.Split(r.URL.Path, "/"); len(parts) > 3 {
 		filter = strings.Join(parts[3:], "/")
 	}
-	if filter == "" || filter == s.o.ModelID || slices.Contains(s.o.ModelAliases, filter) {
-		data = append(data, entry{ID: s.o.ModelID, Object: "model", Created: s.o.Now().Unix()})
+	var ids []string
+	if s.o.ListModels != nil {
+		ids = s.o.ListModels()
+	}
+	if s.o.ModelID != "" && !slices.Contains(ids, s.o.ModelID) {
+		ids = append(ids, s.o.ModelID)
+	}
+	data := []entry{}
+	created := s.o.Now().Unix()
+	for _, id := range ids {
+		if filter == "" || filter == id || id == s.o.ModelID && s.isDefault(filter) {
+			data = append(data, entry{ID: id, Object: "model", Created: created})
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
-// servesModel reports whether a request's "model" names the loaded model.
-func (s *Server) servesModel(name string) bool {
+// isDefault reports whether a request's "model" names the model given at
+// start.
+func (s *Server) isDefault(name string) bool {
 	return name == "" || name == "default_model" || name == s.o.ModelID || slices.Contains(s.o.ModelAliases, name)
 }
 

@@ -565,7 +565,7 @@ func TestChatMessagesAndTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, _, err := s.encode(rq)
+	ids, _, err := encode(s.cur, rq, &s.o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,7 +767,7 @@ func replyFor(t *testing.T, stream bool, finish string, segments ...string) stri
 	t.Helper()
 	s := newTestServer(t, func(o *Options) { o.ToolParser = "json_tools" })
 	rec := httptest.NewRecorder()
-	c := &completion{s: s, rq: &request{chat: true, stream: stream}, w: rec, meta: completionResponse{ID: "chatcmpl-x", Object: "chat.completion"}}
+	c := &completion{s: s, lm: s.cur, rq: &request{chat: true, stream: stream}, w: rec, meta: completionResponse{ID: "chatcmpl-x", Object: "chat.completion"}}
 	if stream {
 		c.meta.Object = "chat.completion.chunk"
 	}
@@ -835,5 +835,70 @@ func TestToolCallsAndReasoning(t *testing.T) {
 		`{"tool_calls":[{"function":{"arguments":"{\"k\": \"v\"}","name":"g"},"id":"ID","index":0,"type":"function"}]}`, `{} finish=tool_calls`}
 	if strings.Join(deltas, "\n") != strings.Join(wantDeltas, "\n") {
 		t.Errorf("stream deltas\n%s\nwant\n%s", strings.Join(deltas, "\n"), strings.Join(wantDeltas, "\n"))
+	}
+}
+
+func TestModelSwitching(t *testing.T) {
+	var loads []ModelKey
+	load := func(_ context.Context, k ModelKey) (*Loaded, error) {
+		loads = append(loads, k)
+		if k.Model == "" {
+			return nil, fmt.Errorf("no model given")
+		}
+		dir := "../../testdata/models/" + k.Model
+		m, _, err := model.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := tokenizer.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		return &Loaded{Model: m, Tokenizer: tok}, nil
+	}
+	// Started without a model, as mlx_lm.server without --model.
+	m, tok := loadFixture(t)
+	s, err := New(Options{Load: load, ListModels: func() []string { return []string{"qwen2-f32", "llama-f32"} }, TopP: 1, MaxTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := post(t, s, "/v1/completions", `{"prompt": "hi"}`); code != 404 || !strings.Contains(string(body), "no model given") {
+		t.Errorf("no model: %d %s", code, body)
+	}
+	ask := func(name string) string {
+		r := postReply(t, s, "/v1/completions", `{"prompt": "hi", "model": "`+name+`"}`)
+		if r.Model != name {
+			t.Errorf("model %q in the reply, want %q", r.Model, name)
+		}
+		return r.text()
+	}
+	ids := generate.EncodeRaw(tok, "hi")
+	g, err := generate.New(m, ids, generate.Options{MaxTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	generate.Stream(context.Background(), g, tok, func(r generate.Response) error { want.WriteString(r.Text); return nil })
+	if got := ask("llama-f32"); got != want.String() {
+		t.Errorf("llama-f32: %q, want %q", got, want.String())
+	}
+	ask("llama-f32")
+	ask("qwen2-f32")
+	if got := ask("llama-f32"); got != want.String() {
+		t.Errorf("llama-f32 again: %q, want %q", got, want.String())
+	}
+	// A model that does not load leaves the loaded one in place.
+	if code, body := post(t, s, "/v1/completions", `{"prompt": "hi", "model": "no-such-model"}`); code != 404 || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("missing model: %d %s", code, body)
+	}
+	ask("llama-f32")
+	wantLoads := []ModelKey{{}, {Model: "llama-f32"}, {Model: "qwen2-f32"}, {Model: "llama-f32"}, {Model: "no-such-model"}}
+	if fmt.Sprint(loads) != fmt.Sprint(wantLoads) {
+		t.Errorf("loads %v, want %v (a model is loaded when a request names another)", loads, wantLoads)
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/models", nil))
+	if !strings.Contains(rec.Body.String(), `"id":"qwen2-f32"`) || !strings.Contains(rec.Body.String(), `"id":"llama-f32"`) {
+		t.Errorf("/v1/models: %s", rec.Body.String())
 	}
 }
