@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/mlxgo/mlxgo/pkg/nn"
 )
 
 // QuantSpec is how one layer is quantized.
@@ -13,7 +15,8 @@ type QuantSpec struct {
 	Mode      string `json:"mode"`
 }
 
-// modeDefaults are MLX's per-mode defaults (group size, bits).
+// modeDefaults are MLX's per-mode defaults (group size, bits); the float
+// modes allow only these.
 var modeDefaults = map[string][2]int{"affine": {64, 4}, "mxfp4": {32, 4}, "nvfp4": {16, 4}, "mxfp8": {32, 8}}
 
 // Quantization is a config.json "quantization" entry: the defaults and the
@@ -126,3 +129,7 @@ func (q *Quantization) For(path string, hasScales bool) (QuantSpec, bool) {
 	}
 	return QuantSpec{}, false
 }
+
+// IsFloatMode reports whether mode is one of MLX's float quantization
+// modes (mxfp4, nvfp4, mxfp8: uint8 scales, no biases).
+func IsFloatMode(mode string) bool { return nn.IsFloatMode(mode) }

@@ -63,6 +63,22 @@ func (g *randomGen) quantized(path string, spec QuantSpec, ws, ss []int) {
 	if g.w.Has(path + ".weight") {
 		return
 	}
+	if IsFloatMode(spec.Mode) {
+		// uint8 scales about 2^-7 (E8M0 codes 118-121; E4M3 codes of
+		// 2^-9..2^-6 for nvfp4) and no biases; 8-bit codes are a fixed
+		// pattern of ±0.5 and 1 (random bytes would hit E4M3's NaN codes).
+		lo, hi := 118.0, 122.0
+		if spec.Mode == "nvfp4" {
+			lo, hi = 1, 9
+		}
+		g.w.tensors[path+".scales"] = engine.AsType(engine.RandomUniform(lo, hi, ss, engine.Float32, g.next()), engine.Uint8)
+		if spec.Bits == 8 {
+			g.w.tensors[path+".weight"] = engine.Full(ws, 0x38B03830, engine.Uint32)
+		} else {
+			g.w.tensors[path+".weight"] = engine.RandomBits(ws, g.next())
+		}
+		return
+	}
 	scale := 0.02 / float64(int(1)<<(spec.Bits-1))
 	s := engine.RandomUniform(0.5*scale, 1.5*scale, ss, g.dt, g.next())
 	g.w.tensors[path+".weight"] = engine.RandomBits(ws, g.next())

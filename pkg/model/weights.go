@@ -128,7 +128,7 @@ func (w *Weights) OptionalTensor(dst **engine.Array, name string, shape ...int) 
 // else a *nn.Linear. bias says whether "<path>.bias" is expected.
 func (w *Weights) Linear(dst *nn.Layer, path string, in, out int, bias bool) {
 	if spec, ok := w.Quantized(path); ok {
-		q := &nn.QuantizedLinear{GroupSize: spec.GroupSize, Bits: spec.Bits, Exact: w.exact}
+		q := &nn.QuantizedLinear{GroupSize: spec.GroupSize, Bits: spec.Bits, Mode: spec.Mode, Exact: w.exact}
 		if !w.quantized(path, spec, out, in, &q.Weight, &q.Scales, &q.Biases) {
 			return
 		}
@@ -150,7 +150,7 @@ func (w *Weights) Linear(dst *nn.Layer, path string, in, out int, bias bool) {
 // Embedding fills *dst with the [vocab, dim] table at path (quantized or not).
 func (w *Weights) Embedding(dst *nn.Embedder, path string, vocab, dim int) {
 	if spec, ok := w.Quantized(path); ok {
-		e := &nn.QuantizedEmbedding{GroupSize: spec.GroupSize, Bits: spec.Bits, Cast: w.cast, Exact: w.exact}
+		e := &nn.QuantizedEmbedding{GroupSize: spec.GroupSize, Bits: spec.Bits, Mode: spec.Mode, Cast: w.cast, Exact: w.exact}
 		if w.quantized(path, spec, vocab, dim, &e.Weight, &e.Scales, &e.Biases) {
 			*dst = e
 		}
@@ -164,7 +164,7 @@ func (w *Weights) Embedding(dst *nn.Embedder, path string, vocab, dim int) {
 // SwitchLinear fills *dst with E stacked experts mapping in to out.
 func (w *Weights) SwitchLinear(dst *nn.SwitchLayer, path string, experts, in, out int, bias bool) {
 	if spec, ok := w.Quantized(path); ok {
-		q := &nn.QuantizedSwitchLinear{GroupSize: spec.GroupSize, Bits: spec.Bits, Exact: w.exact}
+		q := &nn.QuantizedSwitchLinear{GroupSize: spec.GroupSize, Bits: spec.Bits, Mode: spec.Mode, Exact: w.exact}
 		if !w.quantizedN(path, spec, []int{experts}, out, in, &q.Weight, &q.Scales, &q.Biases) {
 			return
 		}
@@ -215,13 +215,24 @@ func (w *Weights) quantized(path string, spec QuantSpec, rows, cols int, wt, sc,
 
 // quantizedN fills the packed weight, scales and biases of a [lead...,
 // rows, cols] stack of matrices (lead is [E] for SwitchLinear experts).
+// The float modes (mxfp4, nvfp4, mxfp8) have uint8 scales and no biases
+// (*bi stays nil).
 func (w *Weights) quantizedN(path string, spec QuantSpec, lead []int, rows, cols int, wt, sc, bi **engine.Array) bool {
-	if spec.Mode != "" && spec.Mode != "affine" {
-		w.fail(fmt.Errorf("%s: quantization mode %q is not supported yet (affine only)", path, spec.Mode))
+	mode := nn.ModeName(spec.Mode)
+	fp, isFP := modeDefaults[mode]
+	switch {
+	case mode == "affine":
+	case isFP:
+		if spec.GroupSize != fp[0] || spec.Bits != fp[1] {
+			w.fail(fmt.Errorf("%s: quantization mode %s needs group_size %d and bits %d, config.json says %d and %d", path, mode, fp[0], fp[1], spec.GroupSize, spec.Bits))
+			return false
+		}
+	default:
+		w.fail(fmt.Errorf("%s: unknown quantization mode %q (expected affine, mxfp4, nvfp4 or mxfp8)", path, spec.Mode))
 		return false
 	}
 	if !w.Has(path+".scales") && w.random == nil {
-		w.fail(fmt.Errorf("%s: config.json quantizes it (%d bits, group %d) but the checkpoint has no %q", path, spec.Bits, spec.GroupSize, path+".scales"))
+		w.fail(fmt.Errorf("%s: config.json quantizes it (%s, %d bits, group %d) but the checkpoint has no %q", path, mode, spec.Bits, spec.GroupSize, path+".scales"))
 		return false
 	}
 	ws, ss, err := nn.QuantizedShapes(rows, cols, spec.GroupSize, spec.Bits)
@@ -238,11 +249,37 @@ func (w *Weights) quantizedN(path string, spec QuantSpec, lead []int, rows, cols
 		w.fail(fmt.Errorf("%stensor %q: a quantized weight must be U32, found %v", w.where(path+".weight"), path+".weight", a.DType()))
 		return false
 	}
+	if nn.IsFloatMode(mode) {
+		if a, ok := w.tensors[path+".scales"]; ok && a.DType() != engine.Uint8 {
+			w.used[path+".scales"] = true
+			w.fail(fmt.Errorf("%stensor %q: %s scales must be U8 (%s), found %v", w.where(path+".scales"), path+".scales", mode, fpScaleFormat(mode), a.DType()))
+			return false
+		}
+		if w.Has(path + ".biases") {
+			w.used[path+".biases"] = true
+			w.fail(fmt.Errorf("%stensor %q: quantization mode %s has no biases (is the layer affine? config.json says %s)", w.where(path+".biases"), path+".biases", mode, mode))
+			return false
+		}
+	} else if a, ok := w.tensors[path+".scales"]; ok && !a.DType().IsFloat() {
+		w.used[path+".scales"] = true
+		w.fail(fmt.Errorf("%stensor %q: affine scales must be float, found %v (a float-mode layer? config.json's quantization has no mode for %q)", w.where(path+".scales"), path+".scales", a.DType(), path))
+		return false
+	}
 	n := len(w.errs)
 	w.Tensor(wt, path+".weight", ws...)
 	w.Tensor(sc, path+".scales", ss...)
-	w.Tensor(bi, path+".biases", ss...)
+	if !nn.IsFloatMode(mode) {
+		w.Tensor(bi, path+".biases", ss...)
+	}
 	return len(w.errs) == n
+}
+
+// fpScaleFormat names a float mode's scale encoding.
+func fpScaleFormat(mode string) string {
+	if mode == "nvfp4" {
+		return "E4M3"
+	}
+	return "E8M0"
 }
 
 // Err returns the collected errors (nil if none), at most 10 listed.

@@ -22,8 +22,9 @@ func (s *SwitchLinear) Forward(x, indices *engine.Array) *engine.Array {
 	return addExpertBias(y, s.Bias, indices)
 }
 
-// QuantizedSwitchLinear is a SwitchLinear with MLX affine-quantized
-// weights: Weight [E, out, in·Bits/32], Scales/Biases [E, out, in/GroupSize].
+// QuantizedSwitchLinear is a SwitchLinear with MLX-quantized weights (any
+// mode; see QuantizedLinear): Weight [E, out, in·Bits/32], Scales [E, out,
+// in/GroupSize], Biases likewise (nil in the float modes).
 type QuantizedSwitchLinear struct {
 	Weight    *engine.Array
 	Scales    *engine.Array
@@ -31,16 +32,18 @@ type QuantizedSwitchLinear struct {
 	Bias      *engine.Array // [E, out] or nil
 	GroupSize int
 	Bits      int
-	Exact     bool // dequantize, then GatherMM (QuantizedLinear.Exact)
+	Mode      string // as QuantizedLinear.Mode
+	Exact     bool   // dequantize, then GatherMM (QuantizedLinear.Exact)
 }
 
-// Forward computes the quantized expert matmuls with engine.GatherQMM.
+// Forward computes the quantized expert matmuls with engine.GatherQMMMode.
 func (s *QuantizedSwitchLinear) Forward(x, indices *engine.Array) *engine.Array {
+	mode := ModeName(s.Mode)
 	if s.Exact {
-		w := engine.Dequantize(s.Weight, s.Scales, s.Biases, s.GroupSize, s.Bits) // [E, out, in]
+		w := exactWeight(engine.DequantizeMode(s.Weight, s.Scales, s.Biases, s.GroupSize, s.Bits, mode), mode, x) // [E, out, in]
 		return addExpertBias(engine.GatherMM(x, engine.SwapAxes(w, -1, -2), nil, indices), s.Bias, indices)
 	}
-	y := engine.GatherQMM(x, s.Weight, s.Scales, s.Biases, nil, indices, true, s.GroupSize, s.Bits)
+	y := engine.GatherQMMMode(x, s.Weight, s.Scales, s.Biases, nil, indices, true, s.GroupSize, s.Bits, mode)
 	return addExpertBias(y, s.Bias, indices)
 }
 
