@@ -65,12 +65,12 @@ POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health.
 The model given by --model is loaded at start; a request whose "model",
 "adapters" or "draft_model" names another one loads it in its place, as
 mlx_lm does (without --model, the first request must name one). Requests are
-generated one at a time. The KV cache of the last request is reused by the
-next one that starts with the same tokens.
+generated one at a time. The KV caches of the last --prompt-cache-size
+requests are kept, and a request that starts with the same tokens as one of
+them continues from it.
 Not supported (flags accepted for compatibility): continuous batching
 (--decode-concurrency, --prompt-concurrency), distributed inference
-(--pipeline), more than one cached prompt (--prompt-cache-size > 1,
---prompt-cache-bytes). Tool calls in replies are parsed for chat templates in
+(--pipeline). Tool calls in replies are parsed for chat templates in
 mlx_lm's json_tools format (<tool_call>{...}</tool_call>); other formats stay
 in the reply text.`,
 		Example: `  mlxgo server --model mlx-community/Qwen2.5-0.5B-Instruct-4bit --port 8080
@@ -151,8 +151,8 @@ in the reply text.`,
 	fs.IntVar(&o.DecodeConcurrency, "decode-concurrency", 32, "Accepted for compatibility: mlxgo generates one request at a time (no continuous batching)")
 	fs.IntVar(&o.PromptConcurrency, "prompt-concurrency", 8, "Accepted for compatibility: mlxgo generates one request at a time (no continuous batching)")
 	fs.IntVar(&o.PrefillStepSize, "prefill-step-size", 2048, "Step size for prefill processing")
-	fs.IntVar(&o.PromptCacheSize, "prompt-cache-size", 10, "Maximum number of distinct KV caches to hold in the prompt cache (mlxgo keeps at most 1, the last request's; 0 turns reuse off)")
-	fs.StringVar(&cacheBytes, "prompt-cache-bytes", "", "Maximum size in bytes of the KV caches, e.g. 4GB (accepted; mlxgo keeps only the last request's cache)")
+	fs.IntVar(&o.PromptCacheSize, "prompt-cache-size", 10, "Maximum number of distinct KV caches to hold in the prompt cache (0 turns reuse off)")
+	fs.StringVar(&cacheBytes, "prompt-cache-bytes", "", "Maximum size in bytes of the KV caches, e.g. 4GB")
 	fs.BoolVar(&o.Pipeline, "pipeline", false, "Accepted for compatibility (distributed inference is not supported)")
 	return c
 }
@@ -216,7 +216,8 @@ func runServer(ctx context.Context, f *Factory, o *ServerOptions) error {
 		Temp: o.Temp, TopP: o.TopP, TopK: o.TopK, MinP: o.MinP, MaxTokens: o.MaxTokens,
 		ChatTemplate: o.ChatTemplate, ChatTemplateArgs: args,
 		AllowedOrigins: o.AllowedOrigins, PrefillStepSize: o.PrefillStepSize,
-		PromptCache:       o.PromptCacheSize > 0,
+		PromptCacheSize:   o.PromptCacheSize,
+		PromptCacheBytes:  o.PromptCacheBytes,
 		SystemFingerprint: fmt.Sprintf("mlxgo-%s-%s-%s-%s", Version, runtime.GOOS, runtime.GOARCH, engine.DefaultBackend().Name()),
 		Logger:            log,
 	}

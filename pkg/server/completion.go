@@ -8,10 +8,12 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/generate"
 	"github.com/mlxgo/mlxgo/pkg/model"
 	"github.com/mlxgo/mlxgo/pkg/sample"
@@ -567,26 +569,24 @@ func finite(x float32) float64 {
 	return float64(x)
 }
 
-// promptCache is the last request's KV cache and the tokens it was built
-// from (the cache holds the first Offset() of them).
+// promptCache is a kept KV cache and the tokens it was built from (the
+// cache holds the first Offset() of them).
 type promptCache struct {
 	tokens []int
 	caches []model.Cache
+	nbytes int64
 }
 
-// takeCache returns caches holding the longest prefix of prompt the kept
-// cache can give (trimmed to it, leaving at least one prompt token to
-// process) and the rest of the prompt; nil caches and the whole prompt when
-// there is none.
-func (s *Server) takeCache(lm *Loaded, prompt []int) ([]model.Cache, []int) {
-	c := s.cache
-	s.cache = nil
-	if c == nil || !s.o.PromptCache || lm.Draft != nil || len(c.caches) == 0 {
-		return nil, prompt
+// usable is how many leading tokens of prompt c can give: the common
+// prefix, less one so that a prompt token is left to process, or 0 when
+// the cache cannot be cut back to it.
+func (c *promptCache) usable(prompt []int) int {
+	if len(c.caches) == 0 {
+		return 0
 	}
 	off := c.caches[0].Offset()
 	if off > len(c.tokens) {
-		return nil, prompt
+		return 0
 	}
 	p := 0
 	for p < off && p < len(prompt) && c.tokens[p] == prompt[p] {
@@ -595,25 +595,120 @@ func (s *Server) takeCache(lm *Loaded, prompt []int) ([]model.Cache, []int) {
 	if p == len(prompt) {
 		p--
 	}
-	if p <= 0 {
-		return nil, prompt
-	}
 	for _, kv := range c.caches {
-		if kv.Offset() != off || !kv.Trimmable() {
-			return nil, prompt
+		if kv.Offset() != off || p < off && !kv.Trimmable() {
+			return 0
 		}
 	}
-	for _, kv := range c.caches {
-		if kv.Trim(off-p) != off-p {
-			return nil, prompt
-		}
-	}
-	return c.caches, prompt[p:]
+	return max(p, 0)
 }
 
-// keepCache keeps caches for the next request.
+// takeCache takes out of the prompt cache the entry that gives the longest
+// prefix of prompt (mlx_lm's LRUPromptCache.fetch_nearest_cache), cut back
+// to that prefix, and returns its caches and the rest of the prompt; nil
+// caches and the whole prompt when no entry shares a prefix.
+func (s *Server) takeCache(lm *Loaded, prompt []int) ([]model.Cache, []int) {
+	if s.o.PromptCacheSize <= 0 || lm.Draft != nil {
+		return nil, prompt
+	}
+	best, bestP := -1, 0
+	for i, c := range s.cache {
+		if p := c.usable(prompt); p > bestP {
+			best, bestP = i, p
+		}
+	}
+	if best < 0 {
+		return nil, prompt
+	}
+	c := s.cache[best]
+	s.cache = append(s.cache[:best], s.cache[best+1:]...)
+	off := c.caches[0].Offset()
+	caches := c.caches
+	if off > bestP {
+		// The entry goes on beyond the shared prefix (another conversation,
+		// or a reply this prompt changes): keep it for its own
+		// conversation and continue from a copy, as mlx_lm does.
+		if cp, err := copyCaches(c.caches); err == nil {
+			caches = cp
+			s.cache = append(s.cache, c) // most recently used
+		} else {
+			s.log.Debug("prompt cache: copying failed, the entry is used up", "error", err)
+		}
+	}
+	for _, kv := range caches {
+		if off > bestP && kv.Trim(off-bestP) != off-bestP {
+			return nil, prompt
+		}
+	}
+	return caches, prompt[bestP:]
+}
+
+// copyCaches copies caches through their prompt-cache form, evaluated so
+// that the copies share no buffer with the originals.
+func copyCaches(cs []model.Cache) ([]model.Cache, error) {
+	out := make([]model.Cache, len(cs))
+	var arrays []*engine.Array
+	for i, c := range cs {
+		saved, err := model.SaveCache(c)
+		if err != nil {
+			return nil, err
+		}
+		if out[i], err = model.LoadCache(saved); err != nil {
+			return nil, err
+		}
+		arrays = append(arrays, out[i].State()...)
+	}
+	if err := engine.Eval(arrays...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func trimmable(cs []model.Cache) bool {
+	for _, c := range cs {
+		if !c.Trimmable() {
+			return false
+		}
+	}
+	return len(cs) > 0
+}
+
+// keepCache puts caches into the prompt cache as its most recent entry and
+// drops the least recently used ones beyond PromptCacheSize entries or
+// PromptCacheBytes bytes.
 func (s *Server) keepCache(lm *Loaded, tokens []int, caches []model.Cache) {
-	if s.o.PromptCache && lm.Draft == nil {
-		s.cache = &promptCache{tokens: tokens, caches: caches}
+	if s.o.PromptCacheSize <= 0 || lm.Draft != nil {
+		return
+	}
+	c := &promptCache{tokens: tokens, caches: caches}
+	for _, kv := range caches {
+		for _, a := range kv.State() {
+			if a != nil {
+				c.nbytes += int64(a.NBytes())
+			}
+		}
+	}
+	// Entries the new one extends are dropped: it gives all they gave.
+	if trimmable(caches) {
+		known := tokens[:min(caches[0].Offset(), len(tokens))]
+		kept := s.cache[:0]
+		for _, e := range s.cache {
+			if len(e.caches) == 0 {
+				continue
+			}
+			if off := e.caches[0].Offset(); off > len(e.tokens) || off > len(known) || !slices.Equal(e.tokens[:off], known[:off]) {
+				kept = append(kept, e)
+			}
+		}
+		s.cache = kept
+	}
+	s.cache = append(s.cache, c)
+	total := int64(0)
+	for _, e := range s.cache {
+		total += e.nbytes
+	}
+	for len(s.cache) > 0 && (len(s.cache) > s.o.PromptCacheSize || s.o.PromptCacheBytes > 0 && total > s.o.PromptCacheBytes) {
+		total -= s.cache[0].nbytes
+		s.cache = s.cache[1:]
 	}
 }

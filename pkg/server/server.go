@@ -6,9 +6,9 @@
 // One model is resident; a request naming another model loads it in its
 // place (mlx_lm's ModelProvider). Requests are generated one at a time: a
 // request waits for the one before it to finish (or for its client to go
-// away). A client that disconnects stops its generation. The KV cache of the
-// last request is kept, and a request whose prompt starts with the same
-// tokens reuses it (mlx_lm's prompt cache, with one entry).
+// away). A client that disconnects stops its generation. The KV caches of
+// recent requests are kept, and a request whose prompt starts with the same
+// tokens as one of them reuses it (mlx_lm's LRU prompt cache).
 package server
 
 import (
@@ -74,9 +74,12 @@ type Options struct {
 	AllowedOrigins []string
 	// PrefillStepSize is the prompt chunk size (0: 2048).
 	PrefillStepSize int
-	// PromptCache keeps the last request's KV cache for the next request
-	// that shares its prefix.
-	PromptCache bool
+	// PromptCacheSize is how many KV caches of earlier requests are kept
+	// for later requests that share their prefix (0: none), and
+	// PromptCacheBytes bounds their total size (0: no bound); the least
+	// recently used go first (mlx_lm's LRUPromptCache).
+	PromptCacheSize  int
+	PromptCacheBytes int64
 
 	// SystemFingerprint is sent in every completion response.
 	SystemFingerprint string
@@ -112,8 +115,8 @@ type Server struct {
 	cur    *Loaded
 	curKey ModelKey
 
-	mu    sync.Mutex // guards cache (held with busy)
-	cache *promptCache
+	mu    sync.Mutex     // guards cache (held with busy)
+	cache []*promptCache // least recently used first
 }
 
 // New checks o and returns a Server.

@@ -634,7 +634,7 @@ func TestSplitter(t *testing.T) {
 }
 
 func TestPromptCacheReuse(t *testing.T) {
-	s := newTestServer(t, func(o *Options) { o.PromptCache = true })
+	s := newTestServer(t, func(o *Options) { o.PromptCacheSize = 1 })
 	body := `{"messages": [{"role": "user", "content": "The cache %s"}], "max_tokens": 6}`
 	first := postReply(t, s, "/v1/chat/completions", fmt.Sprintf(body, "test"))
 	if first.Usage.PromptTokensDetails.CachedTokens != 0 {
@@ -900,5 +900,45 @@ func TestModelSwitching(t *testing.T) {
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/models", nil))
 	if !strings.Contains(rec.Body.String(), `"id":"qwen2-f32"`) || !strings.Contains(rec.Body.String(), `"id":"llama-f32"`) {
 		t.Errorf("/v1/models: %s", rec.Body.String())
+	}
+}
+
+func TestPromptCacheLRU(t *testing.T) {
+	// Two conversations take turns: with room for two caches each finds
+	// its own; with one, each finds only the other's.
+	cached := func(size int) []int {
+		s := newTestServer(t, func(o *Options) { o.PromptCacheSize = size })
+		var got []int
+		texts := map[string]string{}
+		for _, who := range []string{"alpha", "omega", "alpha", "omega"} {
+			r := postReply(t, s, "/v1/chat/completions", `{"messages": [{"role": "user", "content": "I am `+who+`, hello"}], "max_tokens": 8}`)
+			got = append(got, r.Usage.PromptTokensDetails.CachedTokens)
+			// A cache continued by another conversation is a copy: the
+			// reply from the kept one is unchanged.
+			if want, ok := texts[who]; ok && r.text() != want {
+				t.Errorf("size %d: %s's reply from the cache %q, want %q", size, who, r.text(), want)
+			}
+			texts[who] = r.text()
+		}
+		return got
+	}
+	shared := len("<|user|>I am ")
+	full := len("<|user|>I am alpha, hello\n<|assistant|>") - 1
+	if got, want := cached(2), []int{0, shared, full, full}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("size 2: cached_tokens %v, want %v", got, want)
+	}
+	if got, want := cached(1), []int{0, shared, shared, shared}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("size 1: cached_tokens %v, want %v", got, want)
+	}
+	if got, want := cached(0), []int{0, 0, 0, 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("size 0: cached_tokens %v, want %v", got, want)
+	}
+	// A byte bound smaller than one cache keeps none.
+	s := newTestServer(t, func(o *Options) { o.PromptCacheSize = 10; o.PromptCacheBytes = 1 })
+	for range 2 {
+		r := postReply(t, s, "/v1/chat/completions", `{"messages": [{"role": "user", "content": "bytes"}], "max_tokens": 3}`)
+		if r.Usage.PromptTokensDetails.CachedTokens != 0 {
+			t.Errorf("1-byte bound: cached_tokens %d", r.Usage.PromptTokensDetails.CachedTokens)
+		}
 	}
 }
