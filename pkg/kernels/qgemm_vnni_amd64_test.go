@@ -152,39 +152,42 @@ func TestQMatmulMultiPanels(t *testing.T) {
 // TestQuantPanel checks the panel path's activation quantizer against
 // quantActGo (8-bit layout) and roundedSums bit for bit, with all-zero
 // blocks and blocks of one value, in natural order and in the order of
-// the 4-bit panels.
+// the 4-bit panels, for block counts that take its 16-block loop, its
+// one-block loop and both.
 func TestQuantPanel(t *testing.T) {
 	if !hasAVX512 {
 		t.Skip("no AVX-512")
 	}
 	r := rand.New(rand.NewPCG(45, 46))
-	const K = 640
-	x := randAct(r, 1, K)
-	clear(x[96:128])
-	for i := 128; i < 160; i++ {
-		x[i] = -3.5
-	}
-	nb := K / 32
-	xq1 := make([]int8, K)
-	dx1, s1 := make([]float32, nb), make([]float32, nb)
-	quantActGo(x, 8, xq1, dx1, s1)
-	roundedSums(xq1, 8, dx1, s1)
-	for perm := 0; perm < 2; perm++ {
-		xq2 := make([]int8, K)
-		dx2, s2 := make([]float32, nb), make([]float32, nb)
-		quantPanelAVX512(&x[0], nb, &xq2[0], &dx2[0], &s2[0], perm)
-		for k := range xq1 {
-			i := k
-			if perm == 1 {
-				i = k&^7 + []int{0, 2, 4, 6, 1, 3, 5, 7}[k&7]
-			}
-			if xq2[k] != xq1[i] {
-				t.Fatalf("perm %d: xq[%d] = %d, want %d", perm, k, xq2[k], xq1[i])
-			}
+	for _, K := range []int{640, 1024, 224} {
+		x := randAct(r, 1, K)
+		clear(x[96:128])
+		for i := 128; i < 160; i++ {
+			x[i] = -3.5
 		}
-		for b := range dx1 {
-			if math.Float32bits(dx1[b]) != math.Float32bits(dx2[b]) || math.Float32bits(s1[b]) != math.Float32bits(s2[b]) {
-				t.Fatalf("perm %d: block %d: dx %v, Σ %v; want %v, %v", perm, b, dx2[b], s2[b], dx1[b], s1[b])
+		clear(x[K-32:])
+		nb := K / 32
+		xq1 := make([]int8, (K+127)/128*128) // quantActGo writes whole 128-chunks
+		dx1, s1 := make([]float32, nb), make([]float32, nb)
+		quantActGo(x, 8, xq1, dx1, s1)
+		roundedSums(xq1, 8, dx1, s1)
+		for perm := 0; perm < 2; perm++ {
+			xq2 := make([]int8, K)
+			dx2, s2 := make([]float32, nb), make([]float32, nb)
+			quantPanelAVX512(&x[0], nb, &xq2[0], &dx2[0], &s2[0], perm)
+			for k := range xq2 {
+				i := k
+				if perm == 1 {
+					i = k&^7 + []int{0, 2, 4, 6, 1, 3, 5, 7}[k&7]
+				}
+				if xq2[k] != xq1[i] {
+					t.Fatalf("K=%d perm %d: xq[%d] = %d, want %d", K, perm, k, xq2[k], xq1[i])
+				}
+			}
+			for b := range dx1 {
+				if math.Float32bits(dx1[b]) != math.Float32bits(dx2[b]) || math.Float32bits(s1[b]) != math.Float32bits(s2[b]) {
+					t.Fatalf("K=%d perm %d: block %d: dx %v, Σ %v; want %v, %v", K, perm, b, dx2[b], s2[b], dx1[b], s1[b])
+				}
 			}
 		}
 	}
