@@ -942,3 +942,20 @@ func TestPromptCacheLRU(t *testing.T) {
 		}
 	}
 }
+
+func TestSpeculativeDecoding(t *testing.T) {
+	m, _ := loadFixture(t)
+	// The model as its own draft: every draft token is accepted and the
+	// greedy text is unchanged.
+	s := newTestServer(t, func(o *Options) { o.Draft, o.DraftID = m, "self"; o.PromptCacheSize = 10 })
+	want, _ := greedy(t, chatIDs(t, "draft"), 10)
+	for _, body := range []string{
+		`{"messages": [{"role": "user", "content": "draft"}], "max_tokens": 10}`,
+		`{"messages": [{"role": "user", "content": "draft"}], "max_tokens": 10, "num_draft_tokens": 4, "draft_model": "self"}`,
+	} {
+		r := postReply(t, s, "/v1/chat/completions", body)
+		if r.text() != want || r.Usage.CompletionTokens != 10 || r.Usage.PromptTokensDetails.CachedTokens != 0 {
+			t.Errorf("%s: %q (%+v), want %q", body, r.text(), r.Usage, want)
+		}
+	}
+}
