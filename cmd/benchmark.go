@@ -67,11 +67,11 @@ func newBenchmarkCmdWith(f *Factory, runF func(context.Context, *Factory, *Bench
 }
 
 func runBenchmark(ctx context.Context, f *Factory, o *BenchmarkOptions) error {
-	if err := checkUnsupported(o.QuantizeActivations); err != nil {
-		return err
-	}
 	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
 	if err != nil {
+		return err
+	}
+	if err := quantizeActivations(lm, o.QuantizeActivations); err != nil {
 		return err
 	}
 	// Random prompts (seed 0, as mlx_lm seeds its generator), EOS disabled.

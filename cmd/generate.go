@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -250,9 +251,6 @@ func checkGroup(flag string, g int) error {
 }
 
 func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
-	if err := checkUnsupported(o.QuantizeActivations); err != nil {
-		return err
-	}
 	var cached []model.Cache
 	if o.PromptCacheFile != "" {
 		if o.DraftModel != "" {
@@ -277,6 +275,9 @@ func runGenerate(ctx context.Context, f *Factory, o *GenerateOptions) error {
 	}
 	lm, err := loadForGeneration(ctx, f, "--model", o.Model)
 	if err != nil {
+		return err
+	}
+	if err := quantizeActivations(lm, o.QuantizeActivations); err != nil {
 		return err
 	}
 	if o.AdapterPath != "" {
@@ -469,15 +470,31 @@ func loadForGeneration(ctx context.Context, f *Factory, flag, name string) (*loa
 	if err != nil {
 		return nil, err
 	}
-	m, err := loadModel(dir)
-	if err != nil {
-		return nil, err
-	}
+	// The tokenizer first: its parse garbage goes back to the OS before
+	// the weights are paged in.
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
+	boundHeap()
+	m, err := loadModel(dir)
+	if err != nil {
+		return nil, err
+	}
 	return &loadedModel{dir: dir, m: m, tok: tok, maxContext: maxCtx}, nil
+}
+
+// boundHeap keeps the Go heap small while generating: the weights and
+// activations live outside it (memory-mapped or pooled), so what it holds
+// is the tokenizer's tables and a few hundred KB of garbage per token, and
+// the default collection target (twice the live heap) would add tens of MB
+// to the peak RSS for nothing. The tokenizer's parse garbage is returned
+// to the OS now. GOGC, when set, is left as the user set it.
+func boundHeap() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
+	debug.FreeOSMemory()
 }
 
 // checkPrompt refuses a prompt longer than the model's context.
@@ -527,9 +544,16 @@ func applyAdapter(m model.Model, dir string) error {
 	return nil
 }
 
-func checkUnsupported(quantizeActivations bool) error {
-	if quantizeActivations {
-		return fmt.Errorf("--quantize-activations: only nvfp4/mxfp8 models use it, and mlxgo does not load those")
+// quantizeActivations applies --quantize-activations (mlx_lm's -qa) to a
+// loaded model: its nvfp4 and mxfp8 linear layers round their inputs to
+// their own format (mlx's QQLinear); a quantized linear layer in another
+// mode is an error.
+func quantizeActivations(lm *loadedModel, on bool) error {
+	if !on {
+		return nil
+	}
+	if err := model.QuantizeActivations(lm.m); err != nil {
+		return fmt.Errorf("--quantize-activations: %s: %w", lm.dir, err)
 	}
 	return nil
 }

@@ -133,3 +133,35 @@ func (q *Quantization) For(path string, hasScales bool) (QuantSpec, bool) {
 // IsFloatMode reports whether mode is one of MLX's float quantization
 // modes (mxfp4, nvfp4, mxfp8: uint8 scales, no biases).
 func IsFloatMode(mode string) bool { return nn.IsFloatMode(mode) }
+
+// QuantizeActivations makes every quantized linear layer of m round its
+// input to its own float format before the product, as mlx_lm's
+// --quantize-activations does when it swaps each nn.QuantizedLinear for an
+// nn.QQLinear (mx.qqmm): only nvfp4 and mxfp8 layers without a bias can;
+// any other quantized linear layer is an error naming it. Embeddings and
+// expert (switch) layers are left as they are, as in mlx_lm; a model
+// without quantized linear layers is unchanged.
+func QuantizeActivations(m Model) error {
+	tr, ok := m.(Trainable)
+	if !ok {
+		return fmt.Errorf("model %s does not expose its linear layers", m.ModelType())
+	}
+	var qs []*nn.QuantizedLinear
+	for _, l := range tr.Linears() {
+		q, ok := (*l.Layer).(*nn.QuantizedLinear)
+		if !ok {
+			continue
+		}
+		if mode := nn.ModeName(q.Mode); mode != "nvfp4" && mode != "mxfp8" {
+			return fmt.Errorf("%s: mode %s does not support activation quantization (only nvfp4 and mxfp8 do)", l.Path, mode)
+		}
+		if q.Bias != nil {
+			return fmt.Errorf("%s: a linear layer with a bias does not support activation quantization", l.Path)
+		}
+		qs = append(qs, q)
+	}
+	for _, q := range qs {
+		q.QuantizeInput = true
+	}
+	return nil
+}

@@ -192,15 +192,37 @@ func WriteFPQuantized(t *testing.T, src, def string, plan func(path string) stri
 	}
 	raw["quantization"] = quant
 	writeJSON(t, filepath.Join(ck.Dir, "config.json"), raw)
+	copyTokenizer(t, src, ck.Dir)
+	WriteSafetensors(t, ck.Dir, ck.Tensors)
+	return ck
+}
+
+func copyTokenizer(t *testing.T, src, dst string) {
+	t.Helper()
 	for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "generation_config.json"} {
 		if b, err := os.ReadFile(filepath.Join(src, name)); err == nil {
-			if err := os.WriteFile(filepath.Join(ck.Dir, name), b, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	WriteSafetensors(t, ck.Dir, ck.Tensors)
-	return ck
+}
+
+// WriteReference writes the dequantized weights as a float32 MLX folder
+// with src's config.json and tokenizer, and returns it.
+func (ck *FPCheckpoint) WriteReference(t *testing.T, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	copyTokenizer(t, src, dir)
+	WriteSafetensors(t, dir, ck.Deq)
+	return dir
 }
 
 // Reference builds src's architecture over the dequantized weights.
