@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,9 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,5 +227,49 @@ func TestCachedMLXModels(t *testing.T) {
 	mk("org/no-index", "config.json", "tokenizer_config.json")
 	if got := cachedMLXModels(); !reflect.DeepEqual(got, []string{"org/mlx-model"}) {
 		t.Errorf("cachedMLXModels() = %v, want [org/mlx-model] (mlx_lm's probably_mlx_lm)", got)
+	}
+}
+
+// TestServerSIGTERM runs the real command in a process and stops it with
+// SIGTERM: it shuts down and exits 0.
+func TestServerSIGTERM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM on windows")
+	}
+	cmd := exec.Command(os.Args[0], "server", "--model", serverFixture, "--port", "0")
+	cmd.Env = append(os.Environ(), "MLXGO_TEST_MAIN=1", "HF_HUB_OFFLINE=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stderr)
+	port := ""
+	var log strings.Builder
+	for port == "" && lines.Scan() {
+		log.WriteString(lines.Text() + "\n")
+		if _, after, ok := strings.Cut(lines.Text(), "Starting httpd at 127.0.0.1 on port "); ok {
+			port = strings.TrimSuffix(strings.TrimSuffix(after, `"`), "...")
+		}
+	}
+	if port == "" {
+		t.Fatalf("no start line:\n%s", log.String())
+	}
+	resp, err := http.Get("http://127.0.0.1:" + port + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		log.WriteString(lines.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil || !strings.Contains(log.String(), "Shutting down") {
+		t.Errorf("after SIGTERM: %v\n%s", err, log.String())
 	}
 }
