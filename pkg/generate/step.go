@@ -288,7 +288,7 @@ func forwardRows(m model.Model, caches []model.Cache, tokens []int, n int) ([][]
 	engine.Release(last)
 	rows := make([][]float32, n)
 	for i := range rows {
-		rows[i] = append([]float32(nil), flat[i*v:(i+1)*v]...)
+		rows[i] = flat[i*v : (i+1)*v : (i+1)*v] // rows of one fresh copy
 	}
 	return rows, nil
 }

@@ -250,7 +250,27 @@ func copyCast(a, out backend.View) {
 			return
 		}
 	}
+	if allFloat(a, out) {
+		castFloat(a, out)
+		return
+	}
 	map1(a, out, nil)
+}
+
+// castFloat converts between float dtypes through float32 blocks (exact
+// widening; narrowing rounds as store does), with the SIMD half
+// conversions and pooled scratch.
+func castFloat(a, out backend.View) {
+	it := newIter(out.Shape, a.Strides, out.Strides)
+	it.rows([]int{a.Offset, out.Offset}, func(offs, inner []int, n int) {
+		buf := getF32(min(block, n))
+		for s := 0; s < n; s += block {
+			x := buf[:min(block, n-s)]
+			load32(x, a, offs[0]+s*inner[0], inner[0])
+			store32(x, out, offs[1]+s*inner[1], inner[1])
+		}
+		putF32(buf)
+	})
 }
 
 func unary(op backend.UnaryOp, a, out backend.View) {
