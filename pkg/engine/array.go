@@ -324,31 +324,36 @@ func scalarRaw(v float64, dt DType) *Array {
 // readAll evaluates a and returns its elements as contiguous bytes of
 // dtype dt (converted when different).
 func (a *Array) readAll(dt DType) ([]byte, error) {
+	out := make([]byte, a.Size()*dt.Size())
+	return out, a.readInto(dt, out)
+}
+
+// readInto is readAll into out (len(out) = a.Size()·dt.Size()).
+func (a *Array) readInto(dt DType, out []byte) error {
 	if err := Eval(a); err != nil {
-		return nil, err
+		return err
 	}
 	evalMu.Lock()
 	defer evalMu.Unlock()
 	b := a.st.raw.b
 	v := a.view()
-	n := a.Size() * dt.Size()
-	out := make([]byte, n)
+	n := len(out)
 	if n == 0 {
-		return out, nil
+		return nil
 	}
 	if dt == a.dtype && v.Contiguous() {
-		return out, b.CopyOut(out, v.Buf, v.Offset*dt.Size())
+		return b.CopyOut(out, v.Buf, v.Offset*dt.Size())
 	}
 	buf, err := b.Alloc(n)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer b.Free(buf)
 	dst := backend.View{Buf: buf, DType: dt, Shape: a.shape, Strides: backend.RowMajor(a.shape)}
 	if err := b.Run(backend.Copy{}, []backend.View{v}, dst); err != nil {
-		return nil, err
+		return err
 	}
-	return out, b.CopyOut(out, buf, 0)
+	return b.CopyOut(out, buf, 0)
 }
 
 func bytesTo[T any](b []byte) []T {
@@ -361,11 +366,14 @@ func bytesTo[T any](b []byte) []T {
 
 // Float32s evaluates a and returns its elements as float32, row-major.
 func (a *Array) Float32s() ([]float32, error) {
-	b, err := a.readAll(Float32)
-	if err != nil {
+	if err := a.Err(); err != nil {
 		return nil, err
 	}
-	return bytesTo[float32](b), nil
+	out := make([]float32, a.Size())
+	if err := a.readInto(Float32, sliceBytes(out)); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Float64s is Float32s widened to float64.
