@@ -418,7 +418,7 @@ func embedWeight(e nn.Embedder) (*engine.Array, error) {
 	case *nn.Embedding:
 		return b.Weight, nil
 	case *nn.QuantizedEmbedding:
-		return engine.Dequantize(b.Weight, b.Scales, b.Biases, b.GroupSize, b.Bits), nil
+		return engine.DequantizeMode(b.Weight, b.Scales, b.Biases, b.GroupSize, b.Bits, nn.ModeName(b.Mode)), nil
 	}
 	return nil, fmt.Errorf("cannot adapt a %T", e)
 }
