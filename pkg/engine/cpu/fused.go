@@ -482,6 +482,9 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		kb := k.Offset + b*k.Strides[0] + hk*k.Strides[1]
 		for j0 := 0; j0 < Lk; j0 += sdpaChunk {
 			n := loadRows(kr, k, kb, j0, min(sdpaChunk, Lk-j0), D)
+			if sdpaKernels && qkBlocksFast(Q, D, rows, kr, D, n, S[j0:], Lk) {
+				continue
+			}
 			for jj := 0; jj < n; jj++ {
 				j, kj := j0+jj, kr[jj*D:(jj+1)*D]
 				if dotRowsFast(Q, D, rows, kj, D, S[j:], Lk) {
@@ -508,6 +511,9 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		vb := v.Offset + b*v.Strides[0] + hk*v.Strides[1]
 		for j0 := 0; j0 < Lk; j0 += sdpaChunk {
 			n := loadRows(kr, v, vb, j0, min(sdpaChunk, Lk-j0), Dv)
+			if sdpaKernels && pvFast(O, Dv, rows, S[j0:], Lk, kr, Dv, n, Dv) {
+				continue
+			}
 			for jj := 0; jj < n; jj++ {
 				j, vr := j0+jj, kr[jj*Dv:(jj+1)*Dv]
 				if axpyRowsFast(O, Dv, rows, S[j:], Lk, vr, Dv) {
@@ -547,6 +553,11 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 	}
 	task(0, B*Hk)
 }
+
+// sdpaKernels picks the block kernels of the few-query path (qkBlocksFast,
+// pvFast) where they run; off, it takes the per-key loops (tests and
+// BenchmarkSDPAFewRows compare the two).
+var sdpaKernels = true
 
 // sdpaChunk is how many key or value rows the few-query path widens at a
 // time (one conversion call when the rows are contiguous).
@@ -624,8 +635,20 @@ func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64
 		lo = max(lo, qpos-o.Window+1)
 	}
 	sc, cp := o.Scale, o.SoftCap
-	m := neg
+	m, done := neg, false
+	if cp <= 0 && !hasMask && lo < hi {
+		// the plain case (decode): scale and max in one vector pass
+		if m, done = scaleMaxFast(s[lo:hi], sc); done {
+			fillF32(s[:lo], neg)
+			fillF32(s[hi:], neg)
+		} else {
+			m = neg
+		}
+	}
 	for j := range s {
+		if done {
+			break
+		}
 		if j < lo || j >= hi {
 			s[j] = neg
 			continue
@@ -651,16 +674,15 @@ func sdpaRow(o backend.SDPA, s []float32, qpos int, hasMask bool, mrow []float64
 	if !math.IsInf(sink, -1) {
 		sk := float32(sink)
 		m = max(m, sk)
-		var sum float32
-		for j, x := range s {
-			p := expf(x - m)
-			s[j] = p
-			sum += p
+		sum, ok := expSubFast(s, m)
+		if !ok {
+			for j, x := range s {
+				p := expf(x - m)
+				s[j] = p
+				sum += p
+			}
 		}
-		inv := 1 / (sum + expf(sk-m))
-		for j := range s {
-			s[j] *= inv
-		}
+		scaleF32(s, 1/(sum+expf(sk-m)))
 		return
 	}
 	if m == neg {
@@ -680,9 +702,23 @@ func softmaxInPlace(s []float32, m float32) {
 			sum += p
 		}
 	}
-	inv := 1 / sum
+	scaleF32(s, 1/sum)
+}
+
+// scaleF32 sets s[i] *= a.
+func scaleF32(s []float32, a float32) {
+	if scaleFast(s, a) {
+		return
+	}
 	for j := range s {
-		s[j] *= inv
+		s[j] *= a
+	}
+}
+
+// fillF32 sets every element of s to x.
+func fillF32(s []float32, x float32) {
+	for j := range s {
+		s[j] = x
 	}
 }
 

@@ -1,0 +1,75 @@
+//go:build amd64
+
+package cpu
+
+import "unsafe"
+
+//go:noescape
+func qkBlocksAVX512(q *float32, ldq, rows int, k *float32, d, n int, s *float32, lds int)
+
+//go:noescape
+func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v *float32, ldv, n int, m uint64)
+
+// qkBlocksFast sets s[r·lds+j] = q[r·ldq:][:d]·k[j·d:][:d] for r < rows,
+// j < n with AVX-512, 16 keys at a time; k must hold ⌈n/16⌉·16 rows (the
+// rows past n are read, never stored). False (nothing done) without
+// AVX-512 or when d is not a positive multiple of 16.
+func qkBlocksFast(q []float32, ldq, rows int, k []float32, d, n int, s []float32, lds int) bool {
+	if !hasAVX512 || d <= 0 || d%16 != 0 || rows <= 0 || n <= 0 {
+		return false
+	}
+	_, _, _ = q[(rows-1)*ldq+d-1], k[((n+15)/16*16)*d-1], s[(rows-1)*lds+n-1]
+	qkBlocksAVX512(unsafe.SliceData(q), ldq, rows, unsafe.SliceData(k), d, n, unsafe.SliceData(s), lds)
+	return true
+}
+
+// pvFast adds Σ_{j<n} p[r·ldp+j]·v[j·ldv:][:d] to o[r·ldo:][:d] for
+// r < rows with AVX-512, keeping the output rows in registers across the
+// keys (seven rows and 64 columns per pass). False (nothing done) without
+// AVX-512.
+func pvFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, n, d int) bool {
+	if !hasAVX512 || d <= 0 || rows <= 0 {
+		return false
+	}
+	if n <= 0 {
+		return true
+	}
+	_, _, _ = o[(rows-1)*ldo+d-1], p[(rows-1)*ldp+n-1], v[(n-1)*ldv+d-1]
+	for r0 := 0; r0 < rows; r0 += 7 {
+		nr := min(7, rows-r0)
+		for c0 := 0; c0 < d; c0 += 64 {
+			var m uint64
+			for q := 0; q < 4; q++ {
+				if w := min(16, d-c0-16*q); w > 0 {
+					m |= (1<<w - 1) << (16 * q)
+				}
+			}
+			pvAVX512(&o[r0*ldo+c0], ldo, nr, &p[r0*ldp], ldp, &v[c0], ldv, n, m)
+		}
+	}
+	return true
+}
+
+//go:noescape
+func scaleMaxAVX512(s *float32, n int, sc float32) float32
+
+//go:noescape
+func scaleAVX512(s *float32, n int, a float32)
+
+// scaleMaxFast sets s[i] *= sc and returns the largest result (NaNs
+// skipped) with AVX-512; false when unavailable.
+func scaleMaxFast(s []float32, sc float32) (float32, bool) {
+	if !hasAVX512 || len(s) == 0 {
+		return 0, false
+	}
+	return scaleMaxAVX512(unsafe.SliceData(s), len(s), sc), true
+}
+
+// scaleFast sets s[i] *= a with AVX-512; false when unavailable.
+func scaleFast(s []float32, a float32) bool {
+	if !hasAVX512 || len(s) == 0 {
+		return false
+	}
+	scaleAVX512(unsafe.SliceData(s), len(s), a)
+	return true
+}

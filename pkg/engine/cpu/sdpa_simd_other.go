@@ -1,0 +1,15 @@
+//go:build !amd64
+
+package cpu
+
+func qkBlocksFast(q []float32, ldq, rows int, k []float32, d, n int, s []float32, lds int) bool {
+	return false
+}
+
+func pvFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, n, d int) bool {
+	return false
+}
+
+func scaleMaxFast(s []float32, sc float32) (float32, bool) { return 0, false }
+
+func scaleFast(s []float32, a float32) bool { return false }
