@@ -29,7 +29,7 @@ var (
 )
 
 // benchSetup builds the random 4-bit model once and counts its weight bytes.
-func benchSetup(b *testing.B) (model.Model, int64) {
+func benchSetup(b testing.TB) (model.Model, int64) {
 	b.Helper()
 	benchOnce.Do(func() {
 		cfg, err := model.NewConfig(qwen05)
