@@ -329,6 +329,15 @@ func (c *Backend) SwiGLU(x backend.View, up *backend.View, out backend.View) err
 		base = append(base, up.Offset)
 	}
 	dt := out.DType
+	kind := -1 // swigluFast's rounding: 0 bf16, 1 f16, 2 f32
+	switch dt {
+	case backend.BFloat16:
+		kind = 0
+	case backend.Float16:
+		kind = 1
+	case backend.Float32:
+		kind = 2
+	}
 	it := newIter(out.Shape, strides...)
 	it.rows(base, func(offs, inner []int, n int) {
 		bx, bs := getF32(min(block, n)), getF32(min(block, n))
@@ -342,6 +351,17 @@ func (c *Backend) SwiGLU(x backend.View, up *backend.View, out backend.View) err
 			m := min(block, n-s)
 			xv, sv := bx[:m], bs[:m]
 			load32(xv, x, offs[0]+s*inner[0], inner[0])
+			if kind >= 0 {
+				var uv []float32
+				if up != nil {
+					uv = bu[:m]
+					load32(uv, *up, offs[2]+s*inner[2], inner[2])
+				}
+				if swigluFast(xv, uv, kind) {
+					store32(xv, out, offs[1]+s*inner[1], inner[1])
+					continue
+				}
+			}
 			sigmoid32(sv, xv)
 			roundF32(dt, sv)
 			mulF32(xv, sv)

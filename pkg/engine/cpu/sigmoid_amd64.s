@@ -176,3 +176,128 @@ edone:
 	VZEROUPPER
 	MOVSS X5, ret+24(FP)
 	RET
+
+// RBF16 rounds the 16 floats in R to bf16 precision in place (round to
+// nearest even, NaNs quiet; as kernels.F32ToBF16). Uses Z11, Z12, K3;
+// Z5 = 0x400000, Z6 = 0x7fff, Z7 = 1, Z8 = 0x7fffffff, Z9 = 0x7f800000,
+// Z10 = 0xffff0000.
+#define RBF16(R) \
+	VPSRLD $16, R, Z11; \
+	VPANDD Z7, Z11, Z11; \
+	VPADDD Z6, Z11, Z11; \
+	VPADDD R, Z11, Z11; \
+	VPANDD Z8, R, Z12; \
+	VPCMPUD $6, Z9, Z12, K3; \
+	VPORD Z5, R, K3, Z11; \
+	VPANDD Z10, Z11, R
+
+// RF16 rounds R to f16 precision in place (uses Y11).
+#define RF16(R) \
+	VCVTPS2PH $0, R, Y11; \
+	VCVTPH2PS Y11, R
+
+// func swigluAVX512(x, up *float32, n, kind int)
+// x[i] = r(r(x·r(sigmoid(x))))·up[i] with r the rounding to the output
+// dtype (kind 0 bf16, 1 f16, 2 f32: none); up nil: x[i] = r(x·r(sigmoid(x)))
+// without the last rounding (the store rounds). As the unfused ops.
+TEXT ·swigluAVX512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), DI
+	MOVQ up+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ kind+24(FP), DX
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z16
+	MOVL $0xc2ae999a, AX
+	VPBROADCASTD AX, Z17
+	MOVL $0x42b16666, AX
+	VPBROADCASTD AX, Z18
+	MOVL $0x3fb8aa3b, AX
+	VPBROADCASTD AX, Z19
+	MOVL $0x3f000000, AX
+	VPBROADCASTD AX, Z20
+	MOVL $0x3f318000, AX
+	VPBROADCASTD AX, Z21
+	MOVL $0xb95e8083, AX
+	VPBROADCASTD AX, Z22
+	MOVL $0x39506967, AX
+	VPBROADCASTD AX, Z23
+	MOVL $0x3ab743ce, AX
+	VPBROADCASTD AX, Z24
+	MOVL $0x3c088908, AX
+	VPBROADCASTD AX, Z25
+	MOVL $0x3d2aa9c1, AX
+	VPBROADCASTD AX, Z26
+	MOVL $0x3e2aaaaa, AX
+	VPBROADCASTD AX, Z27
+	MOVL $0x3f000000, AX
+	VPBROADCASTD AX, Z28
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x400000, AX
+	VPBROADCASTD AX, Z5
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z6
+	MOVL $1, AX
+	VPBROADCASTD AX, Z7
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z8
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z9
+	MOVL $0xffff0000, AX
+	VPBROADCASTD AX, Z10
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+
+swloop:
+	TESTQ CX, CX
+	JZ    swdone
+	CMPQ  CX, $16
+	JGE   swfull
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	MOVQ  $16, CX
+
+swfull:
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVAPS Z0, Z13
+	SIG
+	// Z0 = sigmoid(x), Z13 = x
+	CMPQ DX, $1
+	JEQ  swf16a
+	JGT  swf32a
+	RBF16(Z0)
+	VMULPS Z0, Z13, Z0
+	TESTQ SI, SI
+	JZ   swst
+	RBF16(Z0)
+	JMP  swup
+
+swf16a:
+	RF16(Z0)
+	VMULPS Z0, Z13, Z0
+	TESTQ SI, SI
+	JZ   swst
+	RF16(Z0)
+	JMP  swup
+
+swf32a:
+	VMULPS Z0, Z13, Z0
+	TESTQ SI, SI
+	JZ   swst
+
+swup:
+	VMOVUPS.Z (SI), K1, Z14
+	VMULPS Z14, Z0, Z0
+	ADDQ $64, SI
+
+swst:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  swloop
+
+swdone:
+	VZEROUPPER
+	RET

@@ -153,3 +153,23 @@ func roundHalfFast(x []float32, kind int) bool {
 	roundHalfAVX512(unsafe.SliceData(x), len(x), kind)
 	return true
 }
+
+//go:noescape
+func swigluAVX512(x, up *float32, n, kind int)
+
+// swigluFast computes, in place in x, silu(x) rounded as the unfused ops
+// round it (sigmoid and the product with x to the output dtype: kind 0
+// bf16, 1 f16, 2 f32), times up when up is not nil (that product is left
+// to the store to round); false without AVX-512.
+func swigluFast(x, up []float32, kind int) bool {
+	if !hasAVX512 || len(x) == 0 {
+		return false
+	}
+	var u *float32
+	if up != nil {
+		_ = up[len(x)-1]
+		u = unsafe.SliceData(up)
+	}
+	swigluAVX512(unsafe.SliceData(x), u, len(x), kind)
+	return true
+}

@@ -30,3 +30,5 @@ func mulF32(x, w []float32) { mulF32Go(x, w) }
 func binFast(x, y []float32, op int) bool { return false }
 
 func roundHalfFast(x []float32, kind int) bool { return false }
+
+func swigluFast(x, up []float32, kind int) bool { return false }
