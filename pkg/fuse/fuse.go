@@ -3,7 +3,8 @@
 // dequantized if quantized, the adapter's change added (W + scale·bᵀ·aᵀ for
 // a Linear, scale·a·b for an Embedding, per expert for MoE stacks, DoRA's
 // row-norm rescale by m), and the layer re-quantized at the base's own
-// width unless Dequantize is set; a full fine-tune's tensors replace the
+// width and mode (affine, or the float modes mxfp4, nvfp4 and mxfp8:
+// fpquant.go) unless Dequantize is set; a full fine-tune's tensors replace the
 // base's. The output is written through pkg/mlxdir, as convert's (sharded
 // safetensors with the index, config.json with sorted keys, tokenizer and
 // side files, model card: a hub base's own card metadata), in MLX layout

@@ -40,8 +40,8 @@ func checkGGUF(cfg *mlxdir.Config, srcDir string, o *Options) (gguf.Type, error)
 	return t, nil
 }
 
-// dequantSource is a gguf.TensorSource over a written MLX folder: affine
-// quantized layers are listed with their unquantized shape and dequantized
+// dequantSource is a gguf.TensorSource over a written MLX folder:
+// quantized layers (affine or float modes) are listed with their unquantized shape and dequantized
 // when read (their scales and biases are not listed), so a quantized fused
 // model exports the values it computes with.
 type dequantSource struct {
@@ -70,12 +70,20 @@ func newDequantSource(m *st.Model, q *model.Quantization) (*dequantSource, error
 			return &source{name: name, plan: model.TensorPlan{Name: name, Op: model.OpCopy, Sources: []string{name}},
 				srcs: []st.Tensor{t}, dtype: i.DType, shape: i.Shape}
 		}
-		w, sc, bi := src(n), src(path+".scales"), src(path+".biases")
+		w, sc := src(n), src(path+".scales")
+		var bi *source
+		if m.Has(path + ".biases") { // none in the float modes
+			bi = src(path + ".biases")
+		}
 		if err := checkQuantized(path, w, sc, bi, spec); err != nil {
 			return nil, err
 		}
 		cols := info.Shape[len(info.Shape)-1] * 32 / spec.Bits
-		j := &job{name: n, path: path, w: w, scales: sc, biases: bi, dtype: sc.dtype, quantized: true,
+		dtype := sc.dtype
+		if isFPMode(spec.Mode) {
+			dtype = st.BF16 // mx.dequantize's default for the float modes
+		}
+		j := &job{name: n, path: path, w: w, scales: sc, biases: bi, dtype: dtype, quantized: true,
 			src:   settings(spec),
 			shape: append(append([]int(nil), info.Shape[:len(info.Shape)-1]...), cols)}
 		s.quant[n] = j

@@ -49,7 +49,10 @@ type job struct {
 func (j *job) sources() []*source {
 	out := []*source{j.w}
 	if j.scales != nil {
-		out = append(out, j.scales, j.biases)
+		out = append(out, j.scales)
+	}
+	if j.biases != nil { // none in the float modes
+		out = append(out, j.biases)
 	}
 	return out
 }
@@ -169,6 +172,13 @@ func plan(m *st.Model, cfg *mlxdir.Config, ad *lora.Adapter, o *Options) (*plann
 				j.quantized, j.scales, j.biases = true, sc, bi
 				j.dtype = sc.dtype
 				j.src = quant.Settings{GroupSize: spec.GroupSize, Bits: spec.Bits, Mode: spec.Mode}
+				if isFPMode(spec.Mode) {
+					// mx.dequantize's default output type for the float modes
+					j.dtype = st.BF16
+					if requantWidth {
+						return nil, fmt.Errorf("layer %s is quantized in %s, whose group size and bits are fixed; --q-bits/--q-group-size re-quantize affine layers only", path, spec.Mode)
+					}
+				}
 				cols := s.shape[len(s.shape)-1] * 32 / spec.Bits
 				j.shape = append(append([]int(nil), s.shape[:len(s.shape)-1]...), cols)
 				if !o.Dequantize {
@@ -234,8 +244,11 @@ func plan(m *st.Model, cfg *mlxdir.Config, ad *lora.Adapter, o *Options) (*plann
 
 // checkQuantized validates a stored quantized layer before it is decoded.
 func checkQuantized(path string, w, s, b *source, spec model.QuantSpec) error {
+	if isFPMode(spec.Mode) {
+		return checkFPQuantized(path, w, s, b, spec)
+	}
 	if spec.Mode != "affine" {
-		return fmt.Errorf("layer %s: quantization mode %q is not supported yet (only affine)", path, spec.Mode)
+		return fmt.Errorf("layer %s: unknown quantization mode %q (expected affine, mxfp4, nvfp4 or mxfp8)", path, spec.Mode)
 	}
 	if err := quant.Validate(spec.Bits, spec.GroupSize); err != nil {
 		return fmt.Errorf("layer %s: %w", path, err)
@@ -252,6 +265,31 @@ func checkQuantized(path string, w, s, b *source, spec model.QuantSpec) error {
 	want := append(append([]int(nil), lead...), cols/spec.GroupSize)
 	if last*32%spec.Bits != 0 || cols%spec.GroupSize != 0 || !slices.Equal(s.shape, want) || !slices.Equal(b.shape, want) {
 		return fmt.Errorf("layer %s: weight %v, scales %v and biases %v do not fit %d bits, group size %d", path, w.shape, s.shape, b.shape, spec.Bits, spec.GroupSize)
+	}
+	return nil
+}
+
+// checkFPQuantized validates a float-mode layer: uint8 scales
+// [..., rows, cols/group], no biases, the mode's group size and bits.
+func checkFPQuantized(path string, w, s, b *source, spec model.QuantSpec) error {
+	fp := fpModes[spec.Mode]
+	if spec.GroupSize != fp[0] || spec.Bits != fp[1] {
+		return fmt.Errorf("layer %s: quantization mode %s needs group size %d and %d bits, config.json says %d and %d", path, spec.Mode, fp[0], fp[1], spec.GroupSize, spec.Bits)
+	}
+	if s == nil {
+		return fmt.Errorf("quantized layer %s needs %s.scales (%s)", path, path, spec.Mode)
+	}
+	if b != nil {
+		return fmt.Errorf("layer %s: quantization mode %s has no biases, but %s.biases exists", path, spec.Mode, path)
+	}
+	if s.dtype != st.U8 {
+		return fmt.Errorf("layer %s: %s scales must be U8, found %s", path, spec.Mode, s.dtype)
+	}
+	last := w.shape[len(w.shape)-1]
+	cols := last * 32 / spec.Bits
+	want := append(append([]int(nil), w.shape[:len(w.shape)-1]...), cols/spec.GroupSize)
+	if !slices.Equal(s.shape, want) {
+		return fmt.Errorf("layer %s: weight %v and scales %v do not fit %s (%d bits, group size %d)", path, w.shape, s.shape, spec.Mode, spec.Bits, spec.GroupSize)
 	}
 	return nil
 }
@@ -323,6 +361,12 @@ func (j *job) outSpecs(keepQuant bool, isQuantized func(string) bool) []st.Tenso
 		cols := j.shape[len(j.shape)-1]
 		ws := append(append([]int(nil), lead...), quant.PackedCols(cols, j.dst.Bits))
 		ss := append(append([]int(nil), lead...), cols/j.dst.GroupSize)
+		if isFPMode(j.dst.Mode) {
+			return []st.TensorSpec{
+				{Name: j.path + ".weight", DType: st.U32, Shape: ws, Params: quant.PackedParams(ws, j.dst.Bits)},
+				{Name: j.path + ".scales", DType: st.U8, Shape: ss, Params: st.NoParams},
+			}
+		}
 		return []st.TensorSpec{
 			{Name: j.path + ".weight", DType: st.U32, Shape: ws, Params: quant.PackedParams(ws, j.dst.Bits)},
 			{Name: j.path + ".scales", DType: j.dtype, Shape: ss, Params: st.NoParams},

@@ -43,7 +43,7 @@ func (j *job) run(w *st.Writer, scale float32) (*LayerReport, error) {
 		}
 		return nil, w.WriteTensor(j.name, b)
 	}
-	if j.kind == jobDequant && j.dtype != st.F32 {
+	if j.kind == jobDequant && j.dtype != st.F32 && !isFPMode(j.src.Mode) {
 		// straight into the half dtype, as mx.dequantize, no float32 copy
 		qb, sb, bb, err := j.quantBytes()
 		if err != nil {
@@ -85,7 +85,7 @@ func (j *job) run(w *st.Writer, scale float32) (*LayerReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quantize %s: %w", j.path, err)
 	}
-	for i, data := range [][]byte{st.AsBytes(qw), qs, qb} {
+	for i, data := range [][]byte{st.AsBytes(qw), qs, qb}[:len(j.specs)] {
 		if err := w.WriteTensor(j.specs[i].Name, data); err != nil {
 			return nil, err
 		}
@@ -122,7 +122,9 @@ func (j *job) quantBytes() (q, s, b []byte, err error) {
 	if s, err = j.scales.bytes(); err != nil {
 		return
 	}
-	b, err = j.biases.bytes()
+	if j.biases != nil { // none in the float modes
+		b, err = j.biases.bytes()
+	}
 	return
 }
 
@@ -188,8 +190,13 @@ func rounder(d st.DType) lora.Round {
 }
 
 // quantize encodes rows of cols values (already rounded to dtype) with
-// MLX's affine encoder; scales and biases come back in dtype's bytes.
+// MLX's affine encoder, scales and biases in dtype's bytes; or in a float
+// mode (fpquant.go), uint8 scales and no biases.
 func quantize(v []float32, dtype st.DType, cols int, set quant.Settings) (q []uint32, s, b []byte, err error) {
+	if isFPMode(set.Mode) {
+		q, s, err = fpQuantize(v, cols, set)
+		return q, s, nil, err
+	}
 	rows := len(v) / cols
 	ng := cols / set.GroupSize
 	q = make([]uint32, rows*quant.PackedCols(cols, set.Bits))
@@ -207,8 +214,16 @@ func quantize(v []float32, dtype st.DType, cols int, set quant.Settings) (q []ui
 
 // dequantize decodes as mx.dequantize: float32 scales give float32
 // values; half scales give values rounded as MLX's CPU kernel does in the
-// half type, returned widened.
+// half type, returned widened; the float modes give values rounded to
+// dtype (bfloat16).
 func dequantize(q []uint32, s, b []byte, dtype st.DType, cols int, set quant.Settings) ([]float32, error) {
+	if isFPMode(set.Mode) {
+		out, err := fpDequantize(q, s, cols, set)
+		if err == nil {
+			fpRound(out, dtype)
+		}
+		return out, err
+	}
 	n := len(q) * 32 / set.Bits
 	out := make([]float32, n)
 	if dtype == st.F32 {

@@ -84,12 +84,19 @@ func (j *job) survival(base, want []float32, qw []uint32, qs, qb []byte) (*Layer
 	pc := quant.PackedCols(cols, j.dst.Bits)
 	ng := cols / j.dst.GroupSize
 	es, _ := j.dtype.Size()
+	if isFPMode(j.dst.Mode) {
+		es = 1 // uint8 scales, no biases
+	}
 	block := max(1, min(perMatrix, (1<<20)/cols))
 	nr := rank0(vs)
 	var sum float64
 	for r0 := 0; r0 < rows; {
 		r1 := min(rows, r0+block, (r0/perMatrix+1)*perMatrix)
-		got, err := dequantize(qw[r0*pc:r1*pc], qs[r0*ng*es:r1*ng*es], qb[r0*ng*es:r1*ng*es], j.dtype, cols, j.dst)
+		var bs []byte
+		if qb != nil {
+			bs = qb[r0*ng*es : r1*ng*es]
+		}
+		got, err := dequantize(qw[r0*pc:r1*pc], qs[r0*ng*es:r1*ng*es], bs, j.dtype, cols, j.dst)
 		if err != nil {
 			return nil, err
 		}
