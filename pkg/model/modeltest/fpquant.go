@@ -10,6 +10,7 @@ import (
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
 	"github.com/mlxgo/mlxgo/pkg/model"
+	"github.com/mlxgo/mlxgo/pkg/quant"
 	"github.com/mlxgo/mlxgo/pkg/safetensors"
 )
 
@@ -132,8 +133,9 @@ type FPCheckpoint struct {
 
 // WriteFPQuantized loads the float32 fixture src and writes it to a new
 // temporary folder with every module that plan names quantized in the
-// mode plan returns for it ("" keeps it in float; plan sees every 2-D or
-// 3-D ".weight" whose last dim is a multiple of 32). config.json gets
+// mode plan returns for it ("" keeps it in float; "affine" is 8 bits,
+// group 64, mlx_lm's gpt-oss router entry; plan sees every 2-D or 3-D
+// ".weight" whose last dim is a multiple of 32). config.json gets
 // "quantization" with def's group size, bits and mode and a per-layer
 // entry for each module in another mode. extra, if not nil, may edit the
 // tensors before they are written (bad-input tests).
@@ -165,10 +167,31 @@ func WriteFPQuantized(t *testing.T, src, def string, plan func(path string) stri
 		}
 		shape := a.Shape()
 		n := len(shape)
+		ck.Modes[path] = mode
+		if mode == "affine" {
+			// 8 bits, group 64: mlx_lm's gpt-oss router entry
+			if shape[n-1]%64 != 0 {
+				t.Fatalf("%s: %v does not split into groups of 64", path, shape)
+			}
+			o := quant.Options{Bits: 8, GroupSize: 64}
+			q := make([]uint32, len(f)/4)
+			sc, bi, d := make([]float32, len(f)/64), make([]float32, len(f)/64), make([]float32, len(f))
+			if err := quant.QuantizeF32(f, shape[n-1], o, q, sc, bi); err != nil {
+				t.Fatal(err)
+			}
+			if err := quant.DequantizeF32(q, sc, bi, shape[n-1], o, d); err != nil {
+				t.Fatal(err)
+			}
+			ss := append(append([]int(nil), shape[:n-1]...), shape[n-1]/64)
+			ck.Tensors[p.Name] = engine.FromUint32s(q, append(append([]int(nil), shape[:n-1]...), shape[n-1]/4)...)
+			ck.Tensors[path+".scales"] = engine.FromFloat32s(sc, ss...)
+			ck.Tensors[path+".biases"] = engine.FromFloat32s(bi, ss...)
+			ck.Deq[p.Name] = engine.FromFloat32s(d, shape...)
+			continue
+		}
 		q, s, d := FPQuantize(f, shape[n-1], mode)
 		qs := append(append([]int(nil), shape[:n-1]...), shape[n-1]*FPModes[mode][1]/32)
 		ss := append(append([]int(nil), shape[:n-1]...), shape[n-1]/FPModes[mode][0])
-		ck.Modes[path] = mode
 		ck.Tensors[p.Name] = engine.FromUint32s(q, qs...)
 		ck.Tensors[path+".scales"] = engine.FromUint8s(s, ss...)
 		ck.Deq[p.Name] = engine.FromFloat32s(d, shape...)
@@ -176,10 +199,15 @@ func WriteFPQuantized(t *testing.T, src, def string, plan func(path string) stri
 	if extra != nil {
 		extra(ck.Tensors)
 	}
-	quant := map[string]any{"group_size": FPModes[def][0], "bits": FPModes[def][1], "mode": def}
+	qcfg := map[string]any{"group_size": FPModes[def][0], "bits": FPModes[def][1], "mode": def}
 	for path, mode := range ck.Modes {
+		if mode == "affine" {
+			// as mlx_lm writes a quant_predicate's dict: no "mode" key
+			qcfg[path] = map[string]any{"group_size": 64, "bits": 8}
+			continue
+		}
 		if mode != def {
-			quant[path] = map[string]any{"group_size": FPModes[mode][0], "bits": FPModes[mode][1], "mode": mode}
+			qcfg[path] = map[string]any{"group_size": FPModes[mode][0], "bits": FPModes[mode][1], "mode": mode}
 		}
 	}
 	raw := map[string]any{}
@@ -190,7 +218,7 @@ func WriteFPQuantized(t *testing.T, src, def string, plan func(path string) stri
 	if err := json.Unmarshal(data, &raw); err != nil {
 		t.Fatal(err)
 	}
-	raw["quantization"] = quant
+	raw["quantization"] = qcfg
 	writeJSON(t, filepath.Join(ck.Dir, "config.json"), raw)
 	copyTokenizer(t, src, ck.Dir)
 	WriteSafetensors(t, ck.Dir, ck.Tensors)
