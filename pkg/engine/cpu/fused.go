@@ -509,6 +509,11 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		}
 		clear(O)
 		vb := v.Offset + b*v.Strides[0] + hk*v.Strides[1]
+		if sdpaKernels && v.DType == backend.BFloat16 && v.Strides[3] == 1 && Lk > 0 &&
+			pvFastBF16(O, Dv, rows, S, Lk, u16s(bytesOf(v))[vb:], v.Strides[2], Lk, Dv) {
+			// (the values widened as the kernel reads them)
+			goto store
+		}
 		for j0 := 0; j0 < Lk; j0 += sdpaChunk {
 			n := loadRows(kr, v, vb, j0, min(sdpaChunk, Lk-j0), Dv)
 			if sdpaKernels && pvFast(O, Dv, rows, S[j0:], Lk, kr, Dv, n, Dv) {
@@ -528,6 +533,7 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 				}
 			}
 		}
+	store:
 		for r := 0; r < rows; r++ {
 			h, i := hk*G+r/Lq, r%Lq
 			store32(O[r*Dv:(r+1)*Dv], out, out.Offset+b*out.Strides[0]+h*out.Strides[1]+i*out.Strides[2], out.Strides[3])

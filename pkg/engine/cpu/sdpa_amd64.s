@@ -152,6 +152,18 @@ qdone:
 	VFMADD231PS.BCST addr, Z30, a2 \
 	VFMADD231PS.BCST addr, Z31, a3
 
+// VLDBF16 widens the 64 bfloat16 columns at SI (under K1..K4) into
+// Z28..Z31.
+#define VLDBF16 \
+	VPMOVZXWD.Z (SI), K1, Z28   \
+	VPMOVZXWD.Z 32(SI), K2, Z29 \
+	VPMOVZXWD.Z 64(SI), K3, Z30 \
+	VPMOVZXWD.Z 96(SI), K4, Z31 \
+	VPSLLD $16, Z28, Z28        \
+	VPSLLD $16, Z29, Z29        \
+	VPSLLD $16, Z30, Z30        \
+	VPSLLD $16, Z31, Z31
+
 // LDROW / STROW move one output row (64 columns under masks K1..K4).
 #define LDROW(addr, a0, a1, a2, a3) \
 	VMOVUPS.Z addr, K1, a0 \
@@ -165,11 +177,12 @@ qdone:
 	VMOVUPS a2, K3, 128 addr \
 	VMOVUPS a3, K4, 192 addr
 
-// func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v *float32, ldv, n int, m uint64)
+// func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v unsafe.Pointer, ldv, n int, m uint64, bf16 bool)
 // o[r·ldo+i] += Σ_{j<n} p[r·ldp+j]·v[j·ldv+i] for r < rows (1..7) and the
 // columns i < 64 that the masks m (four 16-bit lane masks, one per 16
-// columns) select.
-TEXT ·pvAVX512(SB), NOSPLIT, $0-72
+// columns) select. v holds float32, or bfloat16 widened here when bf16;
+// ldv is in bytes.
+TEXT ·pvAVX512(SB), NOSPLIT, $0-73
 	MOVQ o+0(FP), DI
 	MOVQ ldo+8(FP), R8
 	MOVQ rows+16(FP), R9
@@ -188,7 +201,6 @@ TEXT ·pvAVX512(SB), NOSPLIT, $0-72
 	KMOVW AX, K4
 	SHLQ $2, R8
 	SHLQ $2, R11
-	SHLQ $2, R10
 	LEAQ (R11)(R11*2), R12  // 3·ldp
 	LEAQ (R11)(R11*4), R13  // 5·ldp
 	LEAQ (R8)(R8*2), R14    // 3·ldo
@@ -242,6 +254,9 @@ TEXT ·pvAVX512(SB), NOSPLIT, $0-72
 pvld:
 	TESTQ CX, CX
 	JZ    pvstore
+	MOVBLZX bf16+72(FP), AX
+	TESTQ AX, AX
+	JNZ   pvbf
 	CMPQ  R9, $7
 	JEQ   pvkey7
 
@@ -291,6 +306,51 @@ pvkey7:
 	ADDQ R10, SI
 	DECQ CX
 	JNZ  pvkey7
+	JMP  pvstore
+
+pvbf:
+	CMPQ R9, $7
+	JEQ  pvbkey7
+
+pvbkey:
+	VLDBF16
+	PVROWB((DX), Z0, Z1, Z2, Z3)
+	CMPQ R9, $2
+	JLT  pvbnext
+	PVROWB((DX)(R11*1), Z4, Z5, Z6, Z7)
+	CMPQ R9, $3
+	JLT  pvbnext
+	PVROWB((DX)(R11*2), Z8, Z9, Z10, Z11)
+	CMPQ R9, $4
+	JLT  pvbnext
+	PVROWB((DX)(R12*1), Z12, Z13, Z14, Z15)
+	CMPQ R9, $5
+	JLT  pvbnext
+	PVROWB((DX)(R11*4), Z16, Z17, Z18, Z19)
+	CMPQ R9, $6
+	JLT  pvbnext
+	PVROWB((DX)(R13*1), Z20, Z21, Z22, Z23)
+
+pvbnext:
+	ADDQ $4, DX
+	ADDQ R10, SI
+	DECQ CX
+	JNZ  pvbkey
+	JMP  pvstore
+
+pvbkey7:
+	VLDBF16
+	PVROWB((DX), Z0, Z1, Z2, Z3)
+	PVROWB((DX)(R11*1), Z4, Z5, Z6, Z7)
+	PVROWB((DX)(R11*2), Z8, Z9, Z10, Z11)
+	PVROWB((DX)(R12*1), Z12, Z13, Z14, Z15)
+	PVROWB((DX)(R11*4), Z16, Z17, Z18, Z19)
+	PVROWB((DX)(R13*1), Z20, Z21, Z22, Z23)
+	PVROWB((DX)(R12*2), Z24, Z25, Z26, Z27)
+	ADDQ $4, DX
+	ADDQ R10, SI
+	DECQ CX
+	JNZ  pvbkey7
 
 pvstore:
 	STROW((DI), Z0, Z1, Z2, Z3)

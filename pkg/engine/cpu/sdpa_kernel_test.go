@@ -70,51 +70,64 @@ func TestQKBlocksFast(t *testing.T) {
 	}
 }
 
-// pvFast (output rows kept in registers across the keys) matches the
-// float64 sums for 1..16 rows, widths with partial 64-column passes and
-// partial 16-lane vectors, strided rows; it adds to what o held and
-// leaves the padding of each row alone.
+// pvFast and pvFastBF16 (output rows kept in registers across the keys)
+// match the float64 sums for 1..16 rows, widths with partial 64-column
+// passes and partial 16-lane vectors, strided rows; they add to what o
+// held and leave the padding of each row alone.
 func TestPVFast(t *testing.T) {
 	if !hasAVX512 {
 		t.Skip("no AVX-512 here")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, d := range []int{8, 16, 32, 40, 64, 80, 128, 136} {
-		for _, rows := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 16} {
-			for _, n := range []int{1, 2, 17, 64} {
-				ldo, ldp, ldv := d+5, n+3, d+7
-				o := make([]float32, rows*ldo)
-				for i := range o {
-					o[i] = float32(rng.NormFloat64())
-				}
-				o0 := append([]float32(nil), o...)
-				p := make([]float32, rows*ldp)
-				for i := range p {
-					p[i] = rng.Float32()
-				}
-				v := make([]float32, (n-1)*ldv+d)
-				for i := range v {
-					v[i] = float32(rng.NormFloat64())
-				}
-				if !pvFast(o, ldo, rows, p, ldp, v, ldv, n, d) {
-					t.Fatal("pvFast declined")
-				}
-				for r := 0; r < rows; r++ {
-					for i := 0; i < ldo; i++ {
-						got := o[r*ldo+i]
-						if i >= d {
-							if got != o0[r*ldo+i] {
-								t.Fatalf("d=%d rows=%d n=%d: wrote o[%d][%d]", d, rows, n, r, i)
+	for _, bf := range []bool{false, true} {
+		for _, d := range []int{8, 16, 32, 40, 64, 80, 128, 136} {
+			for _, rows := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 16} {
+				for _, n := range []int{1, 2, 17, 64} {
+					ldo, ldp, ldv := d+5, n+3, d+7
+					o := make([]float32, rows*ldo)
+					for i := range o {
+						o[i] = float32(rng.NormFloat64())
+					}
+					o0 := append([]float32(nil), o...)
+					p := make([]float32, rows*ldp)
+					for i := range p {
+						p[i] = rng.Float32()
+					}
+					v := make([]float32, (n-1)*ldv+d)
+					vh := make([]uint16, len(v))
+					for i := range v {
+						v[i] = float32(rng.NormFloat64())
+						vh[i] = uint16(math.Float32bits(v[i]) >> 16)
+						if bf {
+							v[i] = math.Float32frombits(uint32(vh[i]) << 16)
+						}
+					}
+					ok := false
+					if bf {
+						ok = pvFastBF16(o, ldo, rows, p, ldp, vh, ldv, n, d)
+					} else {
+						ok = pvFast(o, ldo, rows, p, ldp, v, ldv, n, d)
+					}
+					if !ok {
+						t.Fatal("pvFast declined")
+					}
+					for r := 0; r < rows; r++ {
+						for i := 0; i < ldo; i++ {
+							got := o[r*ldo+i]
+							if i >= d {
+								if got != o0[r*ldo+i] {
+									t.Fatalf("d=%d rows=%d n=%d: wrote o[%d][%d]", d, rows, n, r, i)
+								}
+								continue
 							}
-							continue
-						}
-						want, mag := float64(o0[r*ldo+i]), math.Abs(float64(o0[r*ldo+i]))
-						for j := 0; j < n; j++ {
-							want += float64(p[r*ldp+j]) * float64(v[j*ldv+i])
-							mag += math.Abs(float64(p[r*ldp+j]) * float64(v[j*ldv+i]))
-						}
-						if math.Abs(float64(got)-want) > 1e-6*mag {
-							t.Fatalf("d=%d rows=%d n=%d: o[%d][%d] = %g, want %g", d, rows, n, r, i, got, want)
+							want, mag := float64(o0[r*ldo+i]), math.Abs(float64(o0[r*ldo+i]))
+							for j := 0; j < n; j++ {
+								want += float64(p[r*ldp+j]) * float64(v[j*ldv+i])
+								mag += math.Abs(float64(p[r*ldp+j]) * float64(v[j*ldv+i]))
+							}
+							if math.Abs(float64(got)-want) > 1e-6*mag {
+								t.Fatalf("bf16=%v d=%d rows=%d n=%d: o[%d][%d] = %g, want %g", bf, d, rows, n, r, i, got, want)
+							}
 						}
 					}
 				}
@@ -194,7 +207,7 @@ func TestSDPASmallKernels(t *testing.T) {
 		H, Hk, Lq, Lk, D int
 		o                backend.SDPA
 		mask             string
-		sinks            bool
+		sinks, bf16      bool
 	}
 	var cases []cfg
 	for _, d := range []int{32, 64, 80, 128, 40} {
@@ -206,6 +219,8 @@ func TestSDPASmallKernels(t *testing.T) {
 				cfg{H: 6, Hk: 2, Lq: 1, Lk: lk, D: d, o: backend.SDPA{Scale: 0.3, SoftCap: 5}, sinks: true},
 				cfg{H: 6, Hk: 3, Lq: 2, Lk: lk, D: d, o: backend.SDPA{Scale: 0.3, MaskBool: true}, mask: "bool"},
 				cfg{H: 6, Hk: 3, Lq: 2, Lk: lk, D: d, o: backend.SDPA{Scale: 0.3}, mask: "add"},
+				cfg{H: 14, Hk: 2, Lq: 1, Lk: lk, D: d, o: backend.SDPA{Scale: 0.125}, bf16: true},
+				cfg{H: 8, Hk: 1, Lq: 2, Lk: lk + 1, D: d, o: backend.SDPA{Scale: 0.2, Causal: true}, bf16: true},
 			)
 		}
 	}
@@ -218,6 +233,18 @@ func TestSDPASmallKernels(t *testing.T) {
 		k := fill([]int{B, cs.Hk, cs.Lk, cs.D}, cst, B*capT*cs.Hk*cs.D)
 		v := fill([]int{B, cs.Hk, cs.Lk, cs.D}, cst, B*capT*cs.Hk*cs.D)
 		k.Offset, v.Offset = 3*cs.Hk*cs.D, 3*cs.Hk*cs.D
+		if cs.bf16 {
+			// the same values rounded to bfloat16
+			for _, x := range []*backend.View{&k, &v} {
+				f := f32s(bytesOf(*x))
+				h := make([]byte, 2*len(f))
+				for i, y := range f {
+					b := math.Float32bits(y) >> 16
+					h[2*i], h[2*i+1] = byte(b), byte(b>>8)
+				}
+				x.Buf, x.DType = &Buffer{b: h, n: len(h)}, backend.BFloat16
+			}
+		}
 		var mask, sinks *backend.View
 		if cs.mask != "" {
 			m := fill([]int{B, cs.H, cs.Lq, cs.Lk}, backend.RowMajor([]int{B, cs.H, cs.Lq, cs.Lk}), B*cs.H*cs.Lq*cs.Lk)

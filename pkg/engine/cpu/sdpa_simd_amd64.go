@@ -8,7 +8,7 @@ import "unsafe"
 func qkBlocksAVX512(q *float32, ldq, rows int, k *float32, d, n int, s *float32, lds int)
 
 //go:noescape
-func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v *float32, ldv, n int, m uint64)
+func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v unsafe.Pointer, ldv, n int, m uint64, bf16 bool)
 
 // qkBlocksFast sets s[r·lds+j] = q[r·ldq:][:d]·k[j·d:][:d] for r < rows,
 // j < n with AVX-512, 16 keys at a time; k must hold ⌈n/16⌉·16 rows (the
@@ -31,10 +31,29 @@ func pvFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, 
 	if !hasAVX512 || d <= 0 || rows <= 0 {
 		return false
 	}
-	if n <= 0 {
-		return true
+	if n > 0 {
+		_ = v[(n-1)*ldv+d-1]
+		pvRuns(o, ldo, rows, p, ldp, unsafe.Pointer(unsafe.SliceData(v)), 4, ldv, n, d, false)
 	}
-	_, _, _ = o[(rows-1)*ldo+d-1], p[(rows-1)*ldp+n-1], v[(n-1)*ldv+d-1]
+	return true
+}
+
+// pvFastBF16 is pvFast with v in bfloat16, widened as it is read.
+func pvFastBF16(o []float32, ldo, rows int, p []float32, ldp int, v []uint16, ldv, n, d int) bool {
+	if !hasAVX512 || d <= 0 || rows <= 0 {
+		return false
+	}
+	if n > 0 {
+		_ = v[(n-1)*ldv+d-1]
+		pvRuns(o, ldo, rows, p, ldp, unsafe.Pointer(unsafe.SliceData(v)), 2, ldv, n, d, true)
+	}
+	return true
+}
+
+// pvRuns calls pvAVX512 on groups of at most seven rows and 64 columns
+// (v: the first of n rows of d elements of size es, ldv elements apart).
+func pvRuns(o []float32, ldo, rows int, p []float32, ldp int, v unsafe.Pointer, es, ldv, n, d int, bf16 bool) {
+	_, _ = o[(rows-1)*ldo+d-1], p[(rows-1)*ldp+n-1]
 	for r0 := 0; r0 < rows; r0 += 7 {
 		nr := min(7, rows-r0)
 		for c0 := 0; c0 < d; c0 += 64 {
@@ -44,10 +63,9 @@ func pvFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, 
 					m |= (1<<w - 1) << (16 * q)
 				}
 			}
-			pvAVX512(&o[r0*ldo+c0], ldo, nr, &p[r0*ldp], ldp, &v[c0], ldv, n, m)
+			pvAVX512(&o[r0*ldo+c0], ldo, nr, &p[r0*ldp], ldp, unsafe.Add(v, c0*es), ldv*es, n, m, bf16)
 		}
 	}
-	return true
 }
 
 //go:noescape

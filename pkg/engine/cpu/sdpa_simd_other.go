@@ -10,6 +10,10 @@ func pvFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, 
 	return false
 }
 
+func pvFastBF16(o []float32, ldo, rows int, p []float32, ldp int, v []uint16, ldv, n, d int) bool {
+	return false
+}
+
 func scaleMaxFast(s []float32, sc float32) (float32, bool) { return 0, false }
 
 func scaleFast(s []float32, a float32) bool { return false }
