@@ -473,13 +473,25 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 	Hk, Lk, Dv := k.Shape[1], k.Shape[2], v.Shape[3]
 	G := H / Hk
 	rows := G * Lq
-	head := func(bh int, Q, S, kr, O []float32, mrow []float64) {
+	// bfloat16 queries and keys: scores in bfloat16 pairs, keys read in
+	// place
+	bfDot := sdpaKernels && hasBF16Dot && q.DType == backend.BFloat16 && k.DType == backend.BFloat16 &&
+		k.Strides[3] == 1 && D%32 == 0
+	head := func(bh int, Q, S, kr, O []float32, mrow []float64, hq []uint16) {
 		b, hk := bh/Hk, bh%Hk
 		for r := 0; r < rows; r++ {
 			h, i := hk*G+r/Lq, r%Lq
 			load32(Q[r*D:(r+1)*D], q, q.Offset+b*q.Strides[0]+h*q.Strides[1]+i*q.Strides[2], q.Strides[3])
 		}
 		kb := k.Offset + b*k.Strides[0] + hk*k.Strides[1]
+		if bfDot && Lk > 0 {
+			for i, x := range Q[:rows*D] {
+				hq[i] = uint16(math.Float32bits(x) >> 16) // exact: Q came from bfloat16
+			}
+			if qkBlocksBF16(hq, D, rows, u16s(bytesOf(k))[kb:], k.Strides[2], D, Lk, S, Lk, hq[rows*D:]) {
+				goto softmax
+			}
+		}
 		for j0 := 0; j0 < Lk; j0 += sdpaChunk {
 			n := loadRows(kr, k, kb, j0, min(sdpaChunk, Lk-j0), D)
 			if sdpaKernels && qkBlocksFast(Q, D, rows, kr, D, n, S[j0:], Lk) {
@@ -495,6 +507,7 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 				}
 			}
 		}
+	softmax:
 		for r := 0; r < rows; r++ {
 			h, i := hk*G+r/Lq, r%Lq
 			if mask != nil {
@@ -545,8 +558,15 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		if mask != nil {
 			mrow = make([]float64, Lk)
 		}
+		var hq []uint16
+		if bfDot {
+			// bfloat16 query rows, then 16 key rows for the last block
+			hb := getF32((rows + 16) * D / 2)
+			defer putF32(hb)
+			hq = u16s(unsafeBytes(hb))
+		}
 		for bh := lo; bh < hi; bh++ {
-			head(bh, Q, S, kr, O, mrow)
+			head(bh, Q, S, kr, O, mrow, hq)
 		}
 		putF32(Q)
 		putF32(S)

@@ -144,6 +144,142 @@ qdone:
 	VZEROUPPER
 	RET
 
+
+// VDPBF16PS Z18 or Z19 (the key), Z16 (the query), Za (accumulator a),
+// which the Go assembler does not know: DPBF(p1, modrm) emits the EVEX
+// form (p1: 0xb2 for Z0..Z7, 0x32 for Z8..Z15; modrm 0xc2+8·(a mod 8),
+// +1 for Z19).
+#define DPBF(p1, modrm) BYTE $0x62; BYTE $p1; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $modrm
+
+// func qkBF16AVX512(q *uint16, qnext, rows int, k *uint16, ldk, nv, n int, s *float32, lds int)
+// s[r·lds+j] = Σ_i q[r·(d+qnext/2)+i]·k[j·ldk+i] for r < rows, j < n, in
+// bfloat16 pairs (VDPBF16PS: exact products, float32 sums; subnormal
+// inputs count as 0). d = 32·nv; qnext is the byte gap from the end of a
+// query row to the next; k must hold ⌈n/16⌉·16 rows (the rows past n are
+// read, their lanes never stored).
+TEXT ·qkBF16AVX512(SB), NOSPLIT, $0-72
+	MOVQ k+24(FP), DI
+	MOVQ ldk+32(FP), R10
+	MOVQ n+48(FP), R15
+	SHLQ $1, R10             // key row stride in bytes
+	LEAQ (R10)(R10*2), R14   // 3s
+	LEAQ (R10)(R10*4), AX    // 5s
+	LEAQ (R14)(R10*4), R12   // 7s
+	MOVQ qnext+8(FP), R8
+	MOVQ lds+64(FP), R11
+	SHLQ $2, R11
+
+bblock:
+	TESTQ R15, R15
+	JLE   bdone
+	MOVL  $0xffff, BX
+	CMPQ  R15, $16
+	JGE   bmask
+	MOVQ  R15, CX
+	MOVL  $1, BX
+	SHLL  CX, BX
+	DECL  BX
+
+bmask:
+	KMOVW BX, K1
+	MOVQ  q+0(FP), SI
+	MOVQ  s+56(FP), DX
+	MOVQ  rows+16(FP), R9
+
+brow:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   DI, BX
+	LEAQ   (DI)(R10*8), R13
+	MOVQ   nv+40(FP), CX
+
+bvec:
+	VMOVDQU32 (SI), Z16
+	VMOVDQU32 (BX), Z18
+	DPBF(0xb2, 0xc2)
+	VMOVDQU32 (BX)(R10*1), Z19
+	DPBF(0xb2, 0xcb)
+	VMOVDQU32 (BX)(R10*2), Z18
+	DPBF(0xb2, 0xd2)
+	VMOVDQU32 (BX)(R14*1), Z19
+	DPBF(0xb2, 0xdb)
+	VMOVDQU32 (BX)(R10*4), Z18
+	DPBF(0xb2, 0xe2)
+	VMOVDQU32 (BX)(AX*1), Z19
+	DPBF(0xb2, 0xeb)
+	VMOVDQU32 (BX)(R14*2), Z18
+	DPBF(0xb2, 0xf2)
+	VMOVDQU32 (BX)(R12*1), Z19
+	DPBF(0xb2, 0xfb)
+	VMOVDQU32 (R13), Z18
+	DPBF(0x32, 0xc2)
+	VMOVDQU32 (R13)(R10*1), Z19
+	DPBF(0x32, 0xcb)
+	VMOVDQU32 (R13)(R10*2), Z18
+	DPBF(0x32, 0xd2)
+	VMOVDQU32 (R13)(R14*1), Z19
+	DPBF(0x32, 0xdb)
+	VMOVDQU32 (R13)(R10*4), Z18
+	DPBF(0x32, 0xe2)
+	VMOVDQU32 (R13)(AX*1), Z19
+	DPBF(0x32, 0xeb)
+	VMOVDQU32 (R13)(R14*2), Z18
+	DPBF(0x32, 0xf2)
+	VMOVDQU32 (R13)(R12*1), Z19
+	DPBF(0x32, 0xfb)
+	ADDQ    $64, SI
+	ADDQ    $64, BX
+	ADDQ    $64, R13
+	DECQ    CX
+	JNZ     bvec
+
+	F4LO(Z4, Z0)
+	F4LO(Z5, Z1)
+	F4LO(Z6, Z2)
+	F4LO(Z7, Z3)
+	F4LO(Z12, Z8)
+	F4LO(Z13, Z9)
+	F4LO(Z14, Z10)
+	F4LO(Z15, Z11)
+	F4HI(Z8, Z0)
+	F4HI(Z9, Z1)
+	F4HI(Z10, Z2)
+	F4HI(Z11, Z3)
+	PSLO(Z1, Z0)
+	PSLO(Z3, Z2)
+	PSHI(Z2, Z0)
+	VMOVUPS Z0, K1, (DX)
+
+	ADDQ R8, SI
+	ADDQ R11, DX
+	DECQ R9
+	JNZ  brow
+
+	MOVQ R10, BX
+	SHLQ $4, BX
+	ADDQ BX, DI
+	ADDQ $64, s+56(FP)
+	SUBQ $16, R15
+	JMP  bblock
+
+bdone:
+	VZEROUPPER
+	RET
+
 // PVROWB adds p (broadcast from addr) times the value vectors Z28..Z31
 // to the row accumulators a0..a3.
 #define PVROWB(addr, a0, a1, a2, a3) \

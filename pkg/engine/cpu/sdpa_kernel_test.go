@@ -70,6 +70,66 @@ func TestQKBlocksFast(t *testing.T) {
 	}
 }
 
+// qkBlocksBF16 (bfloat16 pairs through VDPBF16PS, keys read in place with
+// a row stride, the last n mod 16 through a scratch) matches the float64
+// dot products of the same bfloat16 values; it writes no score past n.
+func TestQKBlocksBF16(t *testing.T) {
+	if !hasAVX512 || !hasBF16Dot {
+		t.Skip("no AVX-512 BF16 here")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	bf := func() uint16 { return uint16(math.Float32bits(float32(rng.NormFloat64())) >> 16) }
+	wide := func(h uint16) float64 { return float64(math.Float32frombits(uint32(h) << 16)) }
+	for _, d := range []int{32, 64, 128} {
+		for _, rows := range []int{1, 2, 5, 7, 8, 16} {
+			for _, n := range []int{1, 15, 16, 17, 31, 32, 33, 100} {
+				ldq, ldk, lds := d+3, 2*d+5, n+5
+				q := make([]uint16, rows*ldq)
+				for i := range q {
+					q[i] = bf()
+				}
+				k := make([]uint16, (n-1)*ldk+d)
+				for i := range k {
+					k[i] = bf()
+				}
+				s := make([]float32, rows*lds)
+				for i := range s {
+					s[i] = -7
+				}
+				tmp := make([]uint16, 16*d)
+				for i := range tmp {
+					tmp[i] = 0x7fc0 // NaN: rows past n never reach a score
+				}
+				if !qkBlocksBF16(q, ldq, rows, k, ldk, d, n, s, lds, tmp) {
+					t.Fatalf("d=%d: qkBlocksBF16 declined", d)
+				}
+				for r := 0; r < rows; r++ {
+					for j := 0; j < lds; j++ {
+						got := s[r*lds+j]
+						if j >= n {
+							if got != -7 {
+								t.Fatalf("d=%d rows=%d n=%d: wrote s[%d][%d]", d, rows, n, r, j)
+							}
+							continue
+						}
+						var want, mag float64
+						for i := 0; i < d; i++ {
+							want += wide(q[r*ldq+i]) * wide(k[j*ldk+i])
+							mag += math.Abs(wide(q[r*ldq+i]) * wide(k[j*ldk+i]))
+						}
+						if math.Abs(float64(got)-want) > 1e-6*mag || got != got {
+							t.Fatalf("d=%d rows=%d n=%d: s[%d][%d] = %g, want %g", d, rows, n, r, j, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+	if qkBlocksBF16(make([]uint16, 48), 48, 1, make([]uint16, 48), 48, 48, 1, make([]float32, 1), 1, make([]uint16, 16*48)) {
+		t.Error("a width not a multiple of 32 took the assembly")
+	}
+}
+
 // pvFast and pvFastBF16 (output rows kept in registers across the keys)
 // match the float64 sums for 1..16 rows, widths with partial 64-column
 // passes and partial 16-lane vectors, strided rows; they add to what o
@@ -235,7 +295,7 @@ func TestSDPASmallKernels(t *testing.T) {
 		k.Offset, v.Offset = 3*cs.Hk*cs.D, 3*cs.Hk*cs.D
 		if cs.bf16 {
 			// the same values rounded to bfloat16
-			for _, x := range []*backend.View{&k, &v} {
+			for _, x := range []*backend.View{&q, &k, &v} {
 				f := f32s(bytesOf(*x))
 				h := make([]byte, 2*len(f))
 				for i, y := range f {

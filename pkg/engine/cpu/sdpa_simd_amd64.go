@@ -2,7 +2,11 @@
 
 package cpu
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:noescape
 func qkBlocksAVX512(q *float32, ldq, rows int, k *float32, d, n int, s *float32, lds int)
@@ -89,5 +93,36 @@ func scaleFast(s []float32, a float32) bool {
 		return false
 	}
 	scaleAVX512(unsafe.SliceData(s), len(s), a)
+	return true
+}
+
+//go:noescape
+func qkBF16AVX512(q *uint16, qnext, rows int, k *uint16, ldk, nv, n int, s *float32, lds int)
+
+// hasBF16Dot gates qkBlocksBF16 (VDPBF16PS).
+var hasBF16Dot = cpu.X86.HasAVX512BF16
+
+// qkBlocksBF16 is qkBlocksFast for bfloat16 queries and keys: s[r·lds+j]
+// = q[r·ldq:][:d]·k[j·ldk:][:d] for r < rows, j < n, the keys read in
+// place (ldk apart) and multiplied in pairs by VDPBF16PS (exact products,
+// float32 sums; subnormal inputs count as 0). The last n mod 16 keys go
+// through tmp (16·d). False (nothing done) without AVX-512 BF16 or when d
+// is not a positive multiple of 32.
+func qkBlocksBF16(q []uint16, ldq, rows int, k []uint16, ldk, d, n int, s []float32, lds int, tmp []uint16) bool {
+	if !hasAVX512 || !hasBF16Dot || d <= 0 || d%32 != 0 || rows <= 0 || n <= 0 {
+		return false
+	}
+	_, _, _ = q[(rows-1)*ldq+d-1], k[(n-1)*ldk+d-1], s[(rows-1)*lds+n-1]
+	n16 := n &^ 15
+	if n16 > 0 {
+		qkBF16AVX512(unsafe.SliceData(q), 2*(ldq-d), rows, unsafe.SliceData(k), ldk, d/32, n16, unsafe.SliceData(s), lds)
+	}
+	if n16 < n {
+		tmp = tmp[:16*d]
+		for j := n16; j < n; j++ {
+			copy(tmp[(j-n16)*d:(j-n16+1)*d], k[j*ldk:j*ldk+d])
+		}
+		qkBF16AVX512(unsafe.SliceData(q), 2*(ldq-d), rows, unsafe.SliceData(tmp), d, d/32, n-n16, &s[n16], lds)
+	}
 	return true
 }

@@ -17,3 +17,10 @@ func pvFastBF16(o []float32, ldo, rows int, p []float32, ldp int, v []uint16, ld
 func scaleMaxFast(s []float32, sc float32) (float32, bool) { return 0, false }
 
 func scaleFast(s []float32, a float32) bool { return false }
+
+func qkBlocksBF16(q []uint16, ldq, rows int, k []uint16, ldk, d, n int, s []float32, lds int, tmp []uint16) bool {
+	return false
+}
+
+// hasBF16Dot is false off amd64.
+var hasBF16Dot = false
