@@ -19,7 +19,9 @@ type Config struct {
 	ModelType string // as written in config.json (before aliases)
 	// Raw holds every top-level key of config.json.
 	Raw map[string]json.RawMessage
-	// Quantization is the "quantization" entry (nil for float checkpoints).
+	// Quantization is the "quantization" entry (or quantization_config:
+	// mlx_lm's older key, and OpenAI's quant_method "mxfp4"); nil for float
+	// checkpoints.
 	Quantization *Quantization
 	// EOSTokenIDs: generation_config.json's eos_token_id when present
 	// (replacing config.json's, as mlx_lm does), else config.json's.
@@ -86,11 +88,18 @@ func parseConfig(dir, path string, data []byte) (*Config, error) {
 	} else if raw, ok := c.Raw["quantization_config"]; ok && string(raw) != "null" {
 		var qc map[string]any
 		_ = json.Unmarshal(raw, &qc)
-		if m, ok := qc["quant_method"].(string); ok {
+		m, isHF := qc["quant_method"].(string)
+		switch {
+		case isHF && m == "mxfp4":
+			// OpenAI's MXFP4 checkpoints (gpt-oss), as mlx_lm loads them:
+			// mxfp4 for every layer with scales, the rest in float.
+			c.Quantization = &Quantization{Default: QuantSpec{GroupSize: 32, Bits: 4, Mode: "mxfp4"}, Layers: map[string]*QuantSpec{}}
+		case isHF:
 			return nil, fmt.Errorf("%s: quantization_config.quant_method %q is not supported (convert the model with `mlxgo convert` first)", path, m)
-		}
-		if c.Quantization, err = ParseQuantization(raw); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		default:
+			if c.Quantization, err = ParseQuantization(raw); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
 		}
 	}
 	if ids, ok, err := eosIDs(c.Raw["eos_token_id"]); err != nil {

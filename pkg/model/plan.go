@@ -198,6 +198,18 @@ func applyStep(r RawTensor, s Step, metaOnly bool) (RawTensor, error) {
 		return out, nil
 	case OpReshape:
 		shape := slices.Clone(s.Shape)
+		dtype := r.DType
+		n := numel(r.Shape)
+		if s.DType != "" && s.DType != r.DType {
+			osz, err := elemSize(s.DType)
+			if err != nil {
+				return RawTensor{}, err
+			}
+			if n*es%osz != 0 {
+				return RawTensor{}, fmt.Errorf("cannot view %v %s (%d bytes) as %s", r.Shape, r.DType, n*es, s.DType)
+			}
+			dtype, n = s.DType, n*es/osz
+		}
 		infer, known := -1, 1
 		for i, d := range shape {
 			switch {
@@ -209,14 +221,13 @@ func applyStep(r RawTensor, s Step, metaOnly bool) (RawTensor, error) {
 				known *= d
 			}
 		}
-		n := numel(r.Shape)
 		if infer >= 0 && known > 0 && n%known == 0 {
 			shape[infer] = n / known
 		}
 		if numel(shape) != n || slices.Contains(shape, -1) {
 			return RawTensor{}, fmt.Errorf("cannot reshape %v (%d elements) to %v", r.Shape, n, s.Shape)
 		}
-		return RawTensor{DType: r.DType, Shape: shape, Data: r.Data}, nil
+		return RawTensor{DType: dtype, Shape: shape, Data: r.Data}, nil
 	case OpAddScalar:
 		if !addable(r.DType) {
 			return RawTensor{}, fmt.Errorf("adding %g needs a float tensor, got %s", s.Value, r.DType)

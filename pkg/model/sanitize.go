@@ -33,7 +33,9 @@ const (
 	// OpTranspose swaps the last two axes ([E, D, I] → [E, I, D]).
 	OpTranspose
 	// OpReshape gives the data Step.Shape (same element count; one -1 is
-	// inferred).
+	// inferred); with Step.DType set, the bytes are reinterpreted as that
+	// dtype and the byte count is what must match (OpenAI's MXFP4 blocks,
+	// uint8 [..., G, 16], are MLX's packed uint32 [..., 4G]).
 	OpReshape
 	// OpSlice keeps Step.Start ≤ i < Step.Stop along Step.Axis (negative
 	// axes count from the end): with OpReshape, a split of a fused
@@ -52,6 +54,7 @@ const (
 type Step struct {
 	Op    TensorOp // OpEvenRows … OpAddScalar
 	Shape []int    // OpReshape
+	DType string   // OpReshape: reinterpret the bytes as this dtype ("" keeps it)
 	Axis  int      // OpSlice
 	Start int      // OpSlice
 	Stop  int      // OpSlice

@@ -288,22 +288,21 @@ func (m *Model) ModelType() string { return "gpt_oss" }
 // VocabSize is V.
 func (m *Model) VocabSize() int { return m.cfg.VocabSize }
 
-// Sanitize drops rotary inv_freq buffers and a tied lm_head, refuses
-// OpenAI's original MXFP4 expert tensors (*_blocks / *_scales), which
-// need an MXFP4 layer mlxgo does not have yet, and rewrites transformers'
-// fused experts into mlx_lm's layout: gate_up_proj [E, D, 2I] → gate_proj
-// and up_proj .weight [E, I, D] (even and odd columns, transposed),
-// gate_up_proj_bias [E, 2I] → gate_proj/up_proj .bias [E, I], down_proj
-// [E, I, D] → down_proj.weight [E, D, I], down_proj_bias → down_proj.bias
-// (a reshape to its own shape, so that SanitizePlan keeps the whole fused
-// group as the checkpoint has it; New loads that layout too). A checkpoint
+// Sanitize drops rotary inv_freq buffers and a tied lm_head and rewrites
+// transformers' fused experts into mlx_lm's layout: gate_up_proj [E, D,
+// 2I] → gate_proj and up_proj .weight [E, I, D] (even and odd columns,
+// transposed), gate_up_proj_bias [E, 2I] → gate_proj/up_proj .bias [E, I],
+// down_proj [E, I, D] → down_proj.weight [E, D, I], down_proj_bias →
+// down_proj.bias (a reshape to its own shape, so that SanitizePlan keeps
+// the whole fused group as the checkpoint has it; New loads that layout
+// too). OpenAI's original MXFP4 experts (quant_method "mxfp4") become
+// mlx_lm's mxfp4 layers as its sanitize makes them: gate_up_proj_blocks
+// uint8 [E, 2I, D/32, 16] → gate_proj/up_proj .weight uint32 [E, I, D/8]
+// (the bytes viewed as words; even and odd rows), gate_up_proj_scales
+// [E, 2I, D/32] → .scales (even and odd rows), down_proj_blocks → down_proj
+// .weight [E, D, I/8], down_proj_scales → down_proj.scales. A checkpoint
 // already in mlx_lm's layout is copied through.
 func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.TensorPlan, error) {
-	for n := range tensors {
-		if strings.HasSuffix(n, "_blocks") {
-			return nil, fmt.Errorf("tensor %q: MXFP4 gpt-oss checkpoints are not supported yet; use a bf16 checkpoint or an MLX affine-quantized conversion", n)
-		}
-	}
 	tied, _ := cfg["tie_word_embeddings"].(bool)
 	var plan []model.TensorPlan
 	for _, p := range model.Drop(tensors, func(name string) bool {
@@ -329,6 +328,20 @@ func Sanitize(cfg map[string]any, tensors map[string]model.TensorMeta) ([]model.
 			plan = append(plan, step("down_proj.weight", tr))
 		case "down_proj_bias":
 			plan = append(plan, step("down_proj.bias", model.Step{Op: model.OpReshape, Shape: shape}))
+		case "gate_up_proj_blocks", "down_proj_blocks":
+			if len(shape) != 4 || tensors[p.Name].DType != "U8" {
+				return nil, fmt.Errorf("tensor %q: expected MXFP4 blocks uint8 [E, rows, cols/32, 16], got %s %v", p.Name, tensors[p.Name].DType, shape)
+			}
+			view := model.Step{Op: model.OpReshape, Shape: []int{shape[0], shape[1], shape[2] * 4}, DType: "U32"}
+			if fused == "down_proj_blocks" {
+				plan = append(plan, step("down_proj.weight", view))
+			} else {
+				plan = append(plan, step("gate_proj.weight", view, model.Step{Op: model.OpEvenRows}), step("up_proj.weight", view, model.Step{Op: model.OpOddRows}))
+			}
+		case "gate_up_proj_scales":
+			plan = append(plan, step("gate_proj.scales", model.Step{Op: model.OpEvenRows}), step("up_proj.scales", model.Step{Op: model.OpOddRows}))
+		case "down_proj_scales":
+			plan = append(plan, step("down_proj.scales"))
 		default:
 			plan = append(plan, p)
 		}

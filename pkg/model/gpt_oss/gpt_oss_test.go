@@ -80,9 +80,28 @@ func TestSanitize(t *testing.T) {
 	if err != nil || len(plan) != 1 || plan[0].Name != "model.layers.0.mlp.experts.gate_up_proj" || plan[0].Op != model.OpCopy {
 		t.Errorf("plan %+v, err %v", plan, err)
 	}
+	// OpenAI's MXFP4 blocks become mlx_lm's packed uint32 weight
 	in["model.layers.0.mlp.experts.down_proj_blocks"] = model.TensorMeta{DType: "U8", Shape: []int{4, 64, 1, 16}}
-	if _, err := model.SanitizePlan("gpt_oss", cfg, in); err == nil || !strings.Contains(err.Error(), "down_proj_blocks") {
-		t.Errorf("mxfp4: err = %v", err)
+	full, err := model.FullSanitizePlan("gpt_oss", cfg, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range full {
+		if p.Name == "model.layers.0.mlp.experts.down_proj.weight" {
+			m, err := model.PlanMeta(p, []model.TensorMeta{in["model.layers.0.mlp.experts.down_proj_blocks"]})
+			if err != nil || m.DType != "U32" || fmt.Sprint(m.Shape) != "[4 64 4]" {
+				t.Errorf("mxfp4 down_proj.weight: %+v, %v", m, err)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("mxfp4: no down_proj.weight in %+v", full)
+	}
+	in["model.layers.0.mlp.experts.down_proj_blocks"] = model.TensorMeta{DType: "F32", Shape: []int{4, 64, 16}}
+	if _, err := model.FullSanitizePlan("gpt_oss", cfg, in); err == nil || !strings.Contains(err.Error(), "down_proj_blocks") {
+		t.Errorf("bad mxfp4 blocks: err = %v", err)
 	}
 }
 
