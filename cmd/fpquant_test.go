@@ -116,3 +116,13 @@ func TestGenerateQuantizeActivations(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchmarkQuantizeActivations: benchmark -qa applies the same rule
+// (an mxfp4 model is refused in one line before any timing).
+func TestBenchmarkQuantizeActivations(t *testing.T) {
+	dir := modeltest.WriteFPQuantized(t, modeltest.Dir("llama-f32"), "mxfp4", notEmbed("mxfp4"), nil).Dir
+	code, out, errOut := runWith(t, "", "benchmark", "--model", dir, "-qa", "-p", "4", "-g", "2", "-n", "1")
+	if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "mode mxfp4 does not support activation quantization") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
