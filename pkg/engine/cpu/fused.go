@@ -479,18 +479,27 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		k.Strides[3] == 1 && D%32 == 0
 	head := func(bh int, Q, S, kr, O []float32, mrow []float64, hq []uint16) {
 		b, hk := bh/Hk, bh%Hk
-		for r := 0; r < rows; r++ {
-			h, i := hk*G+r/Lq, r%Lq
-			load32(Q[r*D:(r+1)*D], q, q.Offset+b*q.Strides[0]+h*q.Strides[1]+i*q.Strides[2], q.Strides[3])
-		}
 		kb := k.Offset + b*k.Strides[0] + hk*k.Strides[1]
 		if bfDot && Lk > 0 {
-			for i, x := range Q[:rows*D] {
-				hq[i] = uint16(math.Float32bits(x) >> 16) // exact: Q came from bfloat16
+			qs, qc := u16s(bytesOf(q)), q.Strides[3]
+			for r := 0; r < rows; r++ {
+				h, i := hk*G+r/Lq, r%Lq
+				qo, hr := q.Offset+b*q.Strides[0]+h*q.Strides[1]+i*q.Strides[2], hq[r*D:(r+1)*D]
+				if qc == 1 {
+					copy(hr, qs[qo:qo+D])
+					continue
+				}
+				for c := range hr {
+					hr[c] = qs[qo+c*qc]
+				}
 			}
 			if qkBlocksBF16(hq, D, rows, u16s(bytesOf(k))[kb:], k.Strides[2], D, Lk, S, Lk, hq[rows*D:]) {
 				goto softmax
 			}
+		}
+		for r := 0; r < rows; r++ {
+			h, i := hk*G+r/Lq, r%Lq
+			load32(Q[r*D:(r+1)*D], q, q.Offset+b*q.Strides[0]+h*q.Strides[1]+i*q.Strides[2], q.Strides[3])
 		}
 		for j0 := 0; j0 < Lk; j0 += sdpaChunk {
 			n := loadRows(kr, k, kb, j0, min(sdpaChunk, Lk-j0), D)

@@ -267,7 +267,7 @@ func TestSDPASmallKernels(t *testing.T) {
 		H, Hk, Lq, Lk, D int
 		o                backend.SDPA
 		mask             string
-		sinks, bf16      bool
+		sinks, bf16, qT  bool
 	}
 	var cases []cfg
 	for _, d := range []int{32, 64, 80, 128, 40} {
@@ -281,13 +281,19 @@ func TestSDPASmallKernels(t *testing.T) {
 				cfg{H: 6, Hk: 3, Lq: 2, Lk: lk, D: d, o: backend.SDPA{Scale: 0.3}, mask: "add"},
 				cfg{H: 14, Hk: 2, Lq: 1, Lk: lk, D: d, o: backend.SDPA{Scale: 0.125}, bf16: true},
 				cfg{H: 8, Hk: 1, Lq: 2, Lk: lk + 1, D: d, o: backend.SDPA{Scale: 0.2, Causal: true}, bf16: true},
+				cfg{H: 4, Hk: 2, Lq: 3, Lk: lk + 2, D: d, o: backend.SDPA{Scale: 0.2, Causal: true}, bf16: true, qT: true},
 			)
 		}
 	}
 	for _, cs := range cases {
 		name := fmt.Sprintf("%+v", cs)
 		B, capT := 2, cs.Lk+9
-		q := fill([]int{B, cs.H, cs.Lq, cs.D}, backend.RowMajor([]int{B, cs.H, cs.Lq, cs.D}), B*cs.H*cs.Lq*cs.D)
+		// queries as a [B, Lq, H, D] buffer, or [B, H, D, Lq] (qT)
+		qst := []int{cs.Lq * cs.H * cs.D, cs.D, cs.H * cs.D, 1}
+		if cs.qT {
+			qst = []int{cs.H * cs.D * cs.Lq, cs.D * cs.Lq, 1, cs.Lq}
+		}
+		q := fill([]int{B, cs.H, cs.Lq, cs.D}, qst, B*cs.H*cs.Lq*cs.D)
 		// caches as [B, T, Hk, D] buffers seen as [B, Hk, Lk, D] from position 3
 		cst := []int{capT * cs.Hk * cs.D, cs.D, cs.Hk * cs.D, 1}
 		k := fill([]int{B, cs.Hk, cs.Lk, cs.D}, cst, B*capT*cs.Hk*cs.D)
