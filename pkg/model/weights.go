@@ -202,7 +202,7 @@ func (w *Weights) float(dst **engine.Array, name string, shape ...int) {
 	if a, ok := w.tensors[name]; ok && !a.DType().IsFloat() {
 		mod := strings.TrimSuffix(name, ".weight")
 		w.used[name] = true
-		w.fail(fmt.Errorf("%stensor %q is %v (packed) but %q is missing and config.json's quantization does not cover %q: a quantized layer needs its scales and biases", w.where(name), name, a.DType(), mod+".scales", mod))
+		w.fail(fmt.Errorf("%stensor %q is %v (packed) but %q is missing and config.json's quantization does not cover %q: a quantized layer needs its scales (and biases, in the affine mode)", w.where(name), name, a.DType(), mod+".scales", mod))
 		return
 	}
 	w.Tensor(dst, name, shape...)
