@@ -501,9 +501,14 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 			h, i := hk*G+r/Lq, r%Lq
 			load32(Q[r*D:(r+1)*D], q, q.Offset+b*q.Strides[0]+h*q.Strides[1]+i*q.Strides[2], q.Strides[3])
 		}
+		if sdpaKernels && k.DType == backend.Float32 && k.Strides[3] == 1 && Lk > 0 &&
+			qkBlocksFast(Q, D, rows, f32s(bytesOf(k))[kb:], k.Strides[2], D, Lk, S, Lk, kr) {
+			// (float32 keys read in place)
+			goto softmax
+		}
 		for j0 := 0; j0 < Lk; j0 += sdpaChunk {
 			n := loadRows(kr, k, kb, j0, min(sdpaChunk, Lk-j0), D)
-			if sdpaKernels && qkBlocksFast(Q, D, rows, kr, D, n, S[j0:], Lk) {
+			if sdpaKernels && qkBlocksFast(Q, D, rows, kr, D, D, n, S[j0:], Lk, nil) {
 				continue
 			}
 			for jj := 0; jj < n; jj++ {
@@ -534,6 +539,10 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		if sdpaKernels && v.DType == backend.BFloat16 && v.Strides[3] == 1 && Lk > 0 &&
 			pvFastBF16(O, Dv, rows, S, Lk, u16s(bytesOf(v))[vb:], v.Strides[2], Lk, Dv) {
 			// (the values widened as the kernel reads them)
+			goto store
+		}
+		if sdpaKernels && v.DType == backend.Float32 && v.Strides[3] == 1 && Lk > 0 &&
+			pvFast(O, Dv, rows, S, Lk, f32s(bytesOf(v))[vb:], v.Strides[2], Lk, Dv) {
 			goto store
 		}
 		for j0 := 0; j0 < Lk; j0 += sdpaChunk {

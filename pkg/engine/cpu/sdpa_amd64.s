@@ -42,21 +42,21 @@
 	VSHUFPS $0xdd, b, a, a   \
 	VADDPS  Z17, a, a
 
-// func qkBlocksAVX512(q *float32, ldq, rows int, k *float32, d, n int, s *float32, lds int)
-// s[r·lds+j] = Σ_i q[r·ldq+i]·k[j·d+i] for r < rows, j < n. d is a
-// positive multiple of 16; k must hold ⌈n/16⌉·16 rows (rows past n are
-// read, their lanes never stored).
-TEXT ·qkBlocksAVX512(SB), NOSPLIT, $0-64
+// func qkBlocksAVX512(q *float32, qnext, rows int, k *float32, ldk, nv, n int, s *float32, lds int)
+// s[r·lds+j] = Σ_i q[r·(d+qnext/4)+i]·k[j·ldk+i] for r < rows, j < n;
+// d = 16·nv; qnext is the byte gap from the end of a query row to the
+// next; k must hold ⌈n/16⌉·16 rows (the rows past n are read, their lanes
+// never stored).
+TEXT ·qkBlocksAVX512(SB), NOSPLIT, $0-72
 	MOVQ k+24(FP), DI
-	MOVQ d+32(FP), R10
-	MOVQ n+40(FP), R15
+	MOVQ ldk+32(FP), R10
+	MOVQ n+48(FP), R15
 	SHLQ $2, R10             // key row stride in bytes
 	LEAQ (R10)(R10*2), R14   // 3s
 	LEAQ (R10)(R10*4), AX    // 5s
 	LEAQ (R14)(R10*4), R12   // 7s
-	MOVQ ldq+8(FP), R8
-	SHLQ $2, R8
-	MOVQ lds+56(FP), R11
+	MOVQ qnext+8(FP), R8
+	MOVQ lds+64(FP), R11
 	SHLQ $2, R11
 
 qblock:
@@ -73,7 +73,7 @@ qblock:
 qmask:
 	KMOVW BX, K1
 	MOVQ  q+0(FP), SI
-	MOVQ  s+48(FP), DX
+	MOVQ  s+56(FP), DX
 	MOVQ  rows+16(FP), R9
 
 qrow:
@@ -95,8 +95,7 @@ qrow:
 	VPXORD Z15, Z15, Z15
 	MOVQ   DI, BX
 	LEAQ   (DI)(R10*8), R13
-	MOVQ   R10, CX
-	SHRQ   $6, CX            // d/16 vectors
+	MOVQ   nv+40(FP), CX
 
 qvec:
 	VMOVUPS (SI), Z16
@@ -127,7 +126,6 @@ qvec:
 	PSHI(Z2, Z0)
 	VMOVUPS Z0, K1, (DX)
 
-	SUBQ R10, SI
 	ADDQ R8, SI
 	ADDQ R11, DX
 	DECQ R9
@@ -136,7 +134,7 @@ qvec:
 	MOVQ R10, BX
 	SHLQ $4, BX
 	ADDQ BX, DI
-	ADDQ $64, s+48(FP)
+	ADDQ $64, s+56(FP)
 	SUBQ $16, R15
 	JMP  qblock
 

@@ -11,8 +11,8 @@ import (
 
 // qkBlocksFast (scores of 16 keys per transpose-add tree) matches the
 // float64 dot products for 1..16 query rows, widths 16..128, key counts
-// around the 16-key blocks, strided query and score rows; it writes no
-// score past n nor outside each row, and the unused rows of the last
+// around the 16-key blocks, strided query, key and score rows; it writes
+// no score past n nor outside each row, and the unused rows of the last
 // block (NaN here) do not leak into the stored scores.
 func TestQKBlocksFast(t *testing.T) {
 	if !hasAVX512 {
@@ -27,20 +27,35 @@ func TestQKBlocksFast(t *testing.T) {
 				for i := range q {
 					q[i] = float32(rng.NormFloat64())
 				}
+				// rows of d padded to 16 rows with NaN (tmp nil), or
+				// strided rows read in place with the tail through tmp
+				inplace := n%2 == 1
+				ldk := d
+				if inplace {
+					ldk = d + 7
+				}
 				nb := (n + 15) / 16 * 16
-				k := make([]float32, nb*d)
+				k := make([]float32, nb*ldk)
 				for i := range k {
-					if i < n*d {
+					if i < n*ldk {
 						k[i] = float32(rng.NormFloat64())
 					} else {
 						k[i] = float32(math.NaN())
+					}
+				}
+				var tmp []float32
+				if inplace {
+					k = k[:(n-1)*ldk+d]
+					tmp = make([]float32, 16*d)
+					for i := range tmp {
+						tmp[i] = float32(math.NaN())
 					}
 				}
 				s := make([]float32, rows*lds)
 				for i := range s {
 					s[i] = -7
 				}
-				if !qkBlocksFast(q, ldq, rows, k, d, n, s, lds) {
+				if !qkBlocksFast(q, ldq, rows, k, ldk, d, n, s, lds, tmp) {
 					t.Fatalf("d=%d: qkBlocksFast declined", d)
 				}
 				for r := 0; r < rows; r++ {
@@ -54,8 +69,8 @@ func TestQKBlocksFast(t *testing.T) {
 						}
 						var want, mag float64
 						for i := 0; i < d; i++ {
-							want += float64(q[r*ldq+i]) * float64(k[j*d+i])
-							mag += math.Abs(float64(q[r*ldq+i]) * float64(k[j*d+i]))
+							want += float64(q[r*ldq+i]) * float64(k[j*ldk+i])
+							mag += math.Abs(float64(q[r*ldq+i]) * float64(k[j*ldk+i]))
 						}
 						if math.Abs(float64(got)-want) > 1e-6*mag || got != got {
 							t.Fatalf("d=%d rows=%d n=%d: s[%d][%d] = %g, want %g", d, rows, n, r, j, got, want)
@@ -65,7 +80,7 @@ func TestQKBlocksFast(t *testing.T) {
 			}
 		}
 	}
-	if qkBlocksFast(make([]float32, 40), 40, 1, make([]float32, 16*40), 40, 16, make([]float32, 16), 16) {
+	if qkBlocksFast(make([]float32, 40), 40, 1, make([]float32, 16*40), 40, 40, 16, make([]float32, 16), 16, nil) {
 		t.Error("a width not a multiple of 16 took the assembly")
 	}
 }

@@ -9,21 +9,38 @@ import (
 )
 
 //go:noescape
-func qkBlocksAVX512(q *float32, ldq, rows int, k *float32, d, n int, s *float32, lds int)
+func qkBlocksAVX512(q *float32, qnext, rows int, k *float32, ldk, nv, n int, s *float32, lds int)
 
 //go:noescape
 func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v unsafe.Pointer, ldv, n int, m uint64, bf16 bool)
 
-// qkBlocksFast sets s[r·lds+j] = q[r·ldq:][:d]·k[j·d:][:d] for r < rows,
-// j < n with AVX-512, 16 keys at a time; k must hold ⌈n/16⌉·16 rows (the
-// rows past n are read, never stored). False (nothing done) without
+// qkBlocksFast sets s[r·lds+j] = q[r·ldq:][:d]·k[j·ldk:][:d] for
+// r < rows, j < n with AVX-512, 16 keys at a time. With tmp nil, k must
+// hold ⌈n/16⌉·16 rows (the rows past n are read, never stored); else the
+// last n mod 16 keys go through tmp (16·d). False (nothing done) without
 // AVX-512 or when d is not a positive multiple of 16.
-func qkBlocksFast(q []float32, ldq, rows int, k []float32, d, n int, s []float32, lds int) bool {
+func qkBlocksFast(q []float32, ldq, rows int, k []float32, ldk, d, n int, s []float32, lds int, tmp []float32) bool {
 	if !hasAVX512 || d <= 0 || d%16 != 0 || rows <= 0 || n <= 0 {
 		return false
 	}
-	_, _, _ = q[(rows-1)*ldq+d-1], k[((n+15)/16*16)*d-1], s[(rows-1)*lds+n-1]
-	qkBlocksAVX512(unsafe.SliceData(q), ldq, rows, unsafe.SliceData(k), d, n, unsafe.SliceData(s), lds)
+	_, _ = q[(rows-1)*ldq+d-1], s[(rows-1)*lds+n-1]
+	if tmp == nil {
+		_ = k[((n+15)/16*16-1)*ldk+d-1]
+		qkBlocksAVX512(unsafe.SliceData(q), 4*(ldq-d), rows, unsafe.SliceData(k), ldk, d/16, n, unsafe.SliceData(s), lds)
+		return true
+	}
+	_ = k[(n-1)*ldk+d-1]
+	n16 := n &^ 15
+	if n16 > 0 {
+		qkBlocksAVX512(unsafe.SliceData(q), 4*(ldq-d), rows, unsafe.SliceData(k), ldk, d/16, n16, unsafe.SliceData(s), lds)
+	}
+	if n16 < n {
+		tmp = tmp[:16*d]
+		for j := n16; j < n; j++ {
+			copy(tmp[(j-n16)*d:(j-n16+1)*d], k[j*ldk:j*ldk+d])
+		}
+		qkBlocksAVX512(unsafe.SliceData(q), 4*(ldq-d), rows, unsafe.SliceData(tmp), d, d/16, n-n16, &s[n16], lds)
+	}
 	return true
 }
 

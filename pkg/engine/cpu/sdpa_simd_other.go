@@ -2,7 +2,7 @@
 
 package cpu
 
-func qkBlocksFast(q []float32, ldq, rows int, k []float32, d, n int, s []float32, lds int) bool {
+func qkBlocksFast(q []float32, ldq, rows int, k []float32, ldk, d, n int, s []float32, lds int, tmp []float32) bool {
 	return false
 }
 
