@@ -464,10 +464,13 @@ var (
 )
 
 // sdpaSmall is attention for few query rows: it reads each key and value
-// row once, straight from the cache's buffer (widening one row of D at a
-// time, never the whole cache), in one pass per kv head with pooled
-// scratch, serially unless the work is large enough to split kv heads over
-// the cores.
+// row once, straight from the cache's buffer (widening sdpaChunk rows at
+// a time where a kernel cannot read them in place, never the whole
+// cache), in one pass per kv head with pooled scratch, serially unless the
+// work is large enough to split kv heads over the cores. With AVX-512 the
+// scores of a kv head's query rows come 16 keys at a time (qkBlocksFast;
+// qkBlocksBF16 for bfloat16 queries and keys), and P·V keeps the output
+// rows in registers across all keys (pvFast, pvFastBF16).
 func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []float64, out backend.View) {
 	B, H, Lq, D := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
 	Hk, Lk, Dv := k.Shape[1], k.Shape[2], v.Shape[3]
