@@ -470,7 +470,7 @@ var (
 // work is large enough to split kv heads over the cores. With AVX-512 the
 // scores of a kv head's query rows come 16 keys at a time (qkBlocksFast;
 // qkBlocksBF16 for bfloat16 queries and keys), and P·V keeps the output
-// rows in registers across all keys (pvFast, pvFastBF16).
+// rows in registers across all keys (pvFast, pvFastHalf).
 func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []float64, out backend.View) {
 	B, H, Lq, D := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
 	Hk, Lk, Dv := k.Shape[1], k.Shape[2], v.Shape[3]
@@ -539,8 +539,8 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		}
 		clear(O)
 		vb := v.Offset + b*v.Strides[0] + hk*v.Strides[1]
-		if sdpaKernels && v.DType == backend.BFloat16 && v.Strides[3] == 1 && Lk > 0 &&
-			pvFastBF16(O, Dv, rows, S, Lk, u16s(bytesOf(v))[vb:], v.Strides[2], Lk, Dv) {
+		if sdpaKernels && (v.DType == backend.BFloat16 || v.DType == backend.Float16) && v.Strides[3] == 1 && Lk > 0 &&
+			pvFastHalf(O, Dv, rows, S, Lk, u16s(bytesOf(v))[vb:], v.Strides[2], Lk, Dv, pvKind(v.DType)) {
 			// (the values widened as the kernel reads them)
 			goto store
 		}
@@ -599,6 +599,14 @@ func sdpaSmall(o backend.SDPA, q, k, v backend.View, mask *backend.View, sink []
 		return
 	}
 	task(0, B*Hk)
+}
+
+// pvKind is pvFastHalf's kind for a half-precision dtype.
+func pvKind(d backend.DType) int {
+	if d == backend.Float16 {
+		return 2
+	}
+	return 1
 }
 
 // sdpaKernels picks the block kernels of the few-query path (qkBlocksFast,

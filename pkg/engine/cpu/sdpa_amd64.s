@@ -298,6 +298,14 @@ bdone:
 	VPSLLD $16, Z30, Z30        \
 	VPSLLD $16, Z31, Z31
 
+// VLDF16 widens the 64 float16 columns at SI (under K1..K4) into
+// Z28..Z31.
+#define VLDF16 \
+	VCVTPH2PS.Z (SI), K1, Z28   \
+	VCVTPH2PS.Z 32(SI), K2, Z29 \
+	VCVTPH2PS.Z 64(SI), K3, Z30 \
+	VCVTPH2PS.Z 96(SI), K4, Z31
+
 // LDROW / STROW move one output row (64 columns under masks K1..K4).
 #define LDROW(addr, a0, a1, a2, a3) \
 	VMOVUPS.Z addr, K1, a0 \
@@ -311,12 +319,12 @@ bdone:
 	VMOVUPS a2, K3, 128 addr \
 	VMOVUPS a3, K4, 192 addr
 
-// func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v unsafe.Pointer, ldv, n int, m uint64, bf16 bool)
+// func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v unsafe.Pointer, ldv, n int, m uint64, kind int)
 // o[r·ldo+i] += Σ_{j<n} p[r·ldp+j]·v[j·ldv+i] for r < rows (1..7) and the
 // columns i < 64 that the masks m (four 16-bit lane masks, one per 16
-// columns) select. v holds float32, or bfloat16 widened here when bf16;
-// ldv is in bytes.
-TEXT ·pvAVX512(SB), NOSPLIT, $0-73
+// columns) select. v holds float32 (kind 0), or bfloat16 (1) or float16
+// (2) widened here; ldv is in bytes.
+TEXT ·pvAVX512(SB), NOSPLIT, $0-80
 	MOVQ o+0(FP), DI
 	MOVQ ldo+8(FP), R8
 	MOVQ rows+16(FP), R9
@@ -388,9 +396,11 @@ TEXT ·pvAVX512(SB), NOSPLIT, $0-73
 pvld:
 	TESTQ CX, CX
 	JZ    pvstore
-	MOVBLZX bf16+72(FP), AX
-	TESTQ AX, AX
-	JNZ   pvbf
+	MOVQ  kind+72(FP), AX
+	CMPQ  AX, $1
+	JEQ   pvbf
+	CMPQ  AX, $2
+	JEQ   pvhf
 	CMPQ  R9, $7
 	JEQ   pvkey7
 
@@ -485,6 +495,51 @@ pvbkey7:
 	ADDQ R10, SI
 	DECQ CX
 	JNZ  pvbkey7
+	JMP  pvstore
+
+pvhf:
+	CMPQ R9, $7
+	JEQ  pvhkey7
+
+pvhkey:
+	VLDF16
+	PVROWB((DX), Z0, Z1, Z2, Z3)
+	CMPQ R9, $2
+	JLT  pvhnext
+	PVROWB((DX)(R11*1), Z4, Z5, Z6, Z7)
+	CMPQ R9, $3
+	JLT  pvhnext
+	PVROWB((DX)(R11*2), Z8, Z9, Z10, Z11)
+	CMPQ R9, $4
+	JLT  pvhnext
+	PVROWB((DX)(R12*1), Z12, Z13, Z14, Z15)
+	CMPQ R9, $5
+	JLT  pvhnext
+	PVROWB((DX)(R11*4), Z16, Z17, Z18, Z19)
+	CMPQ R9, $6
+	JLT  pvhnext
+	PVROWB((DX)(R13*1), Z20, Z21, Z22, Z23)
+
+pvhnext:
+	ADDQ $4, DX
+	ADDQ R10, SI
+	DECQ CX
+	JNZ  pvhkey
+	JMP  pvstore
+
+pvhkey7:
+	VLDF16
+	PVROWB((DX), Z0, Z1, Z2, Z3)
+	PVROWB((DX)(R11*1), Z4, Z5, Z6, Z7)
+	PVROWB((DX)(R11*2), Z8, Z9, Z10, Z11)
+	PVROWB((DX)(R12*1), Z12, Z13, Z14, Z15)
+	PVROWB((DX)(R11*4), Z16, Z17, Z18, Z19)
+	PVROWB((DX)(R13*1), Z20, Z21, Z22, Z23)
+	PVROWB((DX)(R12*2), Z24, Z25, Z26, Z27)
+	ADDQ $4, DX
+	ADDQ R10, SI
+	DECQ CX
+	JNZ  pvhkey7
 
 pvstore:
 	STROW((DI), Z0, Z1, Z2, Z3)

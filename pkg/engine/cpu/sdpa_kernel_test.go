@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/engine/backend"
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 )
 
 // qkBlocksFast (scores of 16 keys per transpose-add tree) matches the
@@ -145,8 +146,8 @@ func TestQKBlocksBF16(t *testing.T) {
 	}
 }
 
-// pvFast and pvFastBF16 (output rows kept in registers across the keys)
-// match the float64 sums for 1..16 rows, widths with partial 64-column
+// pvFast and pvFastHalf (output rows kept in registers across the keys;
+// float32, bfloat16 and float16 values) match the float64 sums for 1..16 rows, widths with partial 64-column
 // passes and partial 16-lane vectors, strided rows; they add to what o
 // held and leave the padding of each row alone.
 func TestPVFast(t *testing.T) {
@@ -154,7 +155,7 @@ func TestPVFast(t *testing.T) {
 		t.Skip("no AVX-512 here")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, bf := range []bool{false, true} {
+	for _, kind := range []int{0, 1, 2} {
 		for _, d := range []int{8, 16, 32, 40, 64, 80, 128, 136} {
 			for _, rows := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 16} {
 				for _, n := range []int{1, 2, 17, 64} {
@@ -172,14 +173,18 @@ func TestPVFast(t *testing.T) {
 					vh := make([]uint16, len(v))
 					for i := range v {
 						v[i] = float32(rng.NormFloat64())
-						vh[i] = uint16(math.Float32bits(v[i]) >> 16)
-						if bf {
+						switch kind {
+						case 1:
+							vh[i] = uint16(math.Float32bits(v[i]) >> 16)
 							v[i] = math.Float32frombits(uint32(vh[i]) << 16)
+						case 2:
+							vh[i] = kernels.F32ToF16(v[i])
+							v[i] = kernels.F16ToF32(vh[i])
 						}
 					}
 					ok := false
-					if bf {
-						ok = pvFastBF16(o, ldo, rows, p, ldp, vh, ldv, n, d)
+					if kind > 0 {
+						ok = pvFastHalf(o, ldo, rows, p, ldp, vh, ldv, n, d, kind)
 					} else {
 						ok = pvFast(o, ldo, rows, p, ldp, v, ldv, n, d)
 					}
@@ -201,7 +206,7 @@ func TestPVFast(t *testing.T) {
 								mag += math.Abs(float64(p[r*ldp+j]) * float64(v[j*ldv+i]))
 							}
 							if math.Abs(float64(got)-want) > 1e-6*mag {
-								t.Fatalf("bf16=%v d=%d rows=%d n=%d: o[%d][%d] = %g, want %g", bf, d, rows, n, r, i, got, want)
+								t.Fatalf("kind=%d d=%d rows=%d n=%d: o[%d][%d] = %g, want %g", kind, d, rows, n, r, i, got, want)
 							}
 						}
 					}
@@ -283,6 +288,7 @@ func TestSDPASmallKernels(t *testing.T) {
 		o                backend.SDPA
 		mask             string
 		sinks, bf16, qT  bool
+		f16              bool
 	}
 	var cases []cfg
 	for _, d := range []int{32, 64, 80, 128, 40} {
@@ -297,6 +303,7 @@ func TestSDPASmallKernels(t *testing.T) {
 				cfg{H: 14, Hk: 2, Lq: 1, Lk: lk, D: d, o: backend.SDPA{Scale: 0.125}, bf16: true},
 				cfg{H: 8, Hk: 1, Lq: 2, Lk: lk + 1, D: d, o: backend.SDPA{Scale: 0.2, Causal: true}, bf16: true},
 				cfg{H: 4, Hk: 2, Lq: 3, Lk: lk + 2, D: d, o: backend.SDPA{Scale: 0.2, Causal: true}, bf16: true, qT: true},
+				cfg{H: 14, Hk: 2, Lq: 1, Lk: lk, D: d, o: backend.SDPA{Scale: 0.125}, f16: true},
 			)
 		}
 	}
@@ -314,6 +321,18 @@ func TestSDPASmallKernels(t *testing.T) {
 		k := fill([]int{B, cs.Hk, cs.Lk, cs.D}, cst, B*capT*cs.Hk*cs.D)
 		v := fill([]int{B, cs.Hk, cs.Lk, cs.D}, cst, B*capT*cs.Hk*cs.D)
 		k.Offset, v.Offset = 3*cs.Hk*cs.D, 3*cs.Hk*cs.D
+		if cs.f16 {
+			// the same values rounded to float16
+			for _, x := range []*backend.View{&q, &k, &v} {
+				f := f32s(bytesOf(*x))
+				h := make([]byte, 2*len(f))
+				for i, y := range f {
+					b := kernels.F32ToF16(y)
+					h[2*i], h[2*i+1] = byte(b), byte(b>>8)
+				}
+				x.Buf, x.DType = &Buffer{b: h, n: len(h)}, backend.Float16
+			}
+		}
 		if cs.bf16 {
 			// the same values rounded to bfloat16
 			for _, x := range []*backend.View{&q, &k, &v} {

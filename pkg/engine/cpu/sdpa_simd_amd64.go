@@ -12,7 +12,7 @@ import (
 func qkBlocksAVX512(q *float32, qnext, rows int, k *float32, ldk, nv, n int, s *float32, lds int)
 
 //go:noescape
-func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v unsafe.Pointer, ldv, n int, m uint64, bf16 bool)
+func pvAVX512(o *float32, ldo, rows int, p *float32, ldp int, v unsafe.Pointer, ldv, n int, m uint64, kind int)
 
 // qkBlocksFast sets s[r·lds+j] = q[r·ldq:][:d]·k[j·ldk:][:d] for
 // r < rows, j < n with AVX-512, 16 keys at a time. With tmp nil, k must
@@ -54,26 +54,27 @@ func pvFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, 
 	}
 	if n > 0 {
 		_ = v[(n-1)*ldv+d-1]
-		pvRuns(o, ldo, rows, p, ldp, unsafe.Pointer(unsafe.SliceData(v)), 4, ldv, n, d, false)
+		pvRuns(o, ldo, rows, p, ldp, unsafe.Pointer(unsafe.SliceData(v)), 4, ldv, n, d, 0)
 	}
 	return true
 }
 
-// pvFastBF16 is pvFast with v in bfloat16, widened as it is read.
-func pvFastBF16(o []float32, ldo, rows int, p []float32, ldp int, v []uint16, ldv, n, d int) bool {
-	if !hasAVX512 || d <= 0 || rows <= 0 {
+// pvFastHalf is pvFast with v in bfloat16 (kind 1) or float16 (kind 2),
+// widened as it is read.
+func pvFastHalf(o []float32, ldo, rows int, p []float32, ldp int, v []uint16, ldv, n, d, kind int) bool {
+	if !hasAVX512 || d <= 0 || rows <= 0 || kind < 1 || kind > 2 {
 		return false
 	}
 	if n > 0 {
 		_ = v[(n-1)*ldv+d-1]
-		pvRuns(o, ldo, rows, p, ldp, unsafe.Pointer(unsafe.SliceData(v)), 2, ldv, n, d, true)
+		pvRuns(o, ldo, rows, p, ldp, unsafe.Pointer(unsafe.SliceData(v)), 2, ldv, n, d, kind)
 	}
 	return true
 }
 
 // pvRuns calls pvAVX512 on groups of at most seven rows and 64 columns
 // (v: the first of n rows of d elements of size es, ldv elements apart).
-func pvRuns(o []float32, ldo, rows int, p []float32, ldp int, v unsafe.Pointer, es, ldv, n, d int, bf16 bool) {
+func pvRuns(o []float32, ldo, rows int, p []float32, ldp int, v unsafe.Pointer, es, ldv, n, d, kind int) {
 	_, _ = o[(rows-1)*ldo+d-1], p[(rows-1)*ldp+n-1]
 	for r0 := 0; r0 < rows; r0 += 7 {
 		nr := min(7, rows-r0)
@@ -84,7 +85,7 @@ func pvRuns(o []float32, ldo, rows int, p []float32, ldp int, v unsafe.Pointer, 
 					m |= (1<<w - 1) << (16 * q)
 				}
 			}
-			pvAVX512(&o[r0*ldo+c0], ldo, nr, &p[r0*ldp], ldp, unsafe.Add(v, c0*es), ldv*es, n, m, bf16)
+			pvAVX512(&o[r0*ldo+c0], ldo, nr, &p[r0*ldp], ldp, unsafe.Add(v, c0*es), ldv*es, n, m, kind)
 		}
 	}
 }

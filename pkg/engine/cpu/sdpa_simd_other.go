@@ -10,7 +10,7 @@ func pvFast(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, 
 	return false
 }
 
-func pvFastBF16(o []float32, ldo, rows int, p []float32, ldp int, v []uint16, ldv, n, d int) bool {
+func pvFastHalf(o []float32, ldo, rows int, p []float32, ldp int, v []uint16, ldv, n, d, kind int) bool {
 	return false
 }
 
