@@ -3,6 +3,7 @@
 package cpu
 
 import (
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -50,15 +51,12 @@ func axpyFast(y []float32, a float32, x []float32) bool {
 	return true
 }
 
-//go:noescape
-func expSubAVX512(s *float32, n int, m float32) float32
-
 // expSubFast sets s[i] = e^(s[i]−m) and returns their sum, with AVX-512.
 func expSubFast(s []float32, m float32) (float32, bool) {
-	if !hasAVX512 || len(s) == 0 {
+	if len(s) == 0 {
 		return 0, false
 	}
-	return expSubAVX512(unsafe.SliceData(s), len(s), m), true
+	return kernels.ExpSub(s, m)
 }
 
 //go:noescape

@@ -1,0 +1,23 @@
+//go:build amd64
+
+package kernels
+
+//go:noescape
+func expSubAVX512(s *float32, n int, m float32) float32
+
+//go:noescape
+func expSumAVX512(x *float32, n int, m float32) float64
+
+func expSub(s []float32, m float32) (float32, bool) {
+	if !hasAVX512 {
+		return 0, false
+	}
+	return expSubAVX512(&s[0], len(s), m), true
+}
+
+func expSum(x []float32, m float32) (float64, bool) {
+	if !hasAVX512 {
+		return 0, false
+	}
+	return expSumAVX512(&x[0], len(x), m), true
+}

@@ -1,0 +1,176 @@
+#include "textflag.h"
+
+// Exponentials for softmax-like reductions (the engine's softmax rows and
+// the sampler's log-softmax over the vocabulary).
+
+// EXPM turns 16 floats x in Z0 into e^(x−m) (m broadcast in Z30), Cephes'
+// expf: 0 below −87.3 (−inf included, as expf), clamped at 88.7, NaN passes.
+#define EXPM \
+	VSUBPS       Z30, Z0, Z1  \
+	VCMPPS       $5, Z17, Z1, K2 \
+	VMAXPS       Z1, Z17, Z1  \
+	VMINPS       Z1, Z18, Z1  \
+	VMOVAPS      Z1, Z2       \
+	VFMADD213PS  Z20, Z19, Z2 \
+	VRNDSCALEPS  $9, Z2, Z2   \
+	VFNMADD231PS Z21, Z2, Z1  \
+	VFNMADD231PS Z22, Z2, Z1  \
+	VMOVAPS      Z23, Z3      \
+	VFMADD213PS  Z24, Z1, Z3  \
+	VFMADD213PS  Z25, Z1, Z3  \
+	VFMADD213PS  Z26, Z1, Z3  \
+	VFMADD213PS  Z27, Z1, Z3  \
+	VFMADD213PS  Z28, Z1, Z3  \
+	VMULPS       Z1, Z1, Z4   \
+	VFMADD213PS  Z1, Z4, Z3   \
+	VADDPS       Z29, Z3, Z3  \
+	VSCALEFPS.Z  Z2, Z3, K2, Z0
+
+// func expSubAVX512(s *float32, n int, m float32) float32
+// s[i] = e^(s[i]−m) in place; returns the sum of the results.
+TEXT ·expSubAVX512(SB), NOSPLIT, $0-28
+	MOVQ s+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Z30
+	MOVL $0xc2ae999a, AX
+	VPBROADCASTD AX, Z17
+	MOVL $0x42b16666, AX
+	VPBROADCASTD AX, Z18
+	MOVL $0x3fb8aa3b, AX
+	VPBROADCASTD AX, Z19
+	MOVL $0x3f000000, AX
+	VPBROADCASTD AX, Z20
+	MOVL $0x3f318000, AX
+	VPBROADCASTD AX, Z21
+	MOVL $0xb95e8083, AX
+	VPBROADCASTD AX, Z22
+	MOVL $0x39506967, AX
+	VPBROADCASTD AX, Z23
+	MOVL $0x3ab743ce, AX
+	VPBROADCASTD AX, Z24
+	MOVL $0x3c088908, AX
+	VPBROADCASTD AX, Z25
+	MOVL $0x3d2aa9c1, AX
+	VPBROADCASTD AX, Z26
+	MOVL $0x3e2aaaaa, AX
+	VPBROADCASTD AX, Z27
+	MOVL $0x3f000000, AX
+	VPBROADCASTD AX, Z28
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z29
+	VPXORD Z5, Z5, Z5
+
+eloop:
+	CMPQ CX, $16
+	JLT  etail
+	VMOVUPS (SI), Z0
+	EXPM
+	VMOVUPS Z0, (SI)
+	VADDPS Z0, Z5, Z5
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP  eloop
+
+etail:
+	TESTQ CX, CX
+	JZ    edone
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	EXPM
+	VMOVUPS Z0, K1, (SI)
+	VADDPS Z0, Z5, K1, Z5
+
+edone:
+	VEXTRACTF32X8 $1, Z5, Y1
+	VADDPS Y1, Y5, Y5
+	VEXTRACTF128 $1, Y5, X1
+	VADDPS X1, X5, X5
+	VPERMILPS $0x4e, X5, X1
+	VADDPS X1, X5, X5
+	VPERMILPS $0xb1, X5, X1
+	VADDSS X1, X5, X5
+	VZEROUPPER
+	MOVSS X5, ret+24(FP)
+	RET
+
+
+// func expSumAVX512(x *float32, n int, m float32) float64
+// Σ e^(x[i]−m), x unchanged: each e^ in float32 as expSubAVX512, the sum
+// in float64 (two accumulators of 8 lanes).
+TEXT ·expSumAVX512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Z30
+	MOVL $0xc2ae999a, AX
+	VPBROADCASTD AX, Z17
+	MOVL $0x42b16666, AX
+	VPBROADCASTD AX, Z18
+	MOVL $0x3fb8aa3b, AX
+	VPBROADCASTD AX, Z19
+	MOVL $0x3f000000, AX
+	VPBROADCASTD AX, Z20
+	MOVL $0x3f318000, AX
+	VPBROADCASTD AX, Z21
+	MOVL $0xb95e8083, AX
+	VPBROADCASTD AX, Z22
+	MOVL $0x39506967, AX
+	VPBROADCASTD AX, Z23
+	MOVL $0x3ab743ce, AX
+	VPBROADCASTD AX, Z24
+	MOVL $0x3c088908, AX
+	VPBROADCASTD AX, Z25
+	MOVL $0x3d2aa9c1, AX
+	VPBROADCASTD AX, Z26
+	MOVL $0x3e2aaaaa, AX
+	VPBROADCASTD AX, Z27
+	MOVL $0x3f000000, AX
+	VPBROADCASTD AX, Z28
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z29
+	VXORPD Z5, Z5, Z5
+	VXORPD Z6, Z6, Z6
+
+sloop:
+	CMPQ CX, $16
+	JLT  stail
+	VMOVUPS (SI), Z0
+	EXPM
+	VCVTPS2PD Y0, Z7
+	VEXTRACTF32X8 $1, Z0, Y8
+	VCVTPS2PD Y8, Z8
+	VADDPD Z7, Z5, Z5
+	VADDPD Z8, Z6, Z6
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP  sloop
+
+stail:
+	TESTQ CX, CX
+	JZ    sdone
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	EXPM
+	VMOVAPS.Z Z0, K1, Z0
+	VCVTPS2PD Y0, Z7
+	VEXTRACTF32X8 $1, Z0, Y8
+	VCVTPS2PD Y8, Z8
+	VADDPD Z7, Z5, Z5
+	VADDPD Z8, Z6, Z6
+
+sdone:
+	VADDPD Z6, Z5, Z5
+	VEXTRACTF64X4 $1, Z5, Y1
+	VADDPD Y1, Y5, Y5
+	VEXTRACTF128 $1, Y5, X1
+	VADDPD X1, X5, X5
+	VPERMILPD $1, X5, X1
+	VADDSD X1, X5, X5
+	VZEROUPPER
+	MOVSD X5, ret+24(FP)
+	RET
