@@ -365,6 +365,23 @@ func bytesTo[T any](b []byte) []T {
 }
 
 // Float32s evaluates a and returns its elements as float32, row-major.
+// Float32sInto is Float32s into dst's array when it is large enough (a
+// new one otherwise); it returns the filled slice.
+func (a *Array) Float32sInto(dst []float32) ([]float32, error) {
+	if err := a.Err(); err != nil {
+		return nil, err
+	}
+	n := a.Size()
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	if err := a.readInto(Float32, sliceBytes(dst)); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
 func (a *Array) Float32s() ([]float32, error) {
 	if err := a.Err(); err != nil {
 		return nil, err

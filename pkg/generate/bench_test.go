@@ -46,7 +46,7 @@ func BenchmarkDecodeOverhead(b *testing.B) {
 		b.Fatal(err)
 	}
 	caches := m.NewCaches(model.CacheOptions{})
-	if _, err := forwardRows(m, caches, prompt, 1); err != nil {
+	if _, err := forwardRows(m, caches, prompt, 1, nil); err != nil {
 		b.Fatal(err)
 	}
 	tok := tokenArray([]int{42})

@@ -37,6 +37,7 @@ func collect(t *testing.T, g *Generator) []Token {
 		if err != nil {
 			t.Fatal(err)
 		}
+		tok.Logprobs = slices.Clone(tok.Logprobs) // valid until the next token
 		out = append(out, tok)
 	}
 	return out
@@ -518,5 +519,29 @@ func TestEnableThinkingDefault(t *testing.T) {
 	text, err := ApplyChatTemplate(plain, []tokenizer.Message{{Role: "user", Content: "x"}}, false, false, nil)
 	if err != nil || text != "<|user|>x\n" {
 		t.Errorf("fixture template %q %v", text, err)
+	}
+}
+
+// TestLogitsRowReused checks that plain decoding reads each step's logits
+// into the same row (no 600 KB allocation per token at a 150k vocabulary):
+// consecutive tokens' Logprobs share their array, and each is still the
+// normalised distribution its token was drawn from when it is returned.
+func TestLogitsRowReused(t *testing.T) {
+	m := gentest.New(512, 16, 6)
+	g, _ := New(m, prompt(5), Options{MaxTokens: 3})
+	var first *float32
+	for i := range 3 {
+		tok, err := g.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sample.Argmax(tok.Logprobs) != tok.ID {
+			t.Fatalf("token %d: greedy id %d is not the argmax of its logprobs", i, tok.ID)
+		}
+		if i == 0 {
+			first = &tok.Logprobs[0]
+		} else if &tok.Logprobs[0] != first {
+			t.Fatalf("token %d: logits read into a new array", i)
+		}
 	}
 }

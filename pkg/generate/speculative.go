@@ -37,7 +37,7 @@ func (g *Generator) nextSpeculative() (Token, error) {
 	history := g.history
 	drafts := make([]int, 0, numDraft)
 	for range numDraft {
-		rows, err := forwardRows(g.o.Draft, g.draftCaches, g.draftPending, 1)
+		rows, err := forwardRows(g.o.Draft, g.draftCaches, g.draftPending, 1, nil)
 		if err != nil {
 			return Token{}, fmt.Errorf("draft model: %w", err)
 		}
@@ -53,7 +53,7 @@ func (g *Generator) nextSpeculative() (Token, error) {
 	// Verify: the main model sees its pending token and every draft and
 	// predicts numDraft+1 positions.
 	input := append(append([]int(nil), g.pending...), drafts...)
-	rows, err := forwardRows(g.m, g.caches, input, numDraft+1)
+	rows, err := forwardRows(g.m, g.caches, input, numDraft+1, nil)
 	if err != nil {
 		return Token{}, err
 	}

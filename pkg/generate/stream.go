@@ -21,7 +21,7 @@ type Response struct {
 	// Text is the new segment of decoded text; it may be "".
 	Text      string
 	Token     int
-	Logprobs  []float32 // [V]
+	Logprobs  []float32 // [V], valid until the next response (copy to keep)
 	FromDraft bool
 	// PromptTokens is the prompt length and PromptTPS the prompt tokens per
 	// second (prompt length / time to the first token).
