@@ -2,6 +2,7 @@ package generate
 
 import (
 	"context"
+	"runtime/debug"
 	"testing"
 
 	"github.com/mlxgo/mlxgo/pkg/engine"
@@ -30,5 +31,44 @@ func TestPeakMemoryCountsMappedWeights(t *testing.T) {
 	want := float64(engine.PeakMemory()+engine.MappedMemory()) / 1e9
 	if last.PeakMemory < want*0.999 {
 		t.Fatalf("peak memory %.6f GB, want the allocator peak plus %d mapped bytes = %.6f GB", last.PeakMemory, engine.MappedMemory(), want)
+	}
+}
+
+// TestDecodeDoesNotCopyTheCache checks that a decode step writes the KV
+// cache in place: with the collector off (nothing freed behind the
+// loop's back), the allocator's active bytes after 40 more tokens grow by
+// far less than one copy of the caches per token, which is what evaluating
+// fresh views of a settled cache's state used to cost (each view pinned
+// the buffer, so the next write copied it).
+func TestDecodeDoesNotCopyTheCache(t *testing.T) {
+	m, _, err := model.Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := loadTokenizer(t)
+	g, err := New(m, tok.Encode("Once upon a time", false), Options{MaxTokens: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	for range 10 {
+		if _, err := g.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cacheBytes int64 // the caches' buffers, at their allocated size
+	for _, c := range g.Caches() {
+		for _, a := range c.State() {
+			cacheBytes += int64(a.NBytes()) * 256 / int64(max(1, a.Dim(2)))
+		}
+	}
+	before := engine.ActiveMemory()
+	for range 40 {
+		if _, err := g.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grew := engine.ActiveMemory() - before; grew > 4*cacheBytes {
+		t.Fatalf("active memory grew by %d bytes over 40 tokens (the caches are %d bytes): the cache is copied per step", grew, cacheBytes)
 	}
 }

@@ -306,9 +306,14 @@ func forwardRows(m model.Model, caches []model.Cache, tokens []int, n int, buf *
 	return rows, nil
 }
 
+// states returns the cache arrays a step evaluates with its logits: those
+// of caches that are not model.Settled.
 func states(caches []model.Cache) []*engine.Array {
 	var s []*engine.Array
 	for _, c := range caches {
+		if _, ok := c.(model.Settled); ok {
+			continue
+		}
 		for _, a := range c.State() {
 			if a != nil {
 				s = append(s, a)

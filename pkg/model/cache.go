@@ -128,6 +128,9 @@ func write(buf, x *engine.Array, off int) *engine.Array {
 // Trimmable is true: positions can always be dropped.
 func (c *KVCache) Trimmable() bool { return true }
 
+// Settled: writes are evaluated in Update.
+func (c *KVCache) Settled() {}
+
 // Trim drops the last n positions.
 func (c *KVCache) Trim(n int) int {
 	n = min(n, c.offset)
@@ -386,6 +389,9 @@ func (c *RotatingKVCache) stored() []*engine.Array {
 
 // Trimmable until the cache has wrapped.
 func (c *RotatingKVCache) Trimmable() bool { return c.offset < c.MaxSize }
+
+// Settled: writes are evaluated in Update.
+func (c *RotatingKVCache) Settled() {}
 
 // Trim drops the last n positions (only before wrapping).
 func (c *RotatingKVCache) Trim(n int) int {
@@ -699,6 +705,9 @@ type QuantizedUpdater interface {
 
 // Trimmable is true.
 func (c *QuantizedKVCache) Trimmable() bool { return true }
+
+// Settled: writes are evaluated in Update.
+func (c *QuantizedKVCache) Settled() {}
 
 // Trim drops the last n positions.
 func (c *QuantizedKVCache) Trim(n int) int {

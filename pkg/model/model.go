@@ -42,3 +42,12 @@ type Cache interface {
 	State() []*engine.Array
 	Meta() []string
 }
+
+// Settled is implemented by caches that evaluate their writes as they
+// happen (the standard, rotating and quantized KV caches): nothing in
+// their State waits for an Eval. A generation loop evaluates the State of
+// the other caches with each step's logits (a recurrent state otherwise
+// grows a graph); for these it must not: State returns fresh views, and an
+// evaluated view left for the collector pins the buffer, so the next write
+// copies the whole cache.
+type Settled interface{ Settled() }
