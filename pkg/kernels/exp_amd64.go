@@ -21,3 +21,29 @@ func expSum(x []float32, m float32) (float64, bool) {
 	}
 	return expSumAVX512(&x[0], len(x), m), true
 }
+
+//go:noescape
+func sigmoidAVX512(dst, src *float32, n int)
+
+//go:noescape
+func swigluAVX512(x, up *float32, n, kind int)
+
+func sigmoid(dst, src []float32) bool {
+	if !hasAVX512 {
+		return false
+	}
+	sigmoidAVX512(&dst[0], &src[0], len(src))
+	return true
+}
+
+func swiglu(x, up []float32, kind int) bool {
+	if !hasAVX512 {
+		return false
+	}
+	var u *float32
+	if up != nil {
+		u = &up[0]
+	}
+	swigluAVX512(&x[0], u, len(x), kind)
+	return true
+}

@@ -13,17 +13,12 @@ import (
 // check the Go fallback on the same machine).
 var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
 
-//go:noescape
-func sigmoidAVX512(dst, src *float32, n int)
-
 // sigmoidFast computes sigmoid32 with AVX-512; false when unavailable.
 func sigmoidFast(dst, src []float32) bool {
-	if !hasAVX512 || len(src) == 0 {
+	if len(src) == 0 {
 		return false
 	}
-	_ = dst[len(src)-1]
-	sigmoidAVX512(unsafe.SliceData(dst), unsafe.SliceData(src), len(src))
-	return true
+	return kernels.Sigmoid(dst, src)
 }
 
 //go:noescape
@@ -152,22 +147,11 @@ func roundHalfFast(x []float32, kind int) bool {
 	return true
 }
 
-//go:noescape
-func swigluAVX512(x, up *float32, n, kind int)
-
 // swigluFast computes, in place in x, silu(x) rounded as the unfused ops
-// round it (sigmoid and the product with x to the output dtype: kind 0
-// bf16, 1 f16, 2 f32), times up when up is not nil (that product is left
-// to the store to round); false without AVX-512.
+// round it (kernels.SwiGLU); false without AVX-512.
 func swigluFast(x, up []float32, kind int) bool {
-	if !hasAVX512 || len(x) == 0 {
+	if len(x) == 0 {
 		return false
 	}
-	var u *float32
-	if up != nil {
-		_ = up[len(x)-1]
-		u = unsafe.SliceData(up)
-	}
-	swigluAVX512(unsafe.SliceData(x), u, len(x), kind)
-	return true
+	return kernels.SwiGLU(x, up, kind)
 }
