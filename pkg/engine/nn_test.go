@@ -417,7 +417,9 @@ func TestValueAndGradAux(t *testing.T) {
 // dtype, for transposed views and for inputs split over the cores, and
 // differentiates through its composite.
 func TestSwiGLUFused(t *testing.T) {
-	for _, shape := range [][]int{{3, 5}, {70, 1100}} {
+	// {5000, 1}: transposed to one row of 5000, split into blocks over
+	// the cores (a decode step's MLP row)
+	for _, shape := range [][]int{{3, 5}, {70, 1100}, {5000, 1}} {
 		g, u := randT(shape...), randT(shape...)
 		for _, dt := range []DType{Float32, BFloat16, Float16} {
 			ga, ua := Transpose(g.arrAs(dt), 1, 0), Transpose(u.arrAs(dt), 1, 0)

@@ -340,39 +340,49 @@ func (c *Backend) SwiGLU(x backend.View, up *backend.View, out backend.View) err
 	}
 	it := newIter(out.Shape, strides...)
 	it.rows(base, func(offs, inner []int, n int) {
-		bx, bs := getF32(min(block, n)), getF32(min(block, n))
-		defer func() { putF32(bx); putF32(bs) }()
-		var bu []float32
-		if up != nil {
-			bu = getF32(min(block, n))
-			defer putF32(bu)
-		}
-		for s := 0; s < n; s += block {
-			m := min(block, n-s)
-			xv, sv := bx[:m], bs[:m]
-			load32(xv, x, offs[0]+s*inner[0], inner[0])
-			if kind >= 0 {
-				var uv []float32
-				if up != nil {
-					uv = bu[:m]
-					load32(uv, *up, offs[2]+s*inner[2], inner[2])
-				}
-				if swigluFast(xv, uv, kind) {
-					store32(xv, out, offs[1]+s*inner[1], inner[1])
-					continue
-				}
-			}
-			sigmoid32(sv, xv)
-			roundF32(dt, sv)
-			mulF32(xv, sv)
+		// blocks of one row: split over the cores when the row is long (a
+		// decode step's [1, 4864]; a prompt's rows are split by rows)
+		blocks := func(b0, b1 int) {
+			bx, bs := getF32(min(block, n)), getF32(min(block, n))
+			defer func() { putF32(bx); putF32(bs) }()
+			var bu []float32
 			if up != nil {
-				roundF32(dt, xv)
-				uv := bu[:m]
-				load32(uv, *up, offs[2]+s*inner[2], inner[2])
-				mulF32(xv, uv)
+				bu = getF32(min(block, n))
+				defer putF32(bu)
 			}
-			store32(xv, out, offs[1]+s*inner[1], inner[1])
+			for s := b0 * block; s < min(n, b1*block); s += block {
+				m := min(block, n-s)
+				xv, sv := bx[:m], bs[:m]
+				load32(xv, x, offs[0]+s*inner[0], inner[0])
+				if kind >= 0 {
+					var uv []float32
+					if up != nil {
+						uv = bu[:m]
+						load32(uv, *up, offs[2]+s*inner[2], inner[2])
+					}
+					if swigluFast(xv, uv, kind) {
+						store32(xv, out, offs[1]+s*inner[1], inner[1])
+						continue
+					}
+				}
+				sigmoid32(sv, xv)
+				roundF32(dt, sv)
+				mulF32(xv, sv)
+				if up != nil {
+					roundF32(dt, xv)
+					uv := bu[:m]
+					load32(uv, *up, offs[2]+s*inner[2], inner[2])
+					mulF32(xv, uv)
+				}
+				store32(xv, out, offs[1]+s*inner[1], inner[1])
+			}
 		}
+		nb := (n + block - 1) / block
+		if nb >= 4 {
+			kernels.Parallel(nb, 1, blocks)
+			return
+		}
+		blocks(0, nb)
 	})
 	return nil
 }
