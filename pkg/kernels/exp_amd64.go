@@ -47,3 +47,14 @@ func swiglu(x, up []float32, kind int) bool {
 	swigluAVX512(&x[0], u, len(x), kind)
 	return true
 }
+
+//go:noescape
+func roundHalfAVX512(x *float32, n, kind int)
+
+func roundHalf(x []float32, kind HalfKind) bool {
+	if !hasAVX512 {
+		return false
+	}
+	roundHalfAVX512(&x[0], len(x), int(kind))
+	return true
+}

@@ -315,3 +315,56 @@ sdone:
 	VZEROUPPER
 	MOVSD X5, ret+24(FP)
 	RET
+
+// func roundHalfAVX512(x *float32, n, kind int)
+// x[i] = float32(half(x[i])) in place: kind 0 bf16 (RBF16: round to
+// nearest even, NaNs quiet, as F32ToBF16), 1 f16 (RF16).
+TEXT ·roundHalfAVX512(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ kind+16(FP), DX
+	MOVL $0x400000, AX
+	VPBROADCASTD AX, Z5
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z6
+	MOVL $1, AX
+	VPBROADCASTD AX, Z7
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z8
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z9
+	MOVL $0xffff0000, AX
+	VPBROADCASTD AX, Z10
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+
+rhloop:
+	TESTQ CX, CX
+	JZ    rhdone
+	CMPQ  CX, $16
+	JGE   rhfull
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	MOVQ  $16, CX
+
+rhfull:
+	VMOVUPS.Z (SI), K1, Z0
+	TESTQ DX, DX
+	JNZ   rhf16
+	RBF16(Z0)
+	JMP   rhst
+
+rhf16:
+	RF16(Z0)
+
+rhst:
+	VMOVUPS Z0, K1, (SI)
+	ADDQ  $64, SI
+	SUBQ  $16, CX
+	JMP   rhloop
+
+rhdone:
+	VZEROUPPER
+	RET

@@ -134,17 +134,13 @@ func binFast(x, y []float32, op int) bool {
 	return true
 }
 
-//go:noescape
-func roundHalfAVX512(x *float32, n, kind int)
-
 // roundHalfFast rounds x in place to bf16 (kind 0) or f16 (kind 1)
-// precision with AVX-512; false when unavailable.
+// precision with AVX-512 (kernels.RoundHalf); false when unavailable.
 func roundHalfFast(x []float32, kind int) bool {
-	if !hasAVX512 || len(x) == 0 {
+	if len(x) == 0 {
 		return false
 	}
-	roundHalfAVX512(unsafe.SliceData(x), len(x), kind)
-	return true
+	return kernels.RoundHalf(x, kernels.HalfKind(kind))
 }
 
 // swigluFast computes, in place in x, silu(x) rounded as the unfused ops
