@@ -107,16 +107,16 @@ func newWorkerPool() *workerPool {
 // start makes sure n helpers run (called with mu held).
 func (p *workerPool) start(n int) {
 	for ; p.started < n; p.started++ {
-		go p.helper(p.gen.Load())
+		go p.helper(p.started, p.gen.Load())
 	}
 }
 
 // helper runs every job published after seen, for good.
-func (p *workerPool) helper(seen uint64) {
+func (p *workerPool) helper(index int, seen uint64) {
 	for {
 		g := p.gen.Load()
 		if g == seen {
-			g = p.await(seen)
+			g = p.await(index, seen)
 		}
 		seen = g
 		p.cur.Load().work()
@@ -125,8 +125,13 @@ func (p *workerPool) helper(seen uint64) {
 
 // await returns the job count once it moves past seen: it polls for
 // spinFor, then sleeps until Parallel wakes it.
-func (p *workerPool) await(seen uint64) uint64 {
+func (p *workerPool) await(index int, seen uint64) uint64 {
 	deadline := time.Now().Add(spinFor)
+	if index+1 >= runtime.GOMAXPROCS(0) {
+		// GOMAXPROCS went down since this helper started: polling would
+		// take a P the callers need.
+		deadline = time.Time{}
+	}
 	for i := 0; ; i++ {
 		if g := p.gen.Load(); g != seen {
 			return g
