@@ -320,8 +320,9 @@ func prepAct(x []float32, bits, G int, a *qact) {
 	a.sumx = grow(a.sumx, K/G)
 	clear(a.xq[K:])
 	clear(a.dx[nb:])
-	quantAct(x, bits, a.xq, a.dx[:nb], a.bsum[:nb])
-	roundedSums(a.xq, bits, a.dx[:nb], a.bsum[:nb])
+	if !quantAct(x, bits, a.xq, a.dx[:nb], a.bsum[:nb]) {
+		roundedSums(a.xq, bits, a.dx[:nb], a.bsum[:nb])
+	}
 	clear(a.sumx)
 	for b, s := range a.bsum[:nb] {
 		a.sumx[b*32/G] += s

@@ -39,13 +39,15 @@ func dequantFast(q *QWeight, n0, rows int, dst []float32) bool {
 	return true
 }
 
-// quantAct quantizes activations for the int8 kernels (see prepAct).
-func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
+// quantAct quantizes activations for the int8 kernels (see prepAct); it
+// reports whether bsum already holds the rounded sums (roundedSums).
+func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) bool {
 	if hasAVX512 && len(dx) > 0 {
 		quantActAVX512(&x[0], len(dx), bits, &xq[0], &dx[0], &bsum[0])
-		return
+		return true
 	}
 	quantActGo(x, bits, xq, dx, bsum)
+	return false
 }
 
 //go:noescape

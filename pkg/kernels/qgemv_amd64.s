@@ -541,7 +541,8 @@ tdone:
 
 // func quantActAVX512(x *float32, nblk int, bits int, xq *int8, dx, bsum *float32)
 // Quantizes nblk blocks of 32 floats to int8 with dx = max|x|/127 and
-// xi = round-to-even(x·127/max), storing dx and Σx per block. The int8s go
+// xi = round-to-even(x·127/max), storing dx and dx·Σxi per block (the
+// rounded sums of roundedSums). The int8s go
 // in natural order (bits 8) or, per 128-chunk, even elements then odd
 // elements (bits 4; nblk a multiple of 4).
 TEXT ·quantActAVX512(SB), NOSPLIT, $0-48
@@ -572,13 +573,16 @@ qaloop:
 	VXORPS Z6, Z6, Z6
 	VCMPPS $4, Z6, Z3, K1 // max != 0
 	VDIVPS.Z Z3, Z30, K1, Z5 // 127/max, 0 where max = 0
-	VADDPS Z2, Z1, Z6
-	HRED(VADDPS, Z6, Y6, X6, Z7, Y7, X7)
-	VMOVSS X6, (R10)
 	VMULPS Z5, Z1, Z1
 	VMULPS Z5, Z2, Z2
 	VCVTPS2DQ Z1, Z1
 	VCVTPS2DQ Z2, Z2
+	// the block's sum of its rounded values, times dx (roundedSums)
+	VPADDD Z2, Z1, Z6
+	HRED(VPADDD, Z6, Y6, X6, Z7, Y7, X7)
+	VCVTDQ2PS X6, X6
+	VMULSS (R9), X6, X6
+	VMOVSS X6, (R10)
 	VPMOVSDB Z1, X1
 	VPMOVSDB Z2, X2
 	CMPQ R8, $8

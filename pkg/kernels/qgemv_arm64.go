@@ -52,8 +52,9 @@ func qgemvFast(Y, X []float32, M int, q *QWeight) bool {
 }
 
 // quantAct quantizes activations for the int8 kernels (see prepAct).
-func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
+func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) bool {
 	quantActGo(x, bits, xq, dx, bsum)
+	return false
 }
 
 // dequantNEON writes ng groups of 32·iters values of one 4- or 8-bit

@@ -6,8 +6,9 @@ package kernels
 func qgemvFast(Y, X []float32, M int, q *QWeight) bool { return false }
 
 // quantAct quantizes activations for the int8 kernels (see prepAct).
-func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) {
+func quantAct(x []float32, bits int, xq []int8, dx, bsum []float32) bool {
 	quantActGo(x, bits, xq, dx, bsum)
+	return false
 }
 
 // dequantFast has no assembly outside amd64.
