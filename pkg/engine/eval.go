@@ -121,6 +121,18 @@ func ClearCache() {
 func Eval(arrays ...*Array) error {
 	evalMu.Lock()
 	defer evalMu.Unlock()
+	// Nothing to do (a cache write re-evaluating what is evaluated, a
+	// second read): no graph walk, no allocation.
+	done := true
+	for _, a := range arrays {
+		if a == nil || a.err != nil || a.st == nil {
+			done = false
+			break
+		}
+	}
+	if done {
+		return nil
+	}
 	return evalLocked(arrays)
 }
 
