@@ -132,9 +132,13 @@ type Plan struct {
 	fineGrained bool
 }
 
-// NewPlan starts a plan. groupSize and bits 0 mean the mode defaults (64,
-// 4); mode "" means "affine", the only mode supported. pred is a recipe
-// (MixedRecipe) or the model's own predicate (ModelPredicate), or nil.
+// NewPlan starts a plan. groupSize and bits 0 mean the mode defaults
+// (ModeDefaults: affine 64/4, mxfp4 32/4, nvfp4 16/4, mxfp8 32/8); mode ""
+// means "affine". A float mode takes only its own group size and bits, as
+// mx.quantize. pred is a recipe (MixedRecipe) or the model's own predicate
+// (ModelPredicate), or nil; a predicate's explicit params without a "mode"
+// key are affine whatever the global mode (to_quantized's default), as the
+// 8-bit routers of mlx_lm's MoE models in an mxfp4 conversion.
 // existing is the source config's "quantization" object when re-converting
 // a partly quantized model: it is kept (its global values too, as mlx_lm
 // does) and every layer quantized now gets an explicit entry.
@@ -142,16 +146,17 @@ func NewPlan(groupSize, bits int, mode string, pred Predicate, existing map[stri
 	if mode == "" {
 		mode = "affine"
 	}
-	if mode != "affine" {
-		return nil, fmt.Errorf("quant: mode %q is not supported yet (only \"affine\"; mlx_lm also has mxfp4, nvfp4, mxfp8)", mode)
+	dg, db, err := ModeDefaults(mode)
+	if err != nil {
+		return nil, err
 	}
 	if groupSize == 0 {
-		groupSize = DefaultGroupSize
+		groupSize = dg
 	}
 	if bits == 0 {
-		bits = DefaultBits
+		bits = db
 	}
-	if err := Validate(bits, groupSize); err != nil {
+	if err := ValidateMode(mode, bits, groupSize); err != nil {
 		return nil, err
 	}
 	p := &Plan{Global: Settings{GroupSize: groupSize, Bits: bits, Mode: mode}, predicate: pred}
@@ -215,10 +220,10 @@ func resolveParams(m map[string]any) (Settings, error) {
 		}
 		s.Mode = str
 	}
-	if s.Mode != "affine" {
-		return s, fmt.Errorf("mode %q is not supported yet (only \"affine\")", s.Mode)
+	var err error
+	if s.GroupSize, s.Bits, err = ModeDefaults(s.Mode); err != nil {
+		return s, err
 	}
-	s.GroupSize, s.Bits = DefaultGroupSize, DefaultBits
 	for key, dst := range map[string]*int{"group_size": &s.GroupSize, "bits": &s.Bits} {
 		v, ok := m[key]
 		if !ok || v == nil {
@@ -230,7 +235,7 @@ func resolveParams(m map[string]any) (Settings, error) {
 		}
 		*dst = n
 	}
-	return s, Validate(s.Bits, s.GroupSize)
+	return s, ValidateMode(s.Mode, s.Bits, s.GroupSize)
 }
 
 // Config is the "quantization" object for config.json; mlx_lm writes the

@@ -1,4 +1,5 @@
-// Package quant implements MLX's affine quantization bit for bit, and the
+// Package quant implements MLX's affine quantization bit for bit, its float
+// modes mxfp4, nvfp4 and mxfp8 (fp.go: QuantizeFP, DequantizeFP), and the
 // rules mlx_lm uses to choose which layers to quantize and how.
 //
 // # Encoding
