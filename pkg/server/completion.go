@@ -326,8 +326,12 @@ type completion struct {
 	toolCalls []json.RawMessage
 	madeCall  bool
 	toolIndex int
-	finishBy  string
-	writeErr  error
+	// tools is the request's tools as pyjson values, for the parsers that
+	// read argument types from them (decoded on the first tool call).
+	tools        any
+	toolsDecoded bool
+	finishBy     string
+	writeErr     error
 }
 
 func (c *completion) flush() {
@@ -434,7 +438,8 @@ func (c *completion) emit(pieces []piece, last bool) error {
 		c.toolText.Reset()
 	}
 	formatted := c.formatToolCalls(calls)
-	c.madeCall = c.madeCall || len(formatted) > 0
+	// As mlx_lm's made_tool_call: a finished tool text counts, parsed or not.
+	c.madeCall = c.madeCall || len(calls) > 0
 	if !c.rq.stream {
 		c.content.WriteString(content.String())
 		c.reasoning.WriteString(reasoning.String())

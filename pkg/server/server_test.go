@@ -755,8 +755,13 @@ func TestInferToolParser(t *testing.T) {
 			t.Errorf("InferToolParser(%q) = %q, want %q", tmpl, got, want)
 		}
 	}
-	if !ToolParserSupported("json_tools") || ToolParserSupported("mistral") {
-		t.Error("only json_tools is parsed")
+	for _, name := range []string{"json_tools", "qwen3_coder", "mistral", "pythonic", "function_gemma", "gemma4", "kimi_k2", "minimax_m2", "longcat", "glm47"} {
+		if !ToolParserSupported(name) {
+			t.Errorf("%s is not parsed", name)
+		}
+	}
+	if ToolParserSupported("") || ToolParserSupported("hermes") {
+		t.Error("unknown formats are not parsed")
 	}
 }
 
@@ -796,9 +801,10 @@ func TestToolCallsAndReasoning(t *testing.T) {
 	if !strings.Contains(got, `"finish_reason":"length"`) || !strings.Contains(got, `"arguments":"{}"`) || !strings.Contains(got, `"content":null`) {
 		t.Errorf("truncated call: %s", got)
 	}
-	// A call that does not parse is dropped, as mlx_lm does.
+	// A call that does not parse is dropped, as mlx_lm does (its finish
+	// reason is still "tool_calls").
 	got = replyFor(t, false, "stop", `Hi<tool_call>{"name": `)
-	if !strings.Contains(got, `"content":"Hi"`) || strings.Contains(got, "tool_calls") {
+	if !strings.Contains(got, `"content":"Hi"`) || strings.Contains(got, `"tool_calls":[`) || !strings.Contains(got, `"finish_reason":"tool_calls"`) {
 		t.Errorf("broken call: %s", got)
 	}
 
