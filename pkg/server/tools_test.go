@@ -189,6 +189,10 @@ func TestToolParserErrors(t *testing.T) {
 		{"qwen3_coder", "<function=f><parameter=a</parameter></function>"},
 		{"mistral", `get_weather[ARGS]{"city": `},
 		{"mistral", `just text`},
+		// Two calls: the reply's second [TOOL_CALLS] stays in the call's
+		// text (mistral's calls run to the end of the reply) and the greedy
+		// {.*} takes both, which is not JSON: mlx_lm drops them too.
+		{"mistral", `a[ARGS]{"x": 1}[TOOL_CALLS]b[ARGS]{"y": 2}`},
 		{"pythonic", `[f(a=1`},
 		{"function_gemma", `call:f{a:1`},
 		{"function_gemma", `call:f{a}`},
