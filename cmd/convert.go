@@ -5,6 +5,7 @@ import (
 
 	"github.com/mlxgo/mlxgo/pkg/convert"
 	"github.com/mlxgo/mlxgo/pkg/hub"
+	"github.com/mlxgo/mlxgo/pkg/quant"
 
 	"github.com/spf13/cobra"
 )
@@ -14,8 +15,8 @@ type ConvertOptions struct {
 	HFPath          string
 	MLXPath         string
 	Quantize        bool
-	QGroupSize      int // 0: the mode's default (affine 64)
-	QBits           int // 0: the mode's default (affine 4)
+	QGroupSize      int // 0: the mode's default (affine 64, mxfp4 32, nvfp4 16, mxfp8 32)
+	QBits           int // 0: the mode's default (affine 4, mxfp4 4, nvfp4 4, mxfp8 8)
 	QMode           string
 	QuantPredicate  string
 	Dtype           string
@@ -23,6 +24,9 @@ type ConvertOptions struct {
 	Dequantize      bool
 	TrustRemoteCode bool
 }
+
+// quantModes are mlx_lm's --q-mode choices.
+var quantModes = []string{"affine", "mxfp4", "nvfp4", "mxfp8"}
 
 // quantRecipes are mlx_lm's --quant-predicate choices.
 var quantRecipes = []string{"mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"}
@@ -42,10 +46,28 @@ func newConvertCmdWith(f *Factory, runF func(context.Context, *Factory, *Convert
 			if o.Quantize && o.Dequantize {
 				return flagError("-q/--quantize and -d/--dequantize cannot be used together")
 			}
-			if o.QMode != "affine" {
-				return flagError("--q-mode %q is not supported yet; only affine (mxfp4, nvfp4 and mxfp8 are planned)", o.QMode)
+			if !contains(quantModes, o.QMode) {
+				return flagError("--q-mode %q: expected one of %v", o.QMode, quantModes)
 			}
-			if o.Quantize {
+			fp, isFP := quant.FPModes[o.QMode]
+			if isFP && !o.Quantize {
+				return flagError("--q-mode %s needs -q/--quantize", o.QMode)
+			}
+			if isFP && o.QuantPredicate != "" {
+				return flagError("--quant-predicate %s only supports --q-mode affine, not %s", o.QuantPredicate, o.QMode)
+			}
+			if o.Quantize && isFP {
+				// A float mode has one group size and width (mx.quantize
+				// refuses any other).
+				if o.QGroupSize != 0 && o.QGroupSize != fp[0] {
+					return flagError("--q-group-size %d: --q-mode %s quantization requires group size %d", o.QGroupSize, o.QMode, fp[0])
+				}
+				if o.QBits != 0 && o.QBits != fp[1] {
+					return flagError("--q-bits %d: --q-mode %s quantization requires %d bits", o.QBits, o.QMode, fp[1])
+				}
+				o.QGroupSize, o.QBits = fp[0], fp[1]
+			}
+			if o.Quantize && !isFP {
 				if o.QBits == 0 {
 					o.QBits = 4
 				}
@@ -82,9 +104,9 @@ func newConvertCmdWith(f *Factory, runF func(context.Context, *Factory, *Convert
 	fs.StringVar(&o.HFPath, "model", "", "Alias of --hf-path")
 	fs.StringVar(&o.MLXPath, "mlx-path", "mlx_model", "Path to save the MLX model")
 	fs.BoolVarP(&o.Quantize, "quantize", "q", false, "Generate a quantized model")
-	fs.IntVar(&o.QGroupSize, "q-group-size", 0, "Group size for quantization (default 64 for affine)")
-	fs.IntVar(&o.QBits, "q-bits", 0, "Bits per weight for quantization (default 4 for affine)")
-	fs.StringVar(&o.QMode, "q-mode", "affine", "The quantization mode")
+	fs.IntVar(&o.QGroupSize, "q-group-size", 0, "Group size for quantization (default: 64 affine, 32 mxfp4/mxfp8, 16 nvfp4)")
+	fs.IntVar(&o.QBits, "q-bits", 0, "Bits per weight for quantization (default: 4, 8 for mxfp8)")
+	fs.StringVar(&o.QMode, "q-mode", "affine", "The quantization mode: affine, mxfp4, nvfp4 or mxfp8")
 	fs.StringVar(&o.QuantPredicate, "quant-predicate", "", "Mixed-bit quantization recipe: mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6")
 	fs.StringVar(&o.Dtype, "dtype", "", "Type to save the non-quantized parameters (float16, bfloat16, float32; default: the model's torch_dtype)")
 	fs.StringVar(&o.UploadRepo, "upload-repo", "", "The Hugging Face repo to upload the model to")

@@ -4,7 +4,8 @@
 // output is in mlx_lm's layout: experts stacked or split, fused
 // projections split, tensors transposed, norms shifted), an optional
 // dtype cast, optional MLX affine quantization (bit-exact with MLX's CPU
-// encoder) or dequantization, then mlx_lm's output layout: sharded
+// encoder) or float-mode quantization (mxfp4, nvfp4, mxfp8: MLX's Metal
+// encoder, quant.QuantizeFP; uint8 scales, no biases) or dequantization, then mlx_lm's output layout: sharded
 // model*.safetensors with the index, config.json with sorted keys and the
 // quantization entries, the tokenizer and side files, and a model card,
 // written through pkg/mlxdir (shared with fuse).
@@ -46,10 +47,10 @@ type Options struct {
 	Revision string // hub revision of HFPath ("" = main)
 
 	Quantize       bool
-	GroupSize      int    // 0: the mode's default (64)
-	Bits           int    // 0: the mode's default (4)
-	Mode           string // "" or "affine"
-	QuantPredicate string // "" or a mixed recipe (quant.Recipes)
+	GroupSize      int    // 0: the mode's default (quant.ModeDefaults)
+	Bits           int    // 0: the mode's default
+	Mode           string // "" (affine), "affine", "mxfp4", "nvfp4" or "mxfp8"
+	QuantPredicate string // "" or a mixed recipe (quant.Recipes; affine only)
 	Dtype          string // "", float16, bfloat16 or float32
 	Dequantize     bool
 	UploadRepo     string
@@ -85,8 +86,11 @@ func Convert(ctx context.Context, o Options) (*Result, error) {
 	if o.Quantize && o.Dequantize {
 		return nil, errors.New("convert: choose either quantize or dequantize, not both")
 	}
-	if o.Mode != "" && o.Mode != "affine" {
-		return nil, fmt.Errorf("convert: quantization mode %q is not supported yet (only affine)", o.Mode)
+	if _, _, err := quant.ModeDefaults(o.Mode); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if o.QuantPredicate != "" && quant.IsFloatMode(o.Mode) {
+		return nil, fmt.Errorf("convert: quant predicates only support affine quantization, not %s", o.Mode)
 	}
 	if o.QuantPredicate != "" && !o.Quantize {
 		return nil, errors.New("convert: a quant predicate needs quantize")
@@ -443,6 +447,10 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 				{Name: path + ".weight", DType: st.U32, Shape: wShape, Params: quant.PackedParams(wShape, d.Bits)},
 				{Name: path + ".scales", DType: j.to, Shape: sShape, Params: st.NoParams},
 				{Name: path + ".biases", DType: j.to, Shape: sShape, Params: st.NoParams},
+			}
+			if quant.IsFloatMode(d.Mode) { // uint8 scales, no biases
+				j.specs[1].DType = st.U8
+				j.specs = j.specs[:2]
 			}
 			p.quantized++
 

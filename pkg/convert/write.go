@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"github.com/mlxgo/mlxgo/pkg/mlxdir"
 	"github.com/mlxgo/mlxgo/pkg/quant"
 	st "github.com/mlxgo/mlxgo/pkg/safetensors"
@@ -25,6 +26,7 @@ type buffers struct {
 	w, s, b  []byte // dequantize inputs
 	cs, cb   []byte // dequantize scales/biases cast
 	al2, al3 []byte
+	wide     []byte // a half chunk widened to float32 (float modes)
 }
 
 func align8(n int) int { return (n + 7) &^ 7 }
@@ -187,6 +189,9 @@ func (j *job) run(ctx context.Context, w *st.Writer, bufs *buffers) error {
 }
 
 func (j *job) quantize(ctx context.Context, w *st.Writer, bufs *buffers) error {
+	if quant.IsFloatMode(j.set.Mode) {
+		return j.quantizeFP(ctx, w, bufs)
+	}
 	in := j.in
 	cols, opts := in.rowLen, j.set.Options()
 	pc, ng := quant.PackedCols(cols, j.set.Bits), cols/j.set.GroupSize
@@ -258,4 +263,43 @@ func (j *job) dequantize(w *st.Writer, bufs *buffers) error {
 		return err
 	}
 	return w.WriteTensor(j.in.name, dst)
+}
+
+// quantizeFP encodes a layer in a float mode (quant.QuantizeFP): each chunk
+// of rows is cast to the output dtype (as mlx_lm casts before quantizing),
+// widened to float32 and encoded; uint8 scales, no biases.
+func (j *job) quantizeFP(ctx context.Context, w *st.Writer, bufs *buffers) error {
+	in := j.in
+	cols := in.rowLen
+	pc, ng := quant.PackedCols(cols, j.set.Bits), cols/j.set.GroupSize
+	qb, sb := in.rows*pc*4, in.rows*ng
+	buf := bufs.out.get(align8(qb) + sb)
+	qAll := asU32(buf[:qb], nil)
+	sAll := buf[align8(qb) : align8(qb)+sb]
+	err := in.chunks(&bufs.gather, func(row int, data []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := len(data) / in.esize / cols
+		src := data
+		if in.dtype != j.to {
+			src = grow(&bufs.conv, n*cols*dtypeSize(j.to))
+			castInto(src, j.to, data, in.dtype, &bufs.tmp)
+		}
+		var f []float32
+		if j.to == st.F32 {
+			f = asF32(src, &bufs.align)
+		} else {
+			f = asF32(grow(&bufs.wide, 4*n*cols), nil)
+			kernels.HalfToF32Slice(f, asU16(src, &bufs.align), halfKind(j.to))
+		}
+		return quant.QuantizeFP(f, cols, j.set.Mode, qAll[row*pc:(row+n)*pc], sAll[row*ng:(row+n)*ng])
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.WriteTensor(j.specs[0].Name, buf[:qb]); err != nil {
+		return err
+	}
+	return w.WriteTensor(j.specs[1].Name, sAll)
 }
