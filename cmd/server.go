@@ -194,8 +194,12 @@ func runServer(ctx context.Context, f *Factory, o *ServerOptions) error {
 			if tmpl == "" {
 				tmpl = chatTemplateSource(lm.dir)
 			}
-			if l.ToolParser = server.InferToolParser(tmpl); l.ToolParser != "" && !server.ToolParserSupported(l.ToolParser) {
-				log.Warn(fmt.Sprintf("the chat template's tool calls are in mlx_lm's %s format, which mlxgo does not parse: tool calls stay in the reply text", l.ToolParser))
+			tp, err := server.ToolParserFor(lm.dir, tmpl)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", lm.dir, err)
+			}
+			if l.ToolParser = tp; tp != "" && !server.ToolParserSupported(tp) {
+				log.Warn(fmt.Sprintf("tool_parser_type %q is not a tool-call format mlxgo parses: tool calls stay in the reply text", tp))
 			}
 			if k.Draft != "" {
 				draft, err := loadForGeneration(ctx, f, draftName, k.Draft)
