@@ -344,6 +344,12 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 		return ok
 	}
 
+	// floatMode: a quantized layer of the source in mxfp4, nvfp4 or mxfp8.
+	floatMode := func(path string) bool {
+		spec, _ := srcQuant.For(path, true)
+		return quant.IsFloatMode(spec.Mode)
+	}
+
 	var qplan *quant.Plan
 	if o.Quantize {
 		var pred quant.Predicate
@@ -387,6 +393,31 @@ func plan(m *st.Model, cfg *mlxdir.Config, dtype string, o Options) (*planned, e
 		j := &job{kind: jobCopy, in: in, to: outDtype(in)}
 
 		switch {
+		case o.Dequantize && param == "weight" && isQuantized(path) && floatMode(path):
+			// mx.dequantize of a float mode: bfloat16 (its default type).
+			spec, _ := srcQuant.For(path, true)
+			s := inputs[path+".scales"]
+			if s == nil || in.dtype != st.U32 || s.dtype != st.U8 || inputs[path+".biases"] != nil {
+				sd := st.DType("none")
+				if s != nil {
+					sd = s.dtype
+				}
+				return nil, fmt.Errorf("convert: layer %s (mode %q) needs a U32 weight, U8 scales and no biases; has weight %s, scales %s, biases %v", path, spec.Mode, in.dtype, sd, inputs[path+".biases"] != nil)
+			}
+			if err := quant.ValidateMode(spec.Mode, spec.Bits, spec.GroupSize); err != nil {
+				return nil, fmt.Errorf("convert: layer %s: %w", path, err)
+			}
+			cols := in.rowLen * 32 / spec.Bits
+			if s.rowLen*spec.GroupSize != cols || s.rows != in.rows {
+				return nil, fmt.Errorf("convert: layer %s: weight %v and scales %v do not fit %s", path, in.shape, s.shape, spec.Mode)
+			}
+			j.kind, j.scales, j.to = jobDequantize, s, st.BF16
+			j.set = quant.Settings{GroupSize: spec.GroupSize, Bits: spec.Bits, Mode: spec.Mode}
+			consumed[path+".scales"] = true
+			shape := append(append([]int(nil), in.shape[:len(in.shape)-1]...), cols)
+			j.specs = []st.TensorSpec{{Name: name, DType: j.to, Shape: shape}}
+			p.dequant++
+
 		case o.Dequantize && param == "weight" && isQuantized(path):
 			s, b := inputs[path+".scales"], inputs[path+".biases"]
 			if s == nil || b == nil || in.dtype != st.U32 {

@@ -280,3 +280,60 @@ func TestConvertFloatModeMoE(t *testing.T) {
 		t.Errorf("logits rel err %.3g vs the dequantized model", e)
 	}
 }
+
+// TestDequantizeFloatModes: -d of a float-mode folder writes each layer
+// as mx.dequantize does for these modes: bfloat16 values of code × scale;
+// the other tensors keep their dtype, the quantization entries go, and
+// the folder loads. gpt_oss's affine 8-bit routers come back in their
+// scales' dtype (F32).
+func TestDequantizeFloatModes(t *testing.T) {
+	for _, c := range []struct{ fixture, mode string }{{"llama-f32", "mxfp4"}, {"llama-f32", "nvfp4"}, {"llama-f32", "mxfp8"}, {"gpt_oss-f32", "mxfp4"}} {
+		t.Run(c.mode+"/"+c.fixture, func(t *testing.T) {
+			q, _, _ := run(t, Options{HFPath: filepath.Join(fixtures, c.fixture), Quantize: true, Mode: c.mode})
+			d, _, res := run(t, Options{HFPath: q, Dequantize: true})
+			qs, ds := readTensors(t, q), readTensors(t, d)
+			n := 0
+			for name, x := range qs {
+				path, isW := strings.CutSuffix(name, ".weight")
+				s, quantized := qs[path+".scales"]
+				switch {
+				case strings.HasSuffix(name, ".scales") || strings.HasSuffix(name, ".biases"):
+					if _, ok := ds[name]; ok {
+						t.Errorf("%s kept", name)
+					}
+				case isW && quantized && s.DType == st.U8:
+					n++
+					y := ds[name]
+					want := dequantizedFP(t, x, s, c.mode)
+					if y.DType != st.BF16 || y.Shape[len(y.Shape)-1] != x.Shape[len(x.Shape)-1]*32/quant.FPModes[c.mode][1] {
+						t.Fatalf("%s: %s %v", name, y.DType, y.Shape)
+					}
+					for i, h := range u16s(y.Data) {
+						if h != bf16(want[i]) {
+							t.Fatalf("%s[%d] = bf16 %#04x, want %v", name, i, h, want[i])
+						}
+					}
+				case isW && quantized:
+					if y := ds[name]; y.DType != s.DType {
+						t.Errorf("affine %s: %s, want its scales' %s", name, y.DType, s.DType)
+					}
+				default:
+					if y := ds[name]; y.DType != x.DType || !bytes.Equal(y.Data, x.Data) {
+						t.Errorf("%s not copied as is", name)
+					}
+				}
+			}
+			if n == 0 || res.Dequantized < n {
+				t.Errorf("%d float-mode layers, %d dequantized", n, res.Dequantized)
+			}
+			cfg := map[string]any{}
+			readJSON(t, filepath.Join(d, "config.json"), &cfg)
+			if _, ok := cfg["quantization"]; ok {
+				t.Error("quantization kept")
+			}
+			if _, _, err := model.Load(d); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -234,6 +234,9 @@ func (j *job) dequantize(w *st.Writer, bufs *buffers) error {
 	if err != nil {
 		return err
 	}
+	if quant.IsFloatMode(j.set.Mode) {
+		return j.dequantizeFP(w, wb, bufs)
+	}
 	sb, err := j.scales.gather(&bufs.s)
 	if err != nil {
 		return err
@@ -302,4 +305,23 @@ func (j *job) quantizeFP(ctx context.Context, w *st.Writer, bufs *buffers) error
 		return err
 	}
 	return w.WriteTensor(j.specs[1].Name, sAll)
+}
+
+// dequantizeFP decodes a float-mode layer (quant.DequantizeFP, float32)
+// and rounds it to j.to, bfloat16 as mx.dequantize's default for these
+// modes (the decoded values are exact in bfloat16).
+func (j *job) dequantizeFP(w *st.Writer, wb []byte, bufs *buffers) error {
+	sb, err := j.scales.gather(&bufs.s)
+	if err != nil {
+		return err
+	}
+	q := asU32(wb, &bufs.align)
+	cols := j.specs[0].Shape[len(j.specs[0].Shape)-1]
+	fb := grow(&bufs.wide, 4*j.in.rows*cols)
+	if err := quant.DequantizeFP(q, sb, cols, j.set.Mode, asF32(fb, nil)); err != nil {
+		return err
+	}
+	dst := bufs.out.get(j.in.rows * cols * dtypeSize(j.to))
+	castInto(dst, j.to, fb, st.F32, &bufs.tmp)
+	return w.WriteTensor(j.in.name, dst)
 }
