@@ -20,7 +20,7 @@ import (
 func nearestE4M3(x float32) uint8 {
 	best, bestD := 0, math.Inf(1)
 	for c := 0; c <= 0x7e; c++ {
-		d := math.Abs(float64(e4m3Vals[c]) - float64(x))
+		d := math.Abs(float64(quant.FPCodeValue(8, uint32(c))) - float64(x))
 		if d < bestD || d == bestD && c%2 == 0 {
 			best, bestD = c, d
 		}
@@ -44,7 +44,7 @@ func TestFuseFloatModes(t *testing.T) {
 			adir, ad := writeAdapter(t, 0.1, 21)
 			const path = "model.layers.0.mlp.down_proj" // [64, 96]
 			out, in := 64, 96
-			g, bits := fpModes[mode][0], fpModes[mode][1]
+			g, bits := quant.FPModes[mode][0], quant.FPModes[mode][1]
 			deqBase, err := engine.DequantizeMode(ck.Tensors[path+".weight"], ck.Tensors[path+".scales"], nil, g, bits, mode).Float32s()
 			must(t, err)
 			h := make([]float32, out*in) // the fused weight in bfloat16
@@ -95,15 +95,14 @@ func TestFuseFloatModes(t *testing.T) {
 					t.Errorf("group %d: scale code %d, want %d (max %g)", gi, scales[gi], want, amax)
 					bad++
 				}
-				s := fpScale(mode, scales[gi])
+				s := quant.FPScaleValue(mode, scales[gi])
 				for j, x := range grp {
 					k := gi*g + j
 					c := codes[k/per] >> (uint(k%per) * uint(bits)) & (1<<bits - 1)
-					v := e2m1Vals[c&15] * s
-					cands := e2m1Vals[:]
-					if bits == 8 {
-						v = e4m3Vals[c] * s
-						cands = e4m3Vals[:]
+					v := quant.FPCodeValue(bits, c) * s
+					var cands []float32
+					for cc := range uint32(1) << bits {
+						cands = append(cands, quant.FPCodeValue(bits, cc))
 					}
 					dmin := math.Inf(1)
 					for _, cv := range cands {
@@ -209,5 +208,5 @@ func TestExportGGUFFloatMode(t *testing.T) {
 
 // fpSettings is a float mode's fixed group size and bits.
 func fpSettings(mode string) quant.Settings {
-	return quant.Settings{GroupSize: fpModes[mode][0], Bits: fpModes[mode][1], Mode: mode}
+	return quant.Settings{GroupSize: quant.FPModes[mode][0], Bits: quant.FPModes[mode][1], Mode: mode}
 }

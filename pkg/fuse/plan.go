@@ -272,7 +272,7 @@ func checkQuantized(path string, w, s, b *source, spec model.QuantSpec) error {
 // checkFPQuantized validates a float-mode layer: uint8 scales
 // [..., rows, cols/group], no biases, the mode's group size and bits.
 func checkFPQuantized(path string, w, s, b *source, spec model.QuantSpec) error {
-	fp := fpModes[spec.Mode]
+	fp := quant.FPModes[spec.Mode]
 	if spec.GroupSize != fp[0] || spec.Bits != fp[1] {
 		return fmt.Errorf("layer %s: quantization mode %s needs group size %d and %d bits, config.json says %d and %d", path, spec.Mode, fp[0], fp[1], spec.GroupSize, spec.Bits)
 	}

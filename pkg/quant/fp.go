@@ -147,6 +147,19 @@ func fpScale(mode string, c uint8) float32 {
 	return float32(math.Ldexp(1, int(c)-127))
 }
 
+// FPCodeValue is the value of code c of a float mode's element format
+// (E2M1 for 4 bits, E4M3 for 8), before the group scale.
+func FPCodeValue(bits int, c uint32) float32 {
+	if bits == 8 {
+		return e4m3Vals[c&0xff]
+	}
+	return e2m1Vals[c&15]
+}
+
+// FPScaleValue decodes a group's uint8 scale in mode (E4M3 for nvfp4,
+// E8M0 otherwise).
+func FPScaleValue(mode string, c uint8) float32 { return fpScale(mode, c) }
+
 // checkFP validates a float-mode call: w holds whole rows of cols values
 // and the buffers fit.
 func checkFP(n, cols int, mode string, words, scales int) (groupSize, bits int, err error) {
