@@ -134,8 +134,8 @@ func f32ToHalfGo(dst []uint16, src []float32, kind HalfKind) {
 }
 
 // RoundHalf rounds each x[i] in place to the nearest value of kind's
-// precision (as F32ToBF16 / F32ToF16 then widening back) on AVX-512; false
-// without it.
+// precision (as F32ToBF16 / F32ToF16 then widening back) on AVX-512 or
+// NEON; false without them.
 func RoundHalf(x []float32, kind HalfKind) bool {
 	if len(x) == 0 {
 		return true

@@ -365,9 +365,9 @@ func TestSDPASmallKernels(t *testing.T) {
 		}
 		run := func(kern, avx bool) []float32 {
 			out := fill([]int{B, cs.H, cs.Lq, cs.D}, backend.RowMajor([]int{B, cs.H, cs.Lq, cs.D}), B*cs.H*cs.Lq*cs.D)
-			savedK, savedA, savedW := sdpaKernels, hasAVX512, sdpaSmallWork
-			sdpaKernels, hasAVX512, sdpaSmallWork = kern, avx && savedA, 1<<40
-			defer func() { sdpaKernels, hasAVX512, sdpaSmallWork = savedK, savedA, savedW }()
+			savedK, savedA, savedU, savedW := sdpaKernels, hasAVX512, useKernels, sdpaSmallWork
+			sdpaKernels, hasAVX512, useKernels, sdpaSmallWork = kern, avx && savedA, avx && savedU, 1<<40
+			defer func() { sdpaKernels, hasAVX512, useKernels, sdpaSmallWork = savedK, savedA, savedU, savedW }()
 			if err := c.ScaledDotProductAttention(cs.o, q, k, v, mask, sinks, out); err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@
 package cpu
 
 import (
-	"github.com/mlxgo/mlxgo/pkg/kernels"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -12,14 +11,6 @@ import (
 // hasAVX512 gates the AVX-512 elementwise kernels (tests turn it off to
 // check the Go fallback on the same machine).
 var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
-
-// sigmoidFast computes sigmoid32 with AVX-512; false when unavailable.
-func sigmoidFast(dst, src []float32) bool {
-	if len(src) == 0 {
-		return false
-	}
-	return kernels.Sigmoid(dst, src)
-}
 
 //go:noescape
 func dotAVX512(a, b *float32, n int) float32
@@ -44,14 +35,6 @@ func axpyFast(y []float32, a float32, x []float32) bool {
 	_ = x[len(y)-1]
 	axpyAVX512(unsafe.SliceData(y), a, unsafe.SliceData(x), len(y))
 	return true
-}
-
-// expSubFast sets s[i] = e^(s[i]−m) and returns their sum, with AVX-512.
-func expSubFast(s []float32, m float32) (float32, bool) {
-	if len(s) == 0 {
-		return 0, false
-	}
-	return kernels.ExpSub(s, m)
 }
 
 //go:noescape
@@ -132,22 +115,4 @@ func binFast(x, y []float32, op int) bool {
 	_ = y[len(x)-1]
 	binF32AVX512(unsafe.SliceData(x), unsafe.SliceData(y), len(x), op)
 	return true
-}
-
-// roundHalfFast rounds x in place to bf16 (kind 0) or f16 (kind 1)
-// precision with AVX-512 (kernels.RoundHalf); false when unavailable.
-func roundHalfFast(x []float32, kind int) bool {
-	if len(x) == 0 {
-		return false
-	}
-	return kernels.RoundHalf(x, kernels.HalfKind(kind))
-}
-
-// swigluFast computes, in place in x, silu(x) rounded as the unfused ops
-// round it (kernels.SwiGLU); false without AVX-512.
-func swigluFast(x, up []float32, kind int) bool {
-	if len(x) == 0 {
-		return false
-	}
-	return kernels.SwiGLU(x, up, kind)
 }

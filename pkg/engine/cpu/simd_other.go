@@ -5,13 +5,9 @@ package cpu
 // hasAVX512 is false off amd64 (there is no assembly).
 var hasAVX512 = false
 
-func sigmoidFast(dst, src []float32) bool { return false }
-
 func dotFast(a, b []float32) (float32, bool) { return 0, false }
 
 func axpyFast(y []float32, a float32, x []float32) bool { return false }
-
-func expSubFast(s []float32, m float32) (float32, bool) { return 0, false }
 
 func dotRowsFast(q []float32, ldq, rows int, k []float32, d int, s []float32, lds int) bool {
 	return false
@@ -28,7 +24,3 @@ func scaleF64(x []float32, r float64) { scaleF64Go(x, r) }
 func mulF32(x, w []float32) { mulF32Go(x, w) }
 
 func binFast(x, y []float32, op int) bool { return false }
-
-func roundHalfFast(x []float32, kind int) bool { return false }
-
-func swigluFast(x, up []float32, kind int) bool { return false }
