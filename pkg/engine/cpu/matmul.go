@@ -261,27 +261,13 @@ func (c *Backend) quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out bac
 	if !o.Transpose {
 		rows, cols = K, N
 	}
-	var X []float32
-	if x.DType == backend.Float32 && x.Contiguous() {
-		X = toF32(x)
-	} else {
-		var done func()
-		X, done = c.scratchF32(x.Size())
-		defer done()
-		widenInto(X, x)
-	}
+	X, doneX := c.inputF32(x)
+	defer doneX()
 	nbatch := backend.Prod(x.Shape[:nd-2])
 	// the product goes straight into a contiguous float32 output, else
 	// into pooled scratch that is rounded into out
-	var Yall []float32
-	direct := out.DType == backend.Float32 && out.Contiguous()
-	if direct {
-		Yall = f32s(bytesOf(out))[out.Offset : out.Offset+nbatch*M*N]
-	} else {
-		var done func()
-		Yall, done = c.scratchF32(nbatch * M * N)
-		defer done()
-	}
+	Yall, finish := c.outputF32(out, nbatch*M*N)
+	defer finish()
 	if len(w.Shape) == 2 {
 		qw := qmat(o.Quant, w, s, b, w.Offset, s.Offset, b.Offset, rows, cols)
 		qmm(o.Quant, o.Transpose, qw, X, nbatch*M, Yall)
@@ -291,9 +277,6 @@ func (c *Backend) quantizedMatmul(o backend.QuantizedMatmul, x, w, s, b, out bac
 			qw := qmat(o.Quant, w, s, b, wo[i], so[i], bo[i], rows, cols)
 			qmm(o.Quant, o.Transpose, qw, X[i*M*K:(i+1)*M*K], M, Yall[i*M*N:(i+1)*M*N])
 		}
-	}
-	if !direct {
-		fromF32(Yall, out)
 	}
 	return nil
 }
@@ -323,15 +306,8 @@ func (c *Backend) RunQuantizedMatmuls(ops []backend.QuantizedMatmul, x backend.V
 	nd := len(x.Shape)
 	K := x.Shape[nd-1]
 	M := x.Size() / max(K, 1)
-	var X []float32
-	if x.DType == backend.Float32 && x.Contiguous() {
-		X = toF32(x)
-	} else {
-		var done func()
-		X, done = c.scratchF32(x.Size())
-		defer done()
-		widenInto(X, x)
-	}
+	X, doneX := c.inputF32(x)
+	defer doneX()
 	qs := make([]*kernels.QWeight, len(ops))
 	Ys := make([][]float32, len(ops))
 	for i, o := range ops {
@@ -339,21 +315,37 @@ func (c *Backend) RunQuantizedMatmuls(ops []backend.QuantizedMatmul, x backend.V
 		out := outs[i]
 		N := out.Shape[len(out.Shape)-1]
 		qs[i] = qweight(o.Quant, w, s, b, w.Offset, s.Offset, b.Offset, N, K)
-		if out.DType == backend.Float32 && out.Contiguous() {
-			Ys[i] = f32s(bytesOf(out))[out.Offset : out.Offset+M*N]
-		} else {
-			var done func()
-			Ys[i], done = c.scratchF32(M * N)
-			defer done()
-		}
+		var finish func()
+		Ys[i], finish = c.outputF32(out, M*N)
+		defer finish()
 	}
 	kernels.QMatmulMulti(Ys, X, M, qs)
-	for i, out := range outs {
-		if !(out.DType == backend.Float32 && out.Contiguous()) {
-			fromF32(Ys[i], out)
-		}
-	}
 	return nil
+}
+
+// inputF32 returns x's elements as contiguous float32: x's own buffer
+// when it is that already, else pooled scratch (done gives it back).
+func (c *Backend) inputF32(x backend.View) (X []float32, done func()) {
+	if x.DType == backend.Float32 && x.Contiguous() {
+		return toF32(x), func() {}
+	}
+	X, done = c.scratchF32(x.Size())
+	widenInto(X, x)
+	return X, done
+}
+
+// outputF32 returns n float32s to compute out into: out's own buffer when
+// it is contiguous float32, else pooled scratch that finish rounds into
+// out and gives back (call finish once the values are written).
+func (c *Backend) outputF32(out backend.View, n int) (Y []float32, finish func()) {
+	if out.DType == backend.Float32 && out.Contiguous() {
+		return f32s(bytesOf(out))[out.Offset : out.Offset+n], func() {}
+	}
+	Y, done := c.scratchF32(n)
+	return Y, func() {
+		fromF32(Y, out)
+		done()
+	}
 }
 
 func checkIdx(idx []int, n int, what string) error {
