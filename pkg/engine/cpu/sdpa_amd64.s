@@ -61,6 +61,27 @@
 	VSHUFPS $0xdd, b, a, a   \
 	VADDPS  Z17, a, a
 
+// FOLD16STORE folds accumulators Z0-Z15 (accumulator j: key j's 16
+// partial sums) so that lane j of Z0 is key j's score, and stores the
+// lanes under K1 at DX.
+#define FOLD16STORE \
+	F4LO(Z4, Z0); \
+	F4LO(Z5, Z1); \
+	F4LO(Z6, Z2); \
+	F4LO(Z7, Z3); \
+	F4LO(Z12, Z8); \
+	F4LO(Z13, Z9); \
+	F4LO(Z14, Z10); \
+	F4LO(Z15, Z11); \
+	F4HI(Z8, Z0); \
+	F4HI(Z9, Z1); \
+	F4HI(Z10, Z2); \
+	F4HI(Z11, Z3); \
+	PSLO(Z1, Z0); \
+	PSLO(Z3, Z2); \
+	PSHI(Z2, Z0); \
+	VMOVUPS Z0, K1, (DX)
+
 // func qkBlocksAVX512(q *float32, qnext, rows int, k *float32, ldk, nv, n int, s *float32, lds int)
 // s[r·lds+j] = Σ_i q[r·(d+qnext/4)+i]·k[j·ldk+i] for r < rows, j < n;
 // d = 16·nv; qnext is the byte gap from the end of a query row to the
@@ -111,24 +132,7 @@ qvec:
 	DECQ    CX
 	JNZ     qvec
 
-	// accumulator j holds key j's 16 partial sums; fold them so that lane
-	// j of Z0 is key j's score
-	F4LO(Z4, Z0)
-	F4LO(Z5, Z1)
-	F4LO(Z6, Z2)
-	F4LO(Z7, Z3)
-	F4LO(Z12, Z8)
-	F4LO(Z13, Z9)
-	F4LO(Z14, Z10)
-	F4LO(Z15, Z11)
-	F4HI(Z8, Z0)
-	F4HI(Z9, Z1)
-	F4HI(Z10, Z2)
-	F4HI(Z11, Z3)
-	PSLO(Z1, Z0)
-	PSLO(Z3, Z2)
-	PSHI(Z2, Z0)
-	VMOVUPS Z0, K1, (DX)
+	FOLD16STORE
 
 	ADDQ R8, SI
 	ADDQ R11, DX
@@ -234,22 +238,7 @@ bvec:
 	DECQ    CX
 	JNZ     bvec
 
-	F4LO(Z4, Z0)
-	F4LO(Z5, Z1)
-	F4LO(Z6, Z2)
-	F4LO(Z7, Z3)
-	F4LO(Z12, Z8)
-	F4LO(Z13, Z9)
-	F4LO(Z14, Z10)
-	F4LO(Z15, Z11)
-	F4HI(Z8, Z0)
-	F4HI(Z9, Z1)
-	F4HI(Z10, Z2)
-	F4HI(Z11, Z3)
-	PSLO(Z1, Z0)
-	PSLO(Z3, Z2)
-	PSHI(Z2, Z0)
-	VMOVUPS Z0, K1, (DX)
+	FOLD16STORE
 
 	ADDQ R8, SI
 	ADDQ R11, DX
